@@ -1,0 +1,547 @@
+//! The breaker itself: admission, outcome accounting and transitions.
+
+use super::{
+    BreakerMetrics, BreakerSettings, BreakerState, JitterSource, LatencyHistogram,
+    OpenDurationPolicy, Outcome, RateWindow, SeededJitter, Transition, TransitionReason,
+};
+use std::fmt;
+use std::time::{Duration, Instant};
+
+/// Proof that a call was admitted; hand it back to [`CircuitBreaker::record`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use = "an admitted call must record its outcome, or the probe slot leaks"]
+pub struct Permit {
+    epoch: u64,
+    probe_slot: Option<u16>,
+    counted: bool,
+}
+
+impl Permit {
+    /// A permit issued from a published `(state, epoch)` without taking the
+    /// breaker's lock. Only valid for states that admit every call (Closed,
+    /// MetricsOnly, Disabled); the admission is counted when it is recorded.
+    pub fn unaccounted(epoch: u64) -> Self {
+        Self {
+            epoch,
+            probe_slot: None,
+            counted: false,
+        }
+    }
+
+    /// The epoch the call was admitted in.
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    /// Whether this call is a HalfOpen probe.
+    pub fn is_probe(&self) -> bool {
+        self.probe_slot.is_some()
+    }
+}
+
+/// Why a call was not admitted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rejected {
+    /// The state that rejected it.
+    pub state: BreakerState,
+    /// When an Open breaker will admit probes.
+    pub open_until: Option<Instant>,
+}
+
+impl fmt::Display for Rejected {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.state {
+            BreakerState::HalfOpen => f.write_str("half-open probe slots are all taken"),
+            state => write!(f, "breaker is {state}"),
+        }
+    }
+}
+
+/// One breaker's rules, state and metrics.
+///
+/// Time is always an argument; call [`CircuitBreaker::poll`] at
+/// [`CircuitBreaker::next_deadline`] to drive Open → HalfOpen and probe
+/// deadlines (the breaker actor does this with a timer).
+pub struct CircuitBreaker {
+    settings: BreakerSettings,
+    open_policy: OpenDurationPolicy,
+    jitter: Box<dyn JitterSource>,
+    state: BreakerState,
+    manual_reason: Option<String>,
+    epoch: u64,
+    state_changed_at: Instant,
+    open_until: Option<Instant>,
+    reopens: u32,
+    probe_started: Box<[Option<Instant>]>,
+    probes_in_flight: u32,
+    probe_successes: u32,
+    consecutive_failures: u32,
+    consecutive_successes: u32,
+    window: Option<RateWindow>,
+    latency: LatencyHistogram,
+    admitted: u64,
+    in_flight: u64,
+    successes: u64,
+    failures: u64,
+    ignored: u64,
+    timeouts: u64,
+    rejected: u64,
+    last_success: Option<Instant>,
+    last_failure: Option<Instant>,
+}
+
+impl fmt::Debug for CircuitBreaker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CircuitBreaker")
+            .field("state", &self.state)
+            .field("epoch", &self.epoch)
+            .field("consecutive_failures", &self.consecutive_failures)
+            .field("probes_in_flight", &self.probes_in_flight)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CircuitBreaker {
+    /// A Closed breaker with entropy-seeded jitter.
+    pub fn new(settings: BreakerSettings, now: Instant) -> Self {
+        Self::with_jitter(settings, now, Box::new(SeededJitter::new(fastrand::u64(..))))
+    }
+
+    /// A Closed breaker whose jitter comes from `jitter` (seed it to reproduce a run).
+    pub fn with_jitter(
+        settings: BreakerSettings,
+        now: Instant,
+        jitter: Box<dyn JitterSource>,
+    ) -> Self {
+        let open_policy = OpenDurationPolicy {
+            base: settings.open_timeout,
+            max: settings.max_open_timeout,
+            multiplier: settings.open_backoff_multiplier,
+            jitter: settings.open_jitter,
+        };
+        let window = settings
+            .rate_rule
+            .as_ref()
+            .map(|rule| RateWindow::new(rule.window, now));
+        let probes = settings.half_open_max_calls.clamp(1, u32::from(u16::MAX)) as usize;
+        Self {
+            open_policy,
+            jitter,
+            state: BreakerState::Closed,
+            manual_reason: None,
+            epoch: 0,
+            state_changed_at: now,
+            open_until: None,
+            reopens: 0,
+            probe_started: vec![None; probes].into_boxed_slice(),
+            probes_in_flight: 0,
+            probe_successes: 0,
+            consecutive_failures: 0,
+            consecutive_successes: 0,
+            window,
+            latency: LatencyHistogram::default(),
+            admitted: 0,
+            in_flight: 0,
+            successes: 0,
+            failures: 0,
+            ignored: 0,
+            timeouts: 0,
+            rejected: 0,
+            last_success: None,
+            last_failure: None,
+            settings,
+        }
+    }
+
+    /// The rules this breaker runs.
+    pub fn settings(&self) -> &BreakerSettings {
+        &self.settings
+    }
+
+    /// The current state.
+    pub fn state(&self) -> BreakerState {
+        self.state
+    }
+
+    /// The transition count; permits from older epochs cannot move the state.
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    /// When an Open breaker will admit probes.
+    pub fn open_until(&self) -> Option<Instant> {
+        self.open_until
+    }
+
+    /// Probes currently out while HalfOpen.
+    pub fn probes_in_flight(&self) -> u32 {
+        self.probes_in_flight
+    }
+
+    /// Asks to let one call through at `now`.
+    ///
+    /// Open never admits, even past its open duration: [`Self::poll`] moves it
+    /// to HalfOpen, so the published state and admission never disagree.
+    pub fn try_acquire(&mut self, now: Instant) -> Result<Permit, Rejected> {
+        let _ = now;
+        match self.state {
+            BreakerState::Closed | BreakerState::MetricsOnly | BreakerState::Disabled => {
+                self.admitted += 1;
+                self.in_flight += 1;
+                Ok(Permit {
+                    epoch: self.epoch,
+                    probe_slot: None,
+                    counted: true,
+                })
+            }
+            BreakerState::HalfOpen => {
+                let free = self.probe_started.iter().position(Option::is_none);
+                match free {
+                    Some(slot) => {
+                        self.probe_started[slot] = Some(now);
+                        self.probes_in_flight += 1;
+                        self.admitted += 1;
+                        self.in_flight += 1;
+                        Ok(Permit {
+                            epoch: self.epoch,
+                            probe_slot: Some(slot as u16),
+                            counted: true,
+                        })
+                    }
+                    None => Err(self.reject()),
+                }
+            }
+            BreakerState::Open | BreakerState::ForcedOpen => Err(self.reject()),
+        }
+    }
+
+    fn reject(&mut self) -> Rejected {
+        self.rejected += 1;
+        Rejected {
+            state: self.state,
+            open_until: self.open_until,
+        }
+    }
+
+    /// Counts a rejection made without the lock from published state.
+    pub fn count_rejections(&mut self, n: u64) {
+        self.rejected += n;
+    }
+
+    /// Records the outcome of an admitted call that took `elapsed`, at `now`.
+    pub fn record(
+        &mut self,
+        permit: Permit,
+        outcome: Outcome,
+        elapsed: Duration,
+        now: Instant,
+    ) -> Option<Transition> {
+        if permit.counted {
+            self.in_flight = self.in_flight.saturating_sub(1);
+        } else {
+            self.admitted += 1;
+        }
+        self.count(outcome, elapsed, now);
+        let current = permit.epoch == self.epoch;
+        if let Some(slot) = permit.probe_slot {
+            if current {
+                self.probe_started[slot as usize] = None;
+                self.probes_in_flight = self.probes_in_flight.saturating_sub(1);
+            }
+        }
+        if !current || self.state == BreakerState::Disabled {
+            return None;
+        }
+        match (self.state, outcome) {
+            (_, Outcome::Ignored) => None,
+            (BreakerState::Closed | BreakerState::MetricsOnly, Outcome::Success) => {
+                self.consecutive_failures = 0;
+                self.consecutive_successes = self.consecutive_successes.saturating_add(1);
+                self.push_window(false, elapsed, now);
+                self.check_trip(now)
+            }
+            (BreakerState::Closed | BreakerState::MetricsOnly, Outcome::Failure(_)) => {
+                self.consecutive_successes = 0;
+                self.consecutive_failures = self.consecutive_failures.saturating_add(1);
+                self.push_window(true, elapsed, now);
+                self.check_trip(now)
+            }
+            (BreakerState::HalfOpen, Outcome::Success) => {
+                self.consecutive_failures = 0;
+                self.consecutive_successes = self.consecutive_successes.saturating_add(1);
+                if permit.probe_slot.is_none() {
+                    return None;
+                }
+                self.probe_successes += 1;
+                if self.probe_successes >= self.settings.success_threshold {
+                    let successes = self.probe_successes;
+                    self.reopens = 0;
+                    Some(self.enter(
+                        BreakerState::Closed,
+                        TransitionReason::ProbesSucceeded { successes },
+                        now,
+                    ))
+                } else {
+                    None
+                }
+            }
+            (BreakerState::HalfOpen, Outcome::Failure(_)) => {
+                self.consecutive_successes = 0;
+                self.consecutive_failures = self.consecutive_failures.saturating_add(1);
+                if permit.probe_slot.is_none() {
+                    return None;
+                }
+                self.reopens = self.reopens.saturating_add(1);
+                Some(self.open(TransitionReason::ProbeFailed, now))
+            }
+            // No permit is issued in Open or ForcedOpen, and any transition
+            // bumps the epoch, so a current permit cannot land here.
+            (BreakerState::Open | BreakerState::ForcedOpen | BreakerState::Disabled, _) => None,
+        }
+    }
+
+    fn count(&mut self, outcome: Outcome, elapsed: Duration, now: Instant) {
+        self.latency.record(elapsed);
+        match outcome {
+            Outcome::Success => {
+                self.successes += 1;
+                self.last_success = Some(now);
+            }
+            Outcome::Failure(super::FailureKind::Timeout) => {
+                self.timeouts += 1;
+                self.last_failure = Some(now);
+            }
+            Outcome::Failure(_) => {
+                self.failures += 1;
+                self.last_failure = Some(now);
+            }
+            Outcome::Ignored => self.ignored += 1,
+        }
+    }
+
+    fn push_window(&mut self, failed: bool, elapsed: Duration, now: Instant) {
+        if let (Some(window), Some(rule)) = (&mut self.window, &self.settings.rate_rule) {
+            window.record(failed, elapsed >= rule.slow_call_duration, now);
+        }
+    }
+
+    fn check_trip(&mut self, now: Instant) -> Option<Transition> {
+        if self.state != BreakerState::Closed {
+            return None;
+        }
+        let reason = self.trip_reason()?;
+        Some(self.open(reason, now))
+    }
+
+    fn trip_reason(&self) -> Option<TransitionReason> {
+        if self.consecutive_failures >= self.settings.failure_threshold {
+            return Some(TransitionReason::ConsecutiveFailures {
+                count: self.consecutive_failures,
+                threshold: self.settings.failure_threshold,
+            });
+        }
+        let (window, rule) = (self.window.as_ref()?, self.settings.rate_rule.as_ref()?);
+        let calls = window.calls();
+        if calls < rule.minimum_calls {
+            return None;
+        }
+        if let (Some(threshold), Some(rate)) = (rule.failure_rate_threshold, window.failure_rate())
+        {
+            if rate >= threshold {
+                return Some(TransitionReason::FailureRate {
+                    rate,
+                    threshold,
+                    calls,
+                });
+            }
+        }
+        if let (Some(threshold), Some(rate)) = (rule.slow_call_rate_threshold, window.slow_rate()) {
+            if rate >= threshold {
+                return Some(TransitionReason::SlowCallRate {
+                    rate,
+                    threshold,
+                    calls,
+                });
+            }
+        }
+        None
+    }
+
+    fn open(&mut self, reason: TransitionReason, now: Instant) -> Transition {
+        let duration = self.open_policy.duration(self.reopens, self.jitter.as_mut());
+        self.open_until = Some(now + duration);
+        self.enter(BreakerState::Open, reason, now)
+    }
+
+    fn enter(&mut self, to: BreakerState, reason: TransitionReason, now: Instant) -> Transition {
+        let from = self.state;
+        self.state = to;
+        self.epoch += 1;
+        self.state_changed_at = now;
+        if to != BreakerState::Open {
+            self.open_until = None;
+        }
+        if !to.is_manual() {
+            self.manual_reason = None;
+        }
+        self.probe_started.fill(None);
+        self.probes_in_flight = 0;
+        self.probe_successes = 0;
+        if to == BreakerState::Closed {
+            self.consecutive_failures = 0;
+            if let Some(window) = &mut self.window {
+                window.clear(now);
+            }
+        }
+        Transition {
+            from,
+            to,
+            reason,
+            at: now,
+            epoch: self.epoch,
+            open_until: self.open_until,
+        }
+    }
+
+    /// Drives timed transitions: Open → HalfOpen once the open duration has
+    /// passed, and HalfOpen → Open when a probe outlives its deadline.
+    pub fn poll(&mut self, now: Instant) -> Option<Transition> {
+        match self.state {
+            BreakerState::Open => {
+                let until = self.open_until?;
+                (now >= until).then(|| {
+                    let open_for = now.saturating_duration_since(self.state_changed_at);
+                    self.enter(
+                        BreakerState::HalfOpen,
+                        TransitionReason::OpenElapsed { open_for },
+                        now,
+                    )
+                })
+            }
+            BreakerState::HalfOpen => {
+                let deadline = self.settings.half_open_probe_timeout;
+                let expired = self
+                    .probe_started
+                    .iter()
+                    .flatten()
+                    .any(|started| now.saturating_duration_since(*started) >= deadline);
+                expired.then(|| {
+                    self.reopens = self.reopens.saturating_add(1);
+                    self.open(TransitionReason::ProbeTimedOut, now)
+                })
+            }
+            _ => {
+                if let Some(window) = &mut self.window {
+                    window.advance(now);
+                }
+                None
+            }
+        }
+    }
+
+    /// When [`Self::poll`] next has something to do, if ever.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        match self.state {
+            BreakerState::Open => self.open_until,
+            BreakerState::HalfOpen => self
+                .probe_started
+                .iter()
+                .flatten()
+                .min()
+                .map(|started| *started + self.settings.half_open_probe_timeout),
+            _ => None,
+        }
+    }
+
+    /// A recovery strategy reports the dependency back: Open moves to
+    /// HalfOpen at once, and ForcedOpen set by escalation is cleared to
+    /// HalfOpen too. Other states are left alone.
+    pub fn recovery_succeeded(&mut self, now: Instant) -> Option<Transition> {
+        matches!(self.state, BreakerState::Open | BreakerState::ForcedOpen).then(|| {
+            self.enter(
+                BreakerState::HalfOpen,
+                TransitionReason::RecoverySucceeded,
+                now,
+            )
+        })
+    }
+
+    /// Holds the breaker open until reset, whatever the traffic.
+    pub fn force_open(&mut self, reason: impl Into<String>, now: Instant) -> Option<Transition> {
+        self.set_manual(BreakerState::ForcedOpen, reason.into(), now)
+    }
+
+    /// Takes the breaker out of the way: every call is admitted, nothing trips.
+    pub fn disable(&mut self, reason: impl Into<String>, now: Instant) -> Option<Transition> {
+        self.set_manual(BreakerState::Disabled, reason.into(), now)
+    }
+
+    /// Counts every call but never trips.
+    pub fn metrics_only(&mut self, reason: impl Into<String>, now: Instant) -> Option<Transition> {
+        self.set_manual(BreakerState::MetricsOnly, reason.into(), now)
+    }
+
+    fn set_manual(
+        &mut self,
+        to: BreakerState,
+        reason: String,
+        now: Instant,
+    ) -> Option<Transition> {
+        if self.state == to && self.manual_reason.as_deref() == Some(reason.as_str()) {
+            return None;
+        }
+        let transition = self.enter(to, TransitionReason::Manual(reason.clone()), now);
+        self.manual_reason = Some(reason);
+        Some(transition)
+    }
+
+    /// Returns to Closed with fresh counts, the base open duration and an
+    /// empty window. Lifetime counters and latency are kept.
+    pub fn reset(&mut self, now: Instant) -> Transition {
+        self.reopens = 0;
+        self.consecutive_successes = 0;
+        self.enter(BreakerState::Closed, TransitionReason::Reset, now)
+    }
+
+    /// The reason for the current manual state.
+    pub fn manual_reason(&self) -> Option<&str> {
+        self.manual_reason.as_deref()
+    }
+
+    /// Copies out every counter.
+    pub fn metrics(&self) -> BreakerMetrics {
+        let decided = self.successes + self.failures + self.timeouts;
+        let (window_failure_rate, window_slow_rate) =
+            match (&self.window, &self.settings.rate_rule) {
+                (Some(window), Some(rule)) if window.calls() >= rule.minimum_calls => {
+                    (window.failure_rate(), window.slow_rate())
+                }
+                _ => (None, None),
+            };
+        BreakerMetrics {
+            state: self.state,
+            manual_reason: self.manual_reason.clone(),
+            admitted: self.admitted,
+            in_flight: self.in_flight,
+            successes: self.successes,
+            failures: self.failures,
+            ignored: self.ignored,
+            timeouts: self.timeouts,
+            rejected: self.rejected,
+            consecutive_failures: self.consecutive_failures,
+            consecutive_successes: self.consecutive_successes,
+            success_rate: (decided > 0).then(|| self.successes as f64 / decided as f64),
+            window_failure_rate,
+            window_slow_rate,
+            mean_response: self.latency.mean(),
+            p50_response: self.latency.quantile(0.5),
+            p99_response: self.latency.quantile(0.99),
+            state_changed_at: self.state_changed_at,
+            open_until: self.open_until,
+            transitions: self.epoch,
+            reopens: self.reopens,
+            last_success: self.last_success,
+            last_failure: self.last_failure,
+        }
+    }
+}

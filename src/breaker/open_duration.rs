@@ -1,0 +1,90 @@
+//! How long a breaker stays open, growing on each re-open.
+
+use super::JitterSource;
+use std::time::Duration;
+
+/// Computes the open duration for the n-th consecutive re-open.
+///
+/// The first open lasts exactly `base` (the seed's timeout, so "5 minutes"
+/// means five minutes). Each re-open without a clean close in between
+/// multiplies it by `multiplier`, capped at `max`, then spreads it by up to
+/// `±jitter` of itself, never below `base` nor above `max`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct OpenDurationPolicy {
+    /// The first open duration.
+    pub base: Duration,
+    /// The cap.
+    pub max: Duration,
+    /// Growth per re-open.
+    pub multiplier: f64,
+    /// Relative spread, 0–1.
+    pub jitter: f64,
+}
+
+impl OpenDurationPolicy {
+    /// The duration for re-open number `reopens` (0 for the first open).
+    pub fn duration(&self, reopens: u32, jitter: &mut dyn JitterSource) -> Duration {
+        if reopens == 0 {
+            return self.base;
+        }
+        let base = self.base.as_secs_f64();
+        let max = self.max.as_secs_f64().max(base);
+        let exponent = i32::try_from(reopens).unwrap_or(i32::MAX);
+        let grown = (base * self.multiplier.powi(exponent)).min(max);
+        let spread = 1.0 + self.jitter * (2.0 * jitter.next_unit() - 1.0);
+        let secs = (grown * spread).clamp(base, max);
+        if secs.is_finite() {
+            Duration::from_secs_f64(secs)
+        } else {
+            self.max
+        }
+    }
+
+    /// The bounds a jittered duration for `reopens` must fall within.
+    pub fn bounds(&self, reopens: u32) -> (Duration, Duration) {
+        if reopens == 0 {
+            return (self.base, self.base);
+        }
+        let base = self.base.as_secs_f64();
+        let max = self.max.as_secs_f64().max(base);
+        let exponent = i32::try_from(reopens).unwrap_or(i32::MAX);
+        let grown = (base * self.multiplier.powi(exponent)).min(max);
+        let low = (grown * (1.0 - self.jitter)).clamp(base, max);
+        let high = (grown * (1.0 + self.jitter)).clamp(base, max);
+        (Duration::from_secs_f64(low), Duration::from_secs_f64(high))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy() -> OpenDurationPolicy {
+        OpenDurationPolicy {
+            base: Duration::from_secs(60),
+            max: Duration::from_secs(600),
+            multiplier: 2.0,
+            jitter: 0.1,
+        }
+    }
+
+    #[test]
+    fn test_duration_when_first_open_then_exactly_base() {
+        let mut j = 0.99;
+        assert_eq!(policy().duration(0, &mut j), Duration::from_secs(60));
+    }
+
+    #[test]
+    fn test_duration_when_reopened_then_grows_within_jitter_and_caps() {
+        let p = policy();
+        let mut low = 0.0;
+        let mut high = 0.999_999;
+        let d1_low = p.duration(1, &mut low).as_secs_f64();
+        let d1_high = p.duration(1, &mut high).as_secs_f64();
+        assert!((107.9..=108.1).contains(&d1_low), "{d1_low}");
+        assert!((131.9..=132.1).contains(&d1_high), "{d1_high}");
+        assert_eq!(p.duration(10, &mut high), Duration::from_secs(600));
+        let capped_low = p.duration(10, &mut low).as_secs_f64();
+        assert!((539.9..=540.1).contains(&capped_low), "{capped_low}");
+    }
+}

@@ -1,0 +1,115 @@
+//! A change of breaker state and why it happened.
+
+use super::BreakerState;
+use std::fmt;
+use std::time::{Duration, Instant};
+
+/// One change of state, returned by every method that can cause one so the
+/// caller can log it, publish it and schedule the next timer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Transition {
+    /// The state before.
+    pub from: BreakerState,
+    /// The state after.
+    pub to: BreakerState,
+    /// Why it changed.
+    pub reason: TransitionReason,
+    /// When it changed, on the clock the caller passed in.
+    pub at: Instant,
+    /// The breaker's epoch after the change (its transition count).
+    pub epoch: u64,
+    /// When an Open state will let probes in, if the new state is Open.
+    pub open_until: Option<Instant>,
+}
+
+/// Why a breaker changed state.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum TransitionReason {
+    /// `count` consecutive failures reached `failure_threshold`.
+    ConsecutiveFailures {
+        /// Failures in a row.
+        count: u32,
+        /// The configured threshold.
+        threshold: u32,
+    },
+    /// The failure rate over the window reached its threshold.
+    FailureRate {
+        /// Observed rate, 0–1.
+        rate: f64,
+        /// Configured threshold, 0–1.
+        threshold: f64,
+        /// Calls in the window when it tripped.
+        calls: u32,
+    },
+    /// The slow-call rate over the window reached its threshold.
+    SlowCallRate {
+        /// Observed rate, 0–1.
+        rate: f64,
+        /// Configured threshold, 0–1.
+        threshold: f64,
+        /// Calls in the window when it tripped.
+        calls: u32,
+    },
+    /// The open duration passed.
+    OpenElapsed {
+        /// How long it stayed open.
+        open_for: Duration,
+    },
+    /// Enough consecutive probes succeeded.
+    ProbesSucceeded {
+        /// Consecutive probe successes since entering HalfOpen.
+        successes: u32,
+    },
+    /// A probe failed.
+    ProbeFailed,
+    /// A probe did not return within `half_open_probe_timeout`.
+    ProbeTimedOut,
+    /// A recovery strategy reported the dependency back.
+    RecoverySucceeded,
+    /// An operator or escalation forced the state; the text says why.
+    Manual(String),
+    /// An operator reset the breaker to Closed.
+    Reset,
+}
+
+impl fmt::Display for TransitionReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TransitionReason::ConsecutiveFailures { count, threshold } => {
+                write!(f, "{count} consecutive failures (threshold {threshold})")
+            }
+            TransitionReason::FailureRate {
+                rate,
+                threshold,
+                calls,
+            } => write!(
+                f,
+                "failure rate {:.1}% over {calls} calls (threshold {:.1}%)",
+                rate * 100.0,
+                threshold * 100.0
+            ),
+            TransitionReason::SlowCallRate {
+                rate,
+                threshold,
+                calls,
+            } => write!(
+                f,
+                "slow-call rate {:.1}% over {calls} calls (threshold {:.1}%)",
+                rate * 100.0,
+                threshold * 100.0
+            ),
+            TransitionReason::OpenElapsed { open_for } => {
+                write!(f, "open for {}", humantime::format_duration(*open_for))
+            }
+            TransitionReason::ProbesSucceeded { successes } => {
+                write!(f, "{successes} consecutive probe successes")
+            }
+            TransitionReason::ProbeFailed => f.write_str("a probe failed"),
+            TransitionReason::ProbeTimedOut => f.write_str("a probe timed out"),
+            TransitionReason::RecoverySucceeded => f.write_str("recovery succeeded"),
+            TransitionReason::Manual(reason) => write!(f, "manual: {reason}"),
+            TransitionReason::Reset => f.write_str("reset by operator"),
+        }
+    }
+}

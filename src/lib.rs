@@ -1,0 +1,4 @@
+//! seawall: a supervision runtime for trading engines.
+#![warn(missing_docs)]
+
+pub mod breaker;
