@@ -97,7 +97,9 @@ impl Model {
             BreakerState::Open if now >= self.open_until.unwrap() => {
                 self.enter(BreakerState::HalfOpen)
             }
-            BreakerState::HalfOpen if self.probes.iter().any(|s| now - *s >= self.probe_timeout) => {
+            BreakerState::HalfOpen
+                if self.probes.iter().any(|s| now - *s >= self.probe_timeout) =>
+            {
                 self.reopens += 1;
                 self.open(now);
             }
@@ -120,8 +122,11 @@ fn run(
 ) -> Result<(), TestCaseError> {
     let t0 = Instant::now();
     let mut now = t0;
-    let mut settings =
-        BreakerSettings::seed_default(failure_threshold, success_threshold, Duration::from_secs(10));
+    let mut settings = BreakerSettings::seed_default(
+        failure_threshold,
+        success_threshold,
+        Duration::from_secs(10),
+    );
     settings.half_open_max_calls = max_probes;
     settings.max_open_timeout = Duration::from_secs(80);
     settings.half_open_probe_timeout = Duration::from_secs(30);
@@ -156,7 +161,12 @@ fn run(
                     BreakerState::HalfOpen => (model.probes.len() as u32) < model.max_probes,
                     BreakerState::Open | BreakerState::ForcedOpen => false,
                 };
-                prop_assert_eq!(result.is_ok(), expect_admit, "admission in {:?}", model.state);
+                prop_assert_eq!(
+                    result.is_ok(),
+                    expect_admit,
+                    "admission in {:?}",
+                    model.state
+                );
                 if let Ok(permit) = result {
                     prop_assert!(
                         !(model.state == BreakerState::Open && now < model.open_until.unwrap()),

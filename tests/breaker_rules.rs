@@ -79,8 +79,14 @@ fn test_failure_rate_when_below_minimum_calls_then_no_trip_and_at_minimum_then_t
     assert_eq!(b.state(), BreakerState::Closed, "9 calls < minimum 10");
     assert_eq!(b.metrics().window_failure_rate, None);
     let permit = b.try_acquire(now).unwrap();
-    let t = b.record(permit, Outcome::Success, MS, now).expect("trips at 5/10");
-    assert!(matches!(t.reason, TransitionReason::FailureRate { calls: 10, .. }), "{:?}", t.reason);
+    let t = b
+        .record(permit, Outcome::Success, MS, now)
+        .expect("trips at 5/10");
+    assert!(
+        matches!(t.reason, TransitionReason::FailureRate { calls: 10, .. }),
+        "{:?}",
+        t.reason
+    );
 }
 
 #[test]
@@ -124,7 +130,11 @@ fn test_time_window_when_old_failures_slide_out_then_rate_forgets_them() {
         call(&mut b, Outcome::Success, MS, later);
     }
     call(&mut b, FAIL, MS, later);
-    assert_eq!(b.state(), BreakerState::Closed, "1 failure in 5 once the old 3 expired");
+    assert_eq!(
+        b.state(),
+        BreakerState::Closed,
+        "1 failure in 5 once the old 3 expired"
+    );
 }
 
 #[test]
@@ -139,7 +149,11 @@ fn test_half_open_when_probe_fails_then_reopens_longer_and_clean_close_resets_du
     assert_eq!(b.poll(t1).unwrap().to, BreakerState::HalfOpen);
     call(&mut b, FAIL, MS, t1);
     assert_eq!(b.state(), BreakerState::Open);
-    assert_eq!(b.open_until(), Some(t1 + Duration::from_secs(600)), "doubled");
+    assert_eq!(
+        b.open_until(),
+        Some(t1 + Duration::from_secs(600)),
+        "doubled"
+    );
     let t2 = t1 + Duration::from_secs(600);
     b.poll(t2);
     for _ in 0..3 {
@@ -149,7 +163,11 @@ fn test_half_open_when_probe_fails_then_reopens_longer_and_clean_close_resets_du
     for _ in 0..5 {
         call(&mut b, FAIL, MS, t2);
     }
-    assert_eq!(b.open_until(), Some(t2 + Duration::from_secs(300)), "back to base");
+    assert_eq!(
+        b.open_until(),
+        Some(t2 + Duration::from_secs(300)),
+        "back to base"
+    );
 }
 
 #[test]

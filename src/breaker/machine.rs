@@ -104,7 +104,11 @@ impl fmt::Debug for CircuitBreaker {
 impl CircuitBreaker {
     /// A Closed breaker with entropy-seeded jitter.
     pub fn new(settings: BreakerSettings, now: Instant) -> Self {
-        Self::with_jitter(settings, now, Box::new(SeededJitter::new(fastrand::u64(..))))
+        Self::with_jitter(
+            settings,
+            now,
+            Box::new(SeededJitter::new(fastrand::u64(..))),
+        )
     }
 
     /// A Closed breaker whose jitter comes from `jitter` (seed it to reproduce a run).
@@ -368,7 +372,9 @@ impl CircuitBreaker {
     }
 
     fn open(&mut self, reason: TransitionReason, now: Instant) -> Transition {
-        let duration = self.open_policy.duration(self.reopens, self.jitter.as_mut());
+        let duration = self
+            .open_policy
+            .duration(self.reopens, self.jitter.as_mut());
         self.open_until = Some(now + duration);
         self.enter(BreakerState::Open, reason, now)
     }
@@ -481,12 +487,7 @@ impl CircuitBreaker {
         self.set_manual(BreakerState::MetricsOnly, reason.into(), now)
     }
 
-    fn set_manual(
-        &mut self,
-        to: BreakerState,
-        reason: String,
-        now: Instant,
-    ) -> Option<Transition> {
+    fn set_manual(&mut self, to: BreakerState, reason: String, now: Instant) -> Option<Transition> {
         if self.state == to && self.manual_reason.as_deref() == Some(reason.as_str()) {
             return None;
         }
@@ -511,13 +512,13 @@ impl CircuitBreaker {
     /// Copies out every counter.
     pub fn metrics(&self) -> BreakerMetrics {
         let decided = self.successes + self.failures + self.timeouts;
-        let (window_failure_rate, window_slow_rate) =
-            match (&self.window, &self.settings.rate_rule) {
-                (Some(window), Some(rule)) if window.calls() >= rule.minimum_calls => {
-                    (window.failure_rate(), window.slow_rate())
-                }
-                _ => (None, None),
-            };
+        let (window_failure_rate, window_slow_rate) = match (&self.window, &self.settings.rate_rule)
+        {
+            (Some(window), Some(rule)) if window.calls() >= rule.minimum_calls => {
+                (window.failure_rate(), window.slow_rate())
+            }
+            _ => (None, None),
+        };
         BreakerMetrics {
             state: self.state,
             manual_reason: self.manual_reason.clone(),

@@ -1,0 +1,116 @@
+//! `actors.toml`: the schema, the loader, environment overrides and validation.
+//!
+//! A tree is described by one file with a `[runtime]` table and one
+//! `[services.NAME]` table per protected dependency:
+//!
+//! ```toml
+//! [runtime]
+//! health_check_interval = "30s"
+//!
+//! [services.kite_api]
+//! failure_threshold = 5
+//! success_threshold = 3
+//! open_timeout = "5m"
+//! call_timeout = "10s"
+//! concurrency = 4
+//! ```
+//!
+//! Durations use humantime (`"250ms"`, `"5m"`, `"1h 30m"`). Unknown keys are
+//! errors, so a typo never silently falls back to a default.
+//!
+//! Loading goes: parse → apply the seed's environment overrides →
+//! [`Config::validate`]. Every problem found is reported at once, each naming
+//! the file (or variable), the key and the fix; a syntax error names its line
+//! and column.
+
+mod env;
+mod error;
+mod runtime;
+mod service;
+
+pub use env::{EnvOverrides, VARIABLES as ENV_VARIABLES};
+pub use error::{ConfigError, Problem};
+pub use runtime::RuntimeConfig;
+pub use service::{RateWindowConfig, ServiceConfig};
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// The whole of `actors.toml`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Tree-wide switches and intervals.
+    #[serde(default)]
+    pub runtime: RuntimeConfig,
+    /// One entry per protected dependency, keyed by the name handles use.
+    #[serde(default)]
+    pub services: BTreeMap<String, ServiceConfig>,
+}
+
+impl Config {
+    /// Reads `path`, applies the process environment's overrides and validates.
+    pub fn load(path: impl AsRef<Path>) -> Result<Self, ConfigError> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::from_toml_with_env(&text, &path.display().to_string(), |key| {
+            std::env::var(key).ok()
+        })
+    }
+
+    /// Parses `text` (reported as `origin` in errors), applies overrides read
+    /// through `env`, and validates. Tests pass a map lookup for `env`.
+    pub fn from_toml_with_env(
+        text: &str,
+        origin: &str,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let mut config = Self::parse(text, origin)?;
+        let mut problems = EnvOverrides::read(&env).apply(&mut config);
+        problems.extend(config.problems());
+        if problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigError::Invalid {
+                origin: origin.to_string(),
+                problems,
+            })
+        }
+    }
+
+    /// Parses `text` without environment overrides or validation.
+    pub fn parse(text: &str, origin: &str) -> Result<Self, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError::syntax(origin, text, &e))
+    }
+
+    /// Checks every value; the error lists every problem found.
+    pub fn validate(&self, origin: &str) -> Result<(), ConfigError> {
+        let problems = self.problems();
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError::Invalid {
+                origin: origin.to_string(),
+                problems,
+            })
+        }
+    }
+
+    fn problems(&self) -> Vec<Problem> {
+        let mut problems = self.runtime.problems();
+        for (name, service) in &self.services {
+            service.problems(name, &mut problems);
+        }
+        problems
+    }
+
+    /// The seed's four default breakers, as shipped in `actors.toml`.
+    pub fn seed_defaults() -> Self {
+        Self::parse(include_str!("../actors.toml"), "actors.toml")
+            .expect("the shipped actors.toml parses")
+    }
+}

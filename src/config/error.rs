@@ -1,0 +1,152 @@
+//! Errors from loading `actors.toml`, each naming the key and the fix.
+
+use std::fmt;
+
+/// Why a configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}; check the path, or pass --config with the right file")]
+    Read {
+        /// The path tried.
+        path: String,
+        /// What the OS said.
+        source: std::io::Error,
+    },
+    /// The TOML did not parse, or a value had the wrong type or name.
+    #[error("{origin}:{line}:{column}: {message}")]
+    Syntax {
+        /// The file (or label) parsed.
+        origin: String,
+        /// 1-based line of the problem.
+        line: usize,
+        /// 1-based column of the problem.
+        column: usize,
+        /// What was wrong, from the TOML parser, with the key where known.
+        message: String,
+    },
+    /// Values parsed but broke a rule.
+    #[error("{origin}: {}", ProblemList(problems))]
+    Invalid {
+        /// The file (or label) validated.
+        origin: String,
+        /// Every problem found, in key order.
+        problems: Vec<Problem>,
+    },
+}
+
+impl ConfigError {
+    pub(crate) fn syntax(origin: &str, text: &str, error: &toml::de::Error) -> Self {
+        let offset = error.span().map(|span| span.start).unwrap_or(0);
+        let before = &text[..offset.min(text.len())];
+        let line = before.matches('\n').count() + 1;
+        let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        let key = key_at(text, offset);
+        let mut message = error.message().trim().to_string();
+        if let Some(key) = key {
+            message = format!("{key}: {message}");
+        }
+        let fix = if message.contains("unknown field") {
+            "remove the key or correct its spelling (see the README's configuration reference)"
+        } else if message.contains("invalid type") || message.contains("invalid value") {
+            "give a value of the expected type (durations are strings such as \"30s\")"
+        } else {
+            "fix the TOML syntax at that position"
+        };
+        message = format!("{message}; {fix}");
+        ConfigError::Syntax {
+            origin: origin.to_string(),
+            line,
+            column,
+            message,
+        }
+    }
+
+    /// The problems, for an `Invalid` error.
+    pub fn problems(&self) -> &[Problem] {
+        match self {
+            ConfigError::Invalid { problems, .. } => problems,
+            _ => &[],
+        }
+    }
+}
+
+/// The dotted key whose line holds `offset`, found from the nearest table
+/// header above it, so type errors name `services.kite_api.call_timeout` and
+/// not just a column.
+fn key_at(text: &str, offset: usize) -> Option<String> {
+    let offset = offset.min(text.len());
+    let line_start = text[..offset].rfind('\n').map_or(0, |i| i + 1);
+    let line_end = text[offset..].find('\n').map_or(text.len(), |i| offset + i);
+    let line = text[line_start..line_end].trim();
+    let table = text[..line_start]
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.starts_with('[') && !l.starts_with("[["))
+        .map(|l| l.trim_matches(|c| c == '[' || c == ']').trim().to_string());
+    if line.starts_with('[') {
+        return Some(
+            line.trim_matches(|c| c == '[' || c == ']')
+                .trim()
+                .to_string(),
+        );
+    }
+    let key = line.split('=').next()?.trim();
+    if key.is_empty() || line == key {
+        return table;
+    }
+    Some(match table {
+        Some(t) => format!("{t}.{key}"),
+        None => key.to_string(),
+    })
+}
+
+/// One broken rule: which key, what is wrong, and how to fix it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// The dotted key (`services.kite_api.failure_threshold`) or the
+    /// environment variable (`CIRCUIT_BREAKER_FAILURE_THRESHOLD`).
+    pub key: String,
+    /// What is wrong, with the offending value.
+    pub message: String,
+    /// What to do about it.
+    pub fix: String,
+}
+
+impl Problem {
+    pub(crate) fn new(
+        key: impl Into<String>,
+        message: impl Into<String>,
+        fix: impl Into<String>,
+    ) -> Self {
+        Self {
+            key: key.into(),
+            message: message.into(),
+            fix: fix.into(),
+        }
+    }
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}; {}", self.key, self.message, self.fix)
+    }
+}
+
+struct ProblemList<'a>(&'a [Problem]);
+
+impl fmt::Display for ProblemList<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            [one] => write!(f, "{one}"),
+            many => {
+                write!(f, "{} problems:", many.len())?;
+                for p in many {
+                    write!(f, "\n  - {p}")?;
+                }
+                Ok(())
+            }
+        }
+    }
+}

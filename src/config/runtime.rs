@@ -1,0 +1,63 @@
+//! `[runtime]`: tree-wide switches and intervals.
+
+use super::Problem;
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// The `[runtime]` table. Every key has a default, so the table may be omitted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RuntimeConfig {
+    /// Master switch; `false` starts every breaker Disabled (calls pass,
+    /// nothing trips). Env: `CIRCUIT_BREAKER_ENABLED`.
+    pub circuit_breaker_enabled: bool,
+    /// Whether open breakers answer with fallbacks. Env: `GRACEFUL_DEGRADATION_ENABLED`.
+    pub graceful_degradation_enabled: bool,
+    /// Whether an open breaker starts its recovery strategy. Env: `AUTO_RECOVERY_ENABLED`.
+    pub auto_recovery_enabled: bool,
+    /// How often each service's health check runs. Env: `HEALTH_CHECK_INTERVAL`.
+    #[serde(with = "humantime_serde")]
+    pub health_check_interval: Duration,
+    /// The score (0–100) below which the system alerts. Env: `HEALTH_SCORE_THRESHOLD`.
+    pub health_score_threshold: u32,
+    /// How long shutdown waits for in-flight calls before stopping actors.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_grace: Duration,
+    /// Seeds all jitter, so a run can be replayed; entropy when absent.
+    pub seed: Option<u64>,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        Self {
+            circuit_breaker_enabled: true,
+            graceful_degradation_enabled: true,
+            auto_recovery_enabled: true,
+            health_check_interval: Duration::from_secs(30),
+            health_score_threshold: 80,
+            shutdown_grace: Duration::from_secs(10),
+            seed: None,
+        }
+    }
+}
+
+impl RuntimeConfig {
+    pub(crate) fn problems(&self) -> Vec<Problem> {
+        let mut problems = Vec::new();
+        if self.health_check_interval.is_zero() {
+            problems.push(Problem::new(
+                "runtime.health_check_interval",
+                "must be longer than 0",
+                "set a duration such as \"30s\"",
+            ));
+        }
+        if self.health_score_threshold > 100 {
+            problems.push(Problem::new(
+                "runtime.health_score_threshold",
+                format!("must be at most 100 (got {})", self.health_score_threshold),
+                "set a score between 0 and 100, such as 80",
+            ));
+        }
+        problems
+    }
+}

@@ -1,0 +1,297 @@
+//! `[services.NAME]`: one protected dependency's breaker, timeouts and bulkhead.
+
+use super::Problem;
+use crate::breaker::{BreakerSettings, RateRule, WindowKind};
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// One `[services.NAME]` table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServiceConfig {
+    /// Consecutive failures that open the breaker. Env: `CIRCUIT_BREAKER_FAILURE_THRESHOLD`.
+    pub failure_threshold: u32,
+    /// Consecutive HalfOpen probe successes that close it.
+    pub success_threshold: u32,
+    /// How long the breaker stays open the first time (the seed's `timeout`).
+    /// Env: `CIRCUIT_BREAKER_RECOVERY_TIMEOUT`.
+    #[serde(with = "humantime_serde")]
+    pub open_timeout: Duration,
+    /// Cap on the open duration as it grows on re-opens; 8× `open_timeout` when absent.
+    #[serde(with = "humantime_serde")]
+    pub max_open_timeout: Option<Duration>,
+    /// Growth of the open duration per re-open.
+    pub open_backoff_multiplier: f64,
+    /// Relative jitter on re-open durations, 0 ≤ jitter < 1.
+    pub open_jitter: f64,
+    /// Probes admitted at once while HalfOpen.
+    pub half_open_max_calls: u32,
+    /// A probe outstanding longer than this re-opens the breaker.
+    #[serde(with = "humantime_serde")]
+    pub half_open_probe_timeout: Duration,
+    /// Deadline for one call; a timeout counts as a failure.
+    #[serde(with = "humantime_serde")]
+    pub call_timeout: Duration,
+    /// Requests handled at once, each on its own service actor.
+    pub concurrency: u32,
+    /// Requests admitted but not yet finished; more are shed at once.
+    pub max_in_flight: u32,
+    /// An optional rate-based trip rule.
+    pub rate_window: Option<RateWindowConfig>,
+}
+
+impl Default for ServiceConfig {
+    fn default() -> Self {
+        Self {
+            failure_threshold: 5,
+            success_threshold: 3,
+            open_timeout: Duration::from_secs(60),
+            max_open_timeout: None,
+            open_backoff_multiplier: 2.0,
+            open_jitter: 0.1,
+            half_open_max_calls: 1,
+            half_open_probe_timeout: Duration::from_secs(30),
+            call_timeout: Duration::from_secs(10),
+            concurrency: 1,
+            max_in_flight: 64,
+            rate_window: None,
+        }
+    }
+}
+
+/// `[services.NAME.rate_window]`: trip on failure or slow-call rate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateWindowConfig {
+    /// A count window of the last N calls (give this or `duration`).
+    pub calls: Option<u32>,
+    /// A time window of the last N seconds (give this or `calls`).
+    #[serde(default, with = "humantime_serde")]
+    pub duration: Option<Duration>,
+    /// Calls the window must hold before any rate can trip.
+    pub minimum_calls: u32,
+    /// Trip at this failure rate, 0 < rate ≤ 1.
+    pub failure_rate_threshold: Option<f64>,
+    /// Trip at this slow-call rate, 0 < rate ≤ 1.
+    pub slow_call_rate_threshold: Option<f64>,
+    /// Calls at least this long are slow.
+    #[serde(default, with = "humantime_serde")]
+    pub slow_call_duration: Option<Duration>,
+}
+
+impl ServiceConfig {
+    /// The effective cap on the open duration.
+    pub fn effective_max_open_timeout(&self) -> Duration {
+        self.max_open_timeout
+            .unwrap_or_else(|| self.open_timeout.saturating_mul(8))
+    }
+
+    /// The state machine's settings (call after validation).
+    pub fn breaker_settings(&self) -> BreakerSettings {
+        BreakerSettings {
+            failure_threshold: self.failure_threshold,
+            success_threshold: self.success_threshold,
+            open_timeout: self.open_timeout,
+            max_open_timeout: self.effective_max_open_timeout(),
+            open_backoff_multiplier: self.open_backoff_multiplier,
+            open_jitter: self.open_jitter,
+            half_open_max_calls: self.half_open_max_calls,
+            half_open_probe_timeout: self.half_open_probe_timeout,
+            rate_rule: self.rate_window.as_ref().map(|w| RateRule {
+                window: match (w.calls, w.duration) {
+                    (Some(calls), _) => WindowKind::Count(calls),
+                    (None, Some(d)) => WindowKind::Time(d),
+                    (None, None) => WindowKind::Count(100),
+                },
+                minimum_calls: w.minimum_calls,
+                failure_rate_threshold: w.failure_rate_threshold,
+                slow_call_rate_threshold: w.slow_call_rate_threshold,
+                slow_call_duration: w.slow_call_duration.unwrap_or(Duration::MAX),
+            }),
+        }
+    }
+
+    pub(crate) fn problems(&self, name: &str, out: &mut Vec<Problem>) {
+        let key = |field: &str| format!("services.{name}.{field}");
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            out.push(Problem::new(
+                format!("services.{name}"),
+                format!("has an unusable name {name:?}"),
+                "use letters, digits, '_' or '-' (it appears in URLs and metric labels)",
+            ));
+        }
+        if self.failure_threshold < 1 {
+            out.push(Problem::new(
+                key("failure_threshold"),
+                format!("must be at least 1 (got {})", self.failure_threshold),
+                "set it to 1 or more",
+            ));
+        }
+        if self.success_threshold < 1 {
+            out.push(Problem::new(
+                key("success_threshold"),
+                format!("must be at least 1 (got {})", self.success_threshold),
+                "set it to 1 or more",
+            ));
+        }
+        if self.open_timeout.is_zero() {
+            out.push(Problem::new(
+                key("open_timeout"),
+                "must be longer than 0",
+                "set a duration such as \"60s\"",
+            ));
+        }
+        if let Some(max) = self.max_open_timeout {
+            if max < self.open_timeout {
+                out.push(Problem::new(
+                    key("max_open_timeout"),
+                    format!(
+                        "({}) must not be shorter than open_timeout ({})",
+                        humantime::format_duration(max),
+                        humantime::format_duration(self.open_timeout)
+                    ),
+                    "raise it, or remove it to use 8× open_timeout",
+                ));
+            }
+        }
+        if !(self.open_backoff_multiplier.is_finite() && self.open_backoff_multiplier >= 1.0) {
+            out.push(Problem::new(
+                key("open_backoff_multiplier"),
+                format!(
+                    "must be at least 1.0 (got {})",
+                    self.open_backoff_multiplier
+                ),
+                "use 1.0 for a fixed open duration or 2.0 to double it on each re-open",
+            ));
+        }
+        if !(0.0..1.0).contains(&self.open_jitter) {
+            out.push(Problem::new(
+                key("open_jitter"),
+                format!("must be at least 0 and below 1 (got {})", self.open_jitter),
+                "use a fraction such as 0.1 for ±10%",
+            ));
+        }
+        if !(1..=1000).contains(&self.half_open_max_calls) {
+            out.push(Problem::new(
+                key("half_open_max_calls"),
+                format!(
+                    "must be between 1 and 1000 (got {})",
+                    self.half_open_max_calls
+                ),
+                "set the number of probes allowed at once, usually 1",
+            ));
+        }
+        if self.half_open_probe_timeout.is_zero() {
+            out.push(Problem::new(
+                key("half_open_probe_timeout"),
+                "must be longer than 0",
+                "set a duration such as \"30s\"",
+            ));
+        }
+        if self.call_timeout.is_zero() {
+            out.push(Problem::new(
+                key("call_timeout"),
+                "must be longer than 0",
+                "set a duration such as \"10s\"",
+            ));
+        }
+        if !(1..=1024).contains(&self.concurrency) {
+            out.push(Problem::new(
+                key("concurrency"),
+                format!("must be between 1 and 1024 (got {})", self.concurrency),
+                "use 1 where order matters, or the size of the connection pool",
+            ));
+        }
+        if self.max_in_flight < self.concurrency.max(1) {
+            out.push(Problem::new(
+                key("max_in_flight"),
+                format!(
+                    "({}) must be at least concurrency ({})",
+                    self.max_in_flight, self.concurrency
+                ),
+                "raise it; it bounds queued plus running requests",
+            ));
+        }
+        if let Some(window) = &self.rate_window {
+            window.problems(name, out);
+        }
+    }
+}
+
+impl RateWindowConfig {
+    fn problems(&self, name: &str, out: &mut Vec<Problem>) {
+        let key = |field: &str| format!("services.{name}.rate_window.{field}");
+        match (self.calls, self.duration) {
+            (Some(_), Some(_)) | (None, None) => out.push(Problem::new(
+                format!("services.{name}.rate_window"),
+                "needs exactly one of `calls` or `duration`",
+                "give `calls = 100` for the last 100 calls, or `duration = \"60s\"` for the last minute",
+            )),
+            (Some(0), None) => out.push(Problem::new(
+                key("calls"),
+                "must be at least 1 (got 0)",
+                "set the number of recent calls to judge, such as 100",
+            )),
+            (None, Some(d)) if d < Duration::from_secs(1) => out.push(Problem::new(
+                key("duration"),
+                format!("must be at least 1s (got {})", humantime::format_duration(d)),
+                "windows are kept in whole seconds; use \"60s\" or similar",
+            )),
+            _ => {}
+        }
+        if self.minimum_calls < 1 {
+            out.push(Problem::new(
+                key("minimum_calls"),
+                "must be at least 1 (got 0)",
+                "set how many calls the window needs before a rate can trip, such as 20",
+            ));
+        }
+        if let Some(calls) = self.calls {
+            if self.minimum_calls > calls {
+                out.push(Problem::new(
+                    key("minimum_calls"),
+                    format!("({}) must not exceed calls ({calls})", self.minimum_calls),
+                    "lower it, or the rate rule can never trip",
+                ));
+            }
+        }
+        if self.failure_rate_threshold.is_none() && self.slow_call_rate_threshold.is_none() {
+            out.push(Problem::new(
+                format!("services.{name}.rate_window"),
+                "sets no rate to trip on",
+                "add failure_rate_threshold and/or slow_call_rate_threshold",
+            ));
+        }
+        for (field, value) in [
+            ("failure_rate_threshold", self.failure_rate_threshold),
+            ("slow_call_rate_threshold", self.slow_call_rate_threshold),
+        ] {
+            if let Some(rate) = value {
+                if !(rate > 0.0 && rate <= 1.0) {
+                    out.push(Problem::new(
+                        key(field),
+                        format!("must be above 0 and at most 1 (got {rate})"),
+                        "use a fraction such as 0.5 for 50%",
+                    ));
+                }
+            }
+        }
+        match (self.slow_call_rate_threshold, self.slow_call_duration) {
+            (Some(_), None) => out.push(Problem::new(
+                key("slow_call_duration"),
+                "is required when slow_call_rate_threshold is set",
+                "set the duration from which a call is slow, such as \"2s\"",
+            )),
+            (_, Some(d)) if d.is_zero() => out.push(Problem::new(
+                key("slow_call_duration"),
+                "must be longer than 0",
+                "set the duration from which a call is slow, such as \"2s\"",
+            )),
+            _ => {}
+        }
+    }
+}
