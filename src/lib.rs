@@ -1,5 +1,34 @@
 //! seawall: a supervision runtime for trading engines.
+//!
+//! Each dependency of the engine (the broker API, the database, the AI
+//! agents, the market-data feed) runs as a service actor behind a breaker
+//! actor that supervises it and tracks every outcome. Engine code holds a
+//! [`ServiceHandle`] per dependency and sends it requests; when failures pass
+//! a threshold the breaker opens and calls are refused at once instead of
+//! hanging.
+//!
+//! Where to look:
+//!
+//! * [`breaker`] — the state machine: pure logic, time as an argument.
+//! * [`service`] — the [`Service`] trait you implement per dependency.
+//! * [`handle`] — the call path: admission, bulkhead, dispatch, outcome.
+//! * `actor` (private) — the service and breaker actors behind a handle.
+//! * [`runtime`] — [`Seawall`]: spawn the tree, get handles, shut down.
+//! * [`config`] — `actors.toml`, environment overrides, validation.
+//! * [`event`] — the event bus observers subscribe to.
 #![warn(missing_docs)]
 
+mod actor;
 pub mod breaker;
+mod cell;
 pub mod config;
+pub mod event;
+pub mod handle;
+pub mod runtime;
+pub mod service;
+
+pub use breaker::{BreakerState, FailureKind, Outcome};
+pub use event::Event;
+pub use handle::{CallError, ServiceHandle};
+pub use runtime::{BreakerControl, HandleError, Seawall, SeawallBuilder, StartError};
+pub use service::Service;

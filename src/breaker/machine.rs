@@ -37,6 +37,11 @@ impl Permit {
     pub fn is_probe(&self) -> bool {
         self.probe_slot.is_some()
     }
+
+    /// Whether the breaker counted this admission when it was issued.
+    pub fn is_counted(&self) -> bool {
+        self.counted
+    }
 }
 
 /// Why a call was not admitted.
@@ -86,6 +91,7 @@ pub struct CircuitBreaker {
     ignored: u64,
     timeouts: u64,
     rejected: u64,
+    crashes: u64,
     last_success: Option<Instant>,
     last_failure: Option<Instant>,
 }
@@ -151,6 +157,7 @@ impl CircuitBreaker {
             ignored: 0,
             timeouts: 0,
             rejected: 0,
+            crashes: 0,
             last_success: None,
             last_failure: None,
             settings,
@@ -224,6 +231,45 @@ impl CircuitBreaker {
         Rejected {
             state: self.state,
             open_until: self.open_until,
+        }
+    }
+
+    /// Gives back a permit whose call never started (shed by a bulkhead):
+    /// it leaves no outcome and frees its probe slot.
+    pub fn cancel(&mut self, permit: Permit) {
+        if !permit.counted {
+            return;
+        }
+        self.admitted = self.admitted.saturating_sub(1);
+        self.in_flight = self.in_flight.saturating_sub(1);
+        if let (Some(slot), true) = (permit.probe_slot, permit.epoch == self.epoch) {
+            self.probe_started[slot as usize] = None;
+            self.probes_in_flight = self.probes_in_flight.saturating_sub(1);
+        }
+    }
+
+    /// Counts a service actor that failed outside any call (its start-up
+    /// failed). It is a failure for the trip rules — consecutive count in
+    /// Closed, a failed probe in HalfOpen — but not a call, so it is kept
+    /// out of the call counters and their invariant.
+    pub fn record_crash(&mut self, now: Instant) -> Option<Transition> {
+        self.crashes += 1;
+        self.last_failure = Some(now);
+        match self.state {
+            BreakerState::Closed => {
+                self.consecutive_successes = 0;
+                self.consecutive_failures = self.consecutive_failures.saturating_add(1);
+                self.check_trip(now)
+            }
+            BreakerState::MetricsOnly => {
+                self.consecutive_failures = self.consecutive_failures.saturating_add(1);
+                None
+            }
+            BreakerState::HalfOpen => {
+                self.reopens = self.reopens.saturating_add(1);
+                Some(self.open(TransitionReason::ProbeFailed, now))
+            }
+            _ => None,
         }
     }
 
@@ -529,6 +575,7 @@ impl CircuitBreaker {
             ignored: self.ignored,
             timeouts: self.timeouts,
             rejected: self.rejected,
+            crashes: self.crashes,
             consecutive_failures: self.consecutive_failures,
             consecutive_successes: self.consecutive_successes,
             success_rate: (decided > 0).then(|| self.successes as f64 / decided as f64),

@@ -27,6 +27,8 @@ pub struct BreakerMetrics {
     pub timeouts: u64,
     /// Calls rejected without reaching the service.
     pub rejected: u64,
+    /// Service-actor start-up failures outside any call.
+    pub crashes: u64,
     /// Failures (timeouts included) in a row.
     pub consecutive_failures: u32,
     /// Successes in a row.

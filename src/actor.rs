@@ -1,0 +1,22 @@
+//! The actors of the tree, and what travels between them.
+//!
+//! ```text
+//! Seawall (root)                   supervises the breaker actors
+//! └── BreakerActor[name]           timers, transitions, restarts, shutdown
+//!     └── ServiceActor[name] × N   owns one service value, runs requests
+//! ```
+//!
+//! Requests do not pass through the breaker actor: a
+//! [`ServiceHandle`](crate::ServiceHandle) admits the call against the
+//! published breaker state and sends it straight to a service actor. The
+//! breaker actor sees the *consequences*: every state transition (in the
+//! order it happened), every service-actor failure (it is their supervisor),
+//! and its own timers that move Open → HalfOpen with no traffic.
+
+mod breaker_actor;
+mod root_actor;
+mod service_actor;
+
+pub(crate) use breaker_actor::{BreakerActor, BreakerArgs, BreakerMsg};
+pub(crate) use root_actor::RootActor;
+pub(crate) use service_actor::{CallFailure, CastCompletion, ServiceActors, ServiceMsg};

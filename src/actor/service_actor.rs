@@ -1,0 +1,204 @@
+//! The service actor: owns one instance of a [`Service`] and runs its requests.
+
+use crate::breaker::{FailureKind, Outcome, Permit};
+use crate::cell::{now, BreakerCell, Slot};
+use crate::service::Service;
+use arc_swap::ArcSwapOption;
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use std::sync::Arc;
+use tokio::time::Instant;
+
+/// Builds a fresh service value for each (re)started service actor.
+pub(crate) type Factory<S> = Arc<dyn Fn() -> S + Send + Sync>;
+
+/// Why a call failed inside the service actor.
+pub(crate) enum CallFailure<E> {
+    /// The service returned an error, classified by the service.
+    Service(E, Outcome),
+    /// The caller's deadline passed before the request was sent.
+    Expired,
+}
+
+/// What a service actor is asked to do.
+pub(crate) enum ServiceMsg<S: Service> {
+    Call {
+        request: S::Request,
+        deadline: Instant,
+        reply: RpcReplyPort<Result<S::Response, CallFailure<S::Error>>>,
+        slot: Slot,
+    },
+    Cast {
+        request: S::Request,
+        deadline: Instant,
+        completion: CastCompletion,
+        slot: Slot,
+    },
+    Reconnect {
+        reply: RpcReplyPort<Result<(), S::Error>>,
+    },
+    HealthCheck {
+        reply: RpcReplyPort<Result<(), S::Error>>,
+    },
+}
+
+/// Records a fire-and-forget call's outcome; if the service actor dies
+/// before finishing it, drop records the crash, so no outcome is lost.
+pub(crate) struct CastCompletion {
+    cell: Arc<BreakerCell>,
+    permit: Option<Permit>,
+    started: Instant,
+}
+
+impl CastCompletion {
+    pub(crate) fn new(cell: Arc<BreakerCell>, permit: Permit, started: Instant) -> Self {
+        Self {
+            cell,
+            permit: Some(permit),
+            started,
+        }
+    }
+
+    fn finish(mut self, outcome: Outcome) {
+        if let Some(permit) = self.permit.take() {
+            self.cell
+                .record(permit, outcome, self.started.elapsed(), now());
+        }
+    }
+}
+
+impl Drop for CastCompletion {
+    fn drop(&mut self) {
+        if let Some(permit) = self.permit.take() {
+            let outcome = Outcome::Failure(FailureKind::Crash);
+            self.cell
+                .record(permit, outcome, self.started.elapsed(), now());
+        }
+    }
+}
+
+/// The current service actor for each of a service's `concurrency` slots.
+/// Handles read it without locking; the breaker actor swaps in respawns, so
+/// a handle taken before a restart keeps working after it.
+pub(crate) struct ServiceActors<S: Service> {
+    slots: Box<[ArcSwapOption<ActorRef<ServiceMsg<S>>>]>,
+}
+
+impl<S: Service> ServiceActors<S> {
+    pub(crate) fn new(n: usize) -> Self {
+        Self {
+            slots: (0..n.max(1)).map(|_| ArcSwapOption::empty()).collect(),
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    pub(crate) fn set(&self, i: usize, actor: Option<ActorRef<ServiceMsg<S>>>) {
+        self.slots[i].store(actor.map(Arc::new));
+    }
+
+    pub(crate) fn get(&self, i: usize) -> Option<Arc<ActorRef<ServiceMsg<S>>>> {
+        self.slots[i].load_full()
+    }
+
+    /// Sends to slot `i` without cloning the actor ref; `false` when no
+    /// actor is running there (restarting, or stopped). A message that
+    /// cannot be delivered is dropped, which releases its bulkhead slot and
+    /// closes its reply port.
+    #[inline]
+    pub(crate) fn send(&self, i: usize, msg: ServiceMsg<S>) -> bool {
+        let guard = self.slots[i].load();
+        match guard.as_deref() {
+            Some(actor) => actor.cast(msg).is_ok(),
+            None => false,
+        }
+    }
+
+    /// Which slot holds the actor with this id.
+    pub(crate) fn position(&self, id: ractor::ActorId) -> Option<usize> {
+        self.slots.iter().position(|slot| {
+            slot.load()
+                .as_deref()
+                .is_some_and(|actor| actor.get_id() == id)
+        })
+    }
+}
+
+/// The actor around one service value.
+pub(crate) struct ServiceActor<S: Service> {
+    pub(crate) factory: Factory<S>,
+}
+
+impl<S: Service> Actor for ServiceActor<S> {
+    type Msg = ServiceMsg<S>;
+    type State = S;
+    type Arguments = ();
+
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        _args: (),
+    ) -> Result<S, ActorProcessingErr> {
+        let mut service = (self.factory)();
+        service
+            .start()
+            .await
+            .map_err(|e| Box::new(e) as ActorProcessingErr)?;
+        Ok(service)
+    }
+
+    async fn handle(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        message: Self::Msg,
+        service: &mut S,
+    ) -> Result<(), ActorProcessingErr> {
+        match message {
+            ServiceMsg::Call {
+                request,
+                deadline,
+                reply,
+                slot,
+            } => {
+                let result = if Instant::now() >= deadline || reply.is_closed() {
+                    // The caller gave up while this waited in the mailbox:
+                    // never send a request nobody is waiting for.
+                    Err(CallFailure::Expired)
+                } else {
+                    match tokio::time::timeout_at(deadline, service.call(request)).await {
+                        Ok(Ok(response)) => Ok(response),
+                        Ok(Err(error)) => {
+                            let outcome = service.classify(&error);
+                            Err(CallFailure::Service(error, outcome))
+                        }
+                        Err(_) => Err(CallFailure::Expired),
+                    }
+                };
+                drop(slot);
+                let _ = reply.send(result);
+            }
+            ServiceMsg::Cast {
+                request,
+                deadline,
+                completion,
+                slot,
+            } => {
+                let outcome = match tokio::time::timeout_at(deadline, service.call(request)).await {
+                    Ok(Ok(_)) => Outcome::Success,
+                    Ok(Err(error)) => service.classify(&error),
+                    Err(_) => Outcome::Failure(FailureKind::Timeout),
+                };
+                drop(slot);
+                completion.finish(outcome);
+            }
+            ServiceMsg::Reconnect { reply } => {
+                let _ = reply.send(service.reconnect().await);
+            }
+            ServiceMsg::HealthCheck { reply } => {
+                let _ = reply.send(service.health_check().await);
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,244 @@
+//! The published breaker: where handles, service actors and the breaker
+//! actor meet.
+//!
+//! The state machine itself sits behind a mutex, but the call path reads only
+//! one atomic word — state, a closing flag and the epoch — to admit or reject
+//! a call. Only HalfOpen (a rare state, and one that must count its probes)
+//! and outcome recording take the lock, for a few tens of nanoseconds with no
+//! await inside. Every transition is published to the word and handed, still
+//! under the lock, to the breaker actor's mailbox, so the actor sees
+//! transitions in the order they happened.
+//!
+//! # Accounting under concurrency
+//!
+//! Sequential calls are exact: an outcome is recorded before the caller sees
+//! its reply, so after `failure_threshold` failures the very next call is
+//! rejected. Concurrent calls admitted before the trip was published still
+//! reach the service; their number is bounded by the calls in flight at that
+//! moment, so by `max_in_flight`. Their late outcomes count in the metrics but
+//! cannot move the new state (see [`crate::breaker`], "Permits and epochs").
+
+use crate::actor::BreakerMsg;
+use crate::breaker::{
+    BreakerMetrics, BreakerState, CircuitBreaker, Outcome, Permit, Rejected, Transition,
+};
+use ractor::ActorRef;
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
+
+const STATE_MASK: u64 = 0xff;
+const CLOSING: u64 = 1 << 8;
+const EPOCH_SHIFT: u32 = 9;
+
+/// Why a call was not let through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    Rejected(BreakerState),
+    ShuttingDown,
+    Shed,
+}
+
+/// A bulkhead slot on one service actor, released on drop.
+pub(crate) struct Slot {
+    cell: Arc<BreakerCell>,
+    worker: usize,
+}
+
+impl Slot {
+    pub(crate) fn worker(&self) -> usize {
+        self.worker
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.cell.busy[self.worker].fetch_sub(1, Ordering::Release);
+        self.cell.in_flight.fetch_sub(1, Ordering::Release);
+    }
+}
+
+/// One service's breaker as shared between the call path and the actors.
+pub(crate) struct BreakerCell {
+    name: Arc<str>,
+    word: AtomicU64,
+    machine: Mutex<CircuitBreaker>,
+    rejected_unlocked: AtomicU64,
+    in_flight: AtomicU32,
+    max_in_flight: u32,
+    busy: Box<[AtomicU32]>,
+    next_worker: AtomicUsize,
+    actor: OnceLock<ActorRef<BreakerMsg>>,
+}
+
+impl BreakerCell {
+    pub(crate) fn new(
+        name: Arc<str>,
+        machine: CircuitBreaker,
+        concurrency: usize,
+        max_in_flight: u32,
+    ) -> Self {
+        let word = pack(machine.state(), machine.epoch(), false);
+        Self {
+            name,
+            word: AtomicU64::new(word),
+            machine: Mutex::new(machine),
+            rejected_unlocked: AtomicU64::new(0),
+            in_flight: AtomicU32::new(0),
+            max_in_flight,
+            busy: (0..concurrency.max(1)).map(|_| AtomicU32::new(0)).collect(),
+            next_worker: AtomicUsize::new(0),
+            actor: OnceLock::new(),
+        }
+    }
+
+    pub(crate) fn name(&self) -> &Arc<str> {
+        &self.name
+    }
+
+    pub(crate) fn attach(&self, actor: ActorRef<BreakerMsg>) {
+        let _ = self.actor.set(actor);
+    }
+
+    fn lock(&self) -> MutexGuard<'_, CircuitBreaker> {
+        // The machine never panics while locked; if something else did,
+        // its state is still consistent, so carry on rather than poison
+        // every later call.
+        self.machine.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The published state, read without the lock.
+    pub(crate) fn state(&self) -> BreakerState {
+        BreakerState::from_u8((self.word.load(Ordering::Acquire) & STATE_MASK) as u8)
+    }
+
+    /// Admission: one atomic load on the Closed and Open paths.
+    #[inline]
+    pub(crate) fn admit(&self, now: impl FnOnce() -> Instant) -> Result<Permit, Refusal> {
+        let word = self.word.load(Ordering::Acquire);
+        if word & CLOSING != 0 {
+            return Err(Refusal::ShuttingDown);
+        }
+        match BreakerState::from_u8((word & STATE_MASK) as u8) {
+            BreakerState::Closed | BreakerState::MetricsOnly | BreakerState::Disabled => {
+                Ok(Permit::unaccounted(word >> EPOCH_SHIFT))
+            }
+            state @ (BreakerState::Open | BreakerState::ForcedOpen) => {
+                self.rejected_unlocked.fetch_add(1, Ordering::Relaxed);
+                Err(Refusal::Rejected(state))
+            }
+            BreakerState::HalfOpen => self
+                .lock()
+                .try_acquire(now())
+                .map_err(|Rejected { state, .. }| Refusal::Rejected(state)),
+        }
+    }
+
+    /// Takes a bulkhead slot on the least busy service actor.
+    #[inline]
+    pub(crate) fn take_slot(self: &Arc<Self>) -> Option<Slot> {
+        let taken = self.in_flight.fetch_add(1, Ordering::AcqRel);
+        if taken >= self.max_in_flight {
+            self.in_flight.fetch_sub(1, Ordering::AcqRel);
+            return None;
+        }
+        let worker = self.pick_worker();
+        self.busy[worker].fetch_add(1, Ordering::AcqRel);
+        Some(Slot {
+            cell: Arc::clone(self),
+            worker,
+        })
+    }
+
+    fn pick_worker(&self) -> usize {
+        let n = self.busy.len();
+        if n == 1 {
+            return 0;
+        }
+        let start = self.next_worker.fetch_add(1, Ordering::Relaxed) % n;
+        let mut best = start;
+        let mut best_load = u32::MAX;
+        for i in 0..n {
+            let idx = (start + i) % n;
+            let load = self.busy[idx].load(Ordering::Acquire);
+            if load == 0 {
+                return idx;
+            }
+            if load < best_load {
+                best = idx;
+                best_load = load;
+            }
+        }
+        best
+    }
+
+    pub(crate) fn max_in_flight(&self) -> u32 {
+        self.max_in_flight
+    }
+
+    pub(crate) fn in_flight(&self) -> u32 {
+        self.in_flight.load(Ordering::Acquire)
+    }
+
+    /// Gives back a permit whose call never started (shed by the bulkhead).
+    pub(crate) fn cancel(&self, permit: Permit) {
+        if permit.is_counted() {
+            self.lock().cancel(permit);
+        }
+    }
+
+    /// Records an outcome; a resulting transition is published at once.
+    pub(crate) fn record(&self, permit: Permit, outcome: Outcome, elapsed: Duration, now: Instant) {
+        let mut machine = self.lock();
+        if let Some(t) = machine.record(permit, outcome, elapsed, now) {
+            self.publish(&machine, t);
+        }
+    }
+
+    /// Runs a state-changing operation under the lock and publishes its result.
+    pub(crate) fn apply(
+        &self,
+        op: impl FnOnce(&mut CircuitBreaker) -> Option<Transition>,
+    ) -> Option<Transition> {
+        let mut machine = self.lock();
+        let t = op(&mut machine)?;
+        self.publish(&machine, t.clone());
+        Some(t)
+    }
+
+    fn publish(&self, machine: &CircuitBreaker, t: Transition) {
+        let closing = self.word.load(Ordering::Acquire) & CLOSING != 0;
+        self.word.store(
+            pack(machine.state(), machine.epoch(), closing),
+            Ordering::Release,
+        );
+        if let Some(actor) = self.actor.get() {
+            let _ = actor.cast(BreakerMsg::Transitioned(t));
+        }
+    }
+
+    /// Refuses new calls from now on; calls already admitted finish.
+    pub(crate) fn begin_closing(&self) {
+        self.word.fetch_or(CLOSING, Ordering::AcqRel);
+    }
+
+    pub(crate) fn next_deadline(&self) -> Option<Instant> {
+        self.lock().next_deadline()
+    }
+
+    pub(crate) fn metrics(&self) -> BreakerMetrics {
+        let mut metrics = self.lock().metrics();
+        metrics.rejected += self.rejected_unlocked.load(Ordering::Relaxed);
+        metrics
+    }
+}
+
+fn pack(state: BreakerState, epoch: u64, closing: bool) -> u64 {
+    (epoch << EPOCH_SHIFT) | if closing { CLOSING } else { 0 } | state as u64
+}
+
+/// The clock every breaker in the tree reads: tokio's, so paused-time tests
+/// drive breakers exactly like real time does.
+pub(crate) fn now() -> Instant {
+    tokio::time::Instant::now().into_std()
+}

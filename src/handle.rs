@@ -1,0 +1,264 @@
+//! [`ServiceHandle`]: how engine code talks to a protected dependency.
+//!
+//! A handle is a cheap clone (one `Arc`). A call goes:
+//!
+//! 1. **Admission.** One atomic load of the published breaker state. Open
+//!    rejects here, so a rejected call never reaches the service actor,
+//!    allocates nothing and takes no lock.
+//! 2. **Bulkhead.** One atomic add bounds the requests in flight at
+//!    `max_in_flight`; over it the call is shed at once with an error naming
+//!    the service and the bound. (ractor mailboxes are unbounded; this is
+//!    what keeps a stalled dependency from queueing the engine's memory away.)
+//! 3. **Dispatch.** The request goes straight to the least busy of the
+//!    service's `concurrency` service actors, with the caller's deadline.
+//! 4. **Outcome.** The reply (or the timeout) is classified and recorded
+//!    before the caller sees it, so sequential accounting is exact.
+//!
+//! If the caller drops the future mid-call, the outcome is recorded as
+//! [`Outcome::Ignored`](crate::breaker::Outcome::Ignored): the dependency did
+//! nothing wrong, and a HalfOpen probe slot is never leaked.
+
+mod call_error;
+
+pub use call_error::CallError;
+
+use crate::actor::{CallFailure, CastCompletion, ServiceActors, ServiceMsg};
+use crate::breaker::{BreakerMetrics, BreakerState, FailureKind, Outcome, Permit};
+use crate::cell::{now, BreakerCell, Refusal};
+use crate::service::Service;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// The engine's way to reach one protected dependency.
+pub struct ServiceHandle<S: Service> {
+    inner: Arc<Inner<S>>,
+}
+
+struct Inner<S: Service> {
+    cell: Arc<BreakerCell>,
+    actors: Arc<ServiceActors<S>>,
+    call_timeout: Duration,
+}
+
+impl<S: Service> Clone for ServiceHandle<S> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+impl<S: Service> std::fmt::Debug for ServiceHandle<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServiceHandle")
+            .field("service", &self.inner.cell.name())
+            .field("state", &self.inner.cell.state())
+            .finish()
+    }
+}
+
+/// Records the outcome of a call once; if the caller's future is dropped
+/// first, records it as ignored so no permit leaks.
+struct PendingOutcome<'a> {
+    cell: &'a BreakerCell,
+    permit: Option<Permit>,
+    started: Instant,
+}
+
+impl PendingOutcome<'_> {
+    fn finish(&mut self, outcome: Outcome) {
+        if let Some(permit) = self.permit.take() {
+            let at = Instant::now();
+            self.cell
+                .record(permit, outcome, at - self.started, at.into_std());
+        }
+    }
+}
+
+impl Drop for PendingOutcome<'_> {
+    fn drop(&mut self) {
+        self.finish(Outcome::Ignored);
+    }
+}
+
+impl<S: Service> ServiceHandle<S> {
+    pub(crate) fn new(
+        cell: Arc<BreakerCell>,
+        actors: Arc<ServiceActors<S>>,
+        call_timeout: Duration,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                cell,
+                actors,
+                call_timeout,
+            }),
+        }
+    }
+
+    /// The service's name, as in `actors.toml`.
+    pub fn name(&self) -> &str {
+        self.inner.cell.name()
+    }
+
+    /// The breaker's state as published, without locking. It is kept true
+    /// with no traffic: the breaker actor's timer moves Open → HalfOpen.
+    pub fn state(&self) -> BreakerState {
+        self.inner.cell.state()
+    }
+
+    /// A snapshot of the breaker's counters and timings.
+    pub fn metrics(&self) -> BreakerMetrics {
+        self.inner.cell.metrics()
+    }
+
+    /// Requests currently admitted and not yet finished.
+    pub fn in_flight(&self) -> u32 {
+        self.inner.cell.in_flight()
+    }
+
+    /// The call deadline (`call_timeout`).
+    pub fn call_timeout(&self) -> Duration {
+        self.inner.call_timeout
+    }
+
+    fn refused(&self, refusal: Refusal) -> CallError<S::Error> {
+        let service = Arc::clone(self.inner.cell.name());
+        match refusal {
+            Refusal::Rejected(state) => CallError::Rejected { service, state },
+            Refusal::ShuttingDown => CallError::ShuttingDown { service },
+            Refusal::Shed => CallError::Shed {
+                service,
+                max_in_flight: self.inner.cell.max_in_flight(),
+            },
+        }
+    }
+
+    /// Sends `request` and waits for the answer, at most `call_timeout`.
+    ///
+    /// A timeout counts as a failure for the breaker. The request is only
+    /// sent to the dependency if it is still wanted: one that waited in a
+    /// mailbox past its deadline is dropped unsent.
+    pub async fn call(&self, request: S::Request) -> Result<S::Response, CallError<S::Error>> {
+        let inner = &*self.inner;
+        let cell = &*inner.cell;
+        let permit = cell.admit(now).map_err(|r| self.refused(r))?;
+        let Some(slot) = inner.cell.take_slot() else {
+            cell.cancel(permit);
+            return Err(self.refused(Refusal::Shed));
+        };
+        let started = Instant::now();
+        let deadline = started + inner.call_timeout;
+        let mut pending = PendingOutcome {
+            cell,
+            permit: Some(permit),
+            started,
+        };
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let worker = slot.worker();
+        let msg = ServiceMsg::Call {
+            request,
+            deadline,
+            reply: tx.into(),
+            slot,
+        };
+        if !inner.actors.send(worker, msg) {
+            pending.finish(Outcome::Failure(FailureKind::Unavailable));
+            return Err(CallError::Unavailable {
+                service: Arc::clone(cell.name()),
+            });
+        }
+        let service = || Arc::clone(cell.name());
+        match tokio::time::timeout_at(deadline, rx).await {
+            Ok(Ok(Ok(response))) => {
+                pending.finish(Outcome::Success);
+                Ok(response)
+            }
+            Ok(Ok(Err(CallFailure::Service(error, outcome)))) => {
+                pending.finish(outcome);
+                Err(CallError::Service {
+                    service: service(),
+                    outcome,
+                    source: error,
+                })
+            }
+            Ok(Ok(Err(CallFailure::Expired))) | Err(_) => {
+                pending.finish(Outcome::Failure(FailureKind::Timeout));
+                Err(CallError::Timeout {
+                    service: service(),
+                    timeout: inner.call_timeout,
+                })
+            }
+            Ok(Err(_)) => {
+                pending.finish(Outcome::Failure(FailureKind::Crash));
+                Err(CallError::Crashed { service: service() })
+            }
+        }
+    }
+
+    /// Sends `request` without waiting for an answer. Admission and the
+    /// bulkhead apply as for [`Self::call`]; the outcome is recorded by the
+    /// service actor when the request finishes (or by its crash).
+    pub fn cast(&self, request: S::Request) -> Result<(), CallError<S::Error>> {
+        let inner = &*self.inner;
+        let cell = &inner.cell;
+        let permit = cell.admit(now).map_err(|r| self.refused(r))?;
+        let Some(slot) = cell.take_slot() else {
+            cell.cancel(permit);
+            return Err(self.refused(Refusal::Shed));
+        };
+        let started = Instant::now();
+        let worker = slot.worker();
+        let msg = ServiceMsg::Cast {
+            request,
+            deadline: started + inner.call_timeout,
+            completion: CastCompletion::new(Arc::clone(cell), permit, started),
+            slot,
+        };
+        if inner.actors.send(worker, msg) {
+            Ok(())
+        } else {
+            // The undelivered message's completion recorded the failure.
+            Err(CallError::Unavailable {
+                service: Arc::clone(cell.name()),
+            })
+        }
+    }
+
+    /// Asks one service actor to reconnect (used by recovery strategies).
+    pub async fn reconnect(&self) -> Result<(), CallError<S::Error>> {
+        self.control(|reply| ServiceMsg::Reconnect { reply }).await
+    }
+
+    /// Runs the service's health check on one service actor.
+    pub async fn health_check(&self) -> Result<(), CallError<S::Error>> {
+        self.control(|reply| ServiceMsg::HealthCheck { reply })
+            .await
+    }
+
+    async fn control(
+        &self,
+        build: impl FnOnce(ractor::RpcReplyPort<Result<(), S::Error>>) -> ServiceMsg<S>,
+    ) -> Result<(), CallError<S::Error>> {
+        let inner = &*self.inner;
+        let service = || Arc::clone(inner.cell.name());
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        if !inner.actors.send(0, build(tx.into())) {
+            return Err(CallError::Unavailable { service: service() });
+        }
+        match tokio::time::timeout(inner.call_timeout, rx).await {
+            Ok(Ok(Ok(()))) => Ok(()),
+            Ok(Ok(Err(source))) => Err(CallError::Service {
+                service: service(),
+                outcome: Outcome::Failure(FailureKind::Other),
+                source,
+            }),
+            Ok(Err(_)) => Err(CallError::Crashed { service: service() }),
+            Err(_) => Err(CallError::Timeout {
+                service: service(),
+                timeout: inner.call_timeout,
+            }),
+        }
+    }
+}

@@ -1,0 +1,170 @@
+//! [`Seawall`]: spawning the tree, finding handles, and shutting down.
+//!
+//! ```no_run
+//! # use seawall::{Seawall, Service, config::Config};
+//! # struct Kite;
+//! # #[derive(Debug, thiserror::Error)] #[error("kite")] struct KiteError;
+//! # impl Service for Kite {
+//! #     type Request = String; type Response = f64; type Error = KiteError;
+//! #     async fn call(&mut self, _symbol: String) -> Result<f64, KiteError> { Ok(1.0) }
+//! # }
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let config = Config::load("actors.toml")?;
+//! let seawall = Seawall::builder(config)
+//!     .service("kite_api", || Kite)
+//!     .start()
+//!     .await?;
+//! let kite = seawall.handle::<Kite>("kite_api")?;
+//! let price = kite.call("NSE:INFY".to_string()).await?;
+//! seawall.shutdown().await;
+//! # Ok(()) }
+//! ```
+//!
+//! Services are spawned in registration order and stopped in reverse order.
+//! Shutdown first refuses new calls, then lets every service actor drain the
+//! requests already in its mailbox (each is answered), then stops the actors.
+
+mod builder;
+mod control;
+
+pub use builder::{SeawallBuilder, StartError};
+pub use control::BreakerControl;
+
+use crate::actor::BreakerMsg;
+use crate::config::Config;
+use crate::event::Event;
+use crate::handle::ServiceHandle;
+use crate::service::Service;
+use ractor::ActorRef;
+use std::any::Any;
+use std::sync::Arc;
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+
+/// A running supervision tree.
+pub struct Seawall {
+    config: Arc<Config>,
+    root: ActorRef<()>,
+    services: Vec<Registered>,
+    events: broadcast::Sender<Event>,
+    shutdown: CancellationToken,
+}
+
+struct Registered {
+    name: Arc<str>,
+    handle: Box<dyn Any + Send + Sync>,
+    type_name: &'static str,
+    control: BreakerControl,
+    actor: ActorRef<BreakerMsg>,
+}
+
+/// Why [`Seawall::handle`] could not give a handle.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum HandleError {
+    /// No service of that name was registered.
+    #[error("no service named `{name}` is running; registered: {registered}; register it with SeawallBuilder::service")]
+    Unknown {
+        /// The name asked for.
+        name: String,
+        /// The names that exist.
+        registered: String,
+    },
+    /// The service exists but runs a different type.
+    #[error("service `{name}` runs {actual}, not {requested}; ask for handle::<{actual}>")]
+    WrongType {
+        /// The name asked for.
+        name: String,
+        /// The type asked for.
+        requested: &'static str,
+        /// The type registered.
+        actual: &'static str,
+    },
+}
+
+impl Seawall {
+    /// Starts describing a tree from `config`.
+    pub fn builder(config: Config) -> SeawallBuilder {
+        SeawallBuilder::new(config)
+    }
+
+    /// The effective configuration (file plus environment overrides).
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The typed handle for service `name`.
+    pub fn handle<S: Service>(&self, name: &str) -> Result<ServiceHandle<S>, HandleError> {
+        let entry = self
+            .services
+            .iter()
+            .find(|s| &*s.name == name)
+            .ok_or_else(|| HandleError::Unknown {
+                name: name.to_string(),
+                registered: self.names().collect::<Vec<_>>().join(", "),
+            })?;
+        entry
+            .handle
+            .downcast_ref::<ServiceHandle<S>>()
+            .cloned()
+            .ok_or(HandleError::WrongType {
+                name: name.to_string(),
+                requested: std::any::type_name::<S>(),
+                actual: entry.type_name,
+            })
+    }
+
+    /// The untyped breaker controls for service `name` (for operators and
+    /// the HTTP layer).
+    pub fn breaker(&self, name: &str) -> Option<&BreakerControl> {
+        self.services
+            .iter()
+            .find(|s| &*s.name == name)
+            .map(|s| &s.control)
+    }
+
+    /// Every breaker, in registration order.
+    pub fn breakers(&self) -> impl Iterator<Item = &BreakerControl> {
+        self.services.iter().map(|s| &s.control)
+    }
+
+    /// The registered service names, in registration order.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.services.iter().map(|s| &*s.name)
+    }
+
+    /// A receiver of every event from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.events.subscribe()
+    }
+
+    /// Cancelled when shutdown begins; tasks of the engine can select on it.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Stops the tree: new calls are refused, services stop in reverse
+    /// registration order, and each answers the calls it already holds
+    /// (within `runtime.shutdown_grace`) before it stops.
+    pub async fn shutdown(self) {
+        self.shutdown.cancel();
+        let grace = self.config.runtime.shutdown_grace;
+        for service in self.services.iter().rev() {
+            service.control.begin_closing();
+        }
+        for service in self.services.iter().rev() {
+            let asked = service
+                .actor
+                .call(
+                    |reply| BreakerMsg::Shutdown { grace, reply },
+                    Some(grace + grace),
+                )
+                .await;
+            if !matches!(asked, Ok(ractor::rpc::CallResult::Success(()))) {
+                tracing::warn!(service = %service.name, "breaker actor did not stop in time; killing it");
+                service.actor.kill();
+            }
+            let _ = service.actor.wait(Some(grace)).await;
+        }
+        let _ = self.root.stop_and_wait(None, Some(grace)).await;
+    }
+}

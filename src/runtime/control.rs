@@ -1,0 +1,86 @@
+//! Operator controls over one breaker, without knowing its service type.
+
+use crate::breaker::{BreakerMetrics, BreakerState, Transition};
+use crate::cell::{now, BreakerCell};
+use crate::config::ServiceConfig;
+use std::sync::Arc;
+
+/// Inspect and command one breaker. Commands take effect at once on the
+/// published state and are announced on the event bus like any transition.
+#[derive(Clone)]
+pub struct BreakerControl {
+    cell: Arc<BreakerCell>,
+    config: Arc<ServiceConfig>,
+}
+
+impl std::fmt::Debug for BreakerControl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BreakerControl")
+            .field("service", &self.cell.name())
+            .field("state", &self.cell.state())
+            .finish()
+    }
+}
+
+impl BreakerControl {
+    pub(crate) fn new(cell: Arc<BreakerCell>, config: Arc<ServiceConfig>) -> Self {
+        Self { cell, config }
+    }
+
+    /// The service's name.
+    pub fn name(&self) -> &str {
+        self.cell.name()
+    }
+
+    /// The service's effective configuration.
+    pub fn config(&self) -> &ServiceConfig {
+        &self.config
+    }
+
+    /// The published state, lock-free.
+    pub fn state(&self) -> BreakerState {
+        self.cell.state()
+    }
+
+    /// Counters and timings.
+    pub fn metrics(&self) -> BreakerMetrics {
+        self.cell.metrics()
+    }
+
+    /// Requests admitted and not yet finished.
+    pub fn in_flight(&self) -> u32 {
+        self.cell.in_flight()
+    }
+
+    /// Back to Closed with the base open duration; clears manual states.
+    pub fn reset(&self) -> Option<Transition> {
+        self.cell.apply(|m| Some(m.reset(now())))
+    }
+
+    /// Holds the breaker open, whatever the traffic, until reset.
+    pub fn force_open(&self, reason: impl Into<String>) -> Option<Transition> {
+        let reason = reason.into();
+        self.cell.apply(|m| m.force_open(reason, now()))
+    }
+
+    /// Lets every call through and never trips, until reset.
+    pub fn disable(&self, reason: impl Into<String>) -> Option<Transition> {
+        let reason = reason.into();
+        self.cell.apply(|m| m.disable(reason, now()))
+    }
+
+    /// Counts every call but never trips, until reset.
+    pub fn metrics_only(&self, reason: impl Into<String>) -> Option<Transition> {
+        let reason = reason.into();
+        self.cell.apply(|m| m.metrics_only(reason, now()))
+    }
+
+    /// A recovery strategy reports the dependency back: Open → HalfOpen now.
+    pub fn recovery_succeeded(&self) -> Option<Transition> {
+        self.cell.apply(|m| m.recovery_succeeded(now()))
+    }
+
+    pub(crate) fn begin_closing(&self) {
+        self.cell.begin_closing();
+    }
+}

@@ -1,0 +1,356 @@
+//! The protected call path end to end, on tokio's paused clock, with the
+//! seed's kite_api breaker: 5 failures to open, 3 probe successes to close,
+//! 5 minutes open.
+
+mod support;
+
+use seawall::breaker::TransitionReason;
+use seawall::{BreakerState, CallError, Event, Seawall, ServiceHandle};
+use std::sync::Arc;
+use std::time::Duration;
+use support::{kite_config, Probe, Req, Scripted, TestError};
+use tokio::sync::broadcast;
+use tokio::time::Instant;
+
+async fn start(
+    edit: impl FnOnce(&mut seawall::config::ServiceConfig),
+) -> (Seawall, ServiceHandle<Scripted>, Arc<Probe>) {
+    let probe = Arc::new(Probe::default());
+    let p = Arc::clone(&probe);
+    let seawall = Seawall::builder(kite_config(edit))
+        .service("kite_api", move || Scripted {
+            probe: Arc::clone(&p),
+        })
+        .start()
+        .await
+        .expect("tree starts");
+    let handle = seawall.handle::<Scripted>("kite_api").unwrap();
+    (seawall, handle, probe)
+}
+
+/// Waits (in virtual time) for the next transition of the breaker.
+async fn next_transition(events: &mut broadcast::Receiver<Event>) -> seawall::breaker::Transition {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(3600), events.recv()).await {
+            Ok(Ok(Event::Transition { transition, .. })) => return transition,
+            Ok(Ok(_)) => continue,
+            other => panic!("no transition: {other:?}"),
+        }
+    }
+}
+
+async fn trip(handle: &ServiceHandle<Scripted>) {
+    for _ in 0..5 {
+        let err = handle.call(Req::Fail).await.unwrap_err();
+        assert!(matches!(
+            err,
+            CallError::Service {
+                source: TestError::Down,
+                ..
+            }
+        ));
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn test_call_when_five_consecutive_failures_then_sixth_rejected_without_reaching_service() {
+    let (seawall, kite, probe) = start(|_| {}).await;
+    for _ in 0..4 {
+        kite.call(Req::Fail).await.unwrap_err();
+    }
+    assert_eq!(kite.state(), BreakerState::Closed);
+    kite.call(Req::Fail).await.unwrap_err();
+    assert_eq!(kite.state(), BreakerState::Open, "exact after the 5th");
+    assert_eq!(probe.received(), 5);
+
+    let err = kite.call(Req::Ok(1)).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            CallError::Rejected {
+                state: BreakerState::Open,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("kite_api"));
+    assert_eq!(
+        probe.received(),
+        5,
+        "the 6th call never reached the service"
+    );
+    assert_eq!(kite.metrics().rejected, 1);
+    seawall.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn test_state_when_five_minutes_pass_without_traffic_then_half_open() {
+    let (seawall, kite, _) = start(|_| {}).await;
+    let mut events = seawall.subscribe();
+    trip(&kite).await;
+    let opened = next_transition(&mut events).await;
+    assert_eq!(opened.to, BreakerState::Open);
+    let opened_at = Instant::now();
+
+    tokio::time::sleep(Duration::from_secs(300) - Duration::from_millis(1)).await;
+    assert_eq!(kite.state(), BreakerState::Open, "not a moment early");
+
+    let half_open = next_transition(&mut events).await;
+    assert_eq!(half_open.to, BreakerState::HalfOpen);
+    assert!(matches!(
+        half_open.reason,
+        TransitionReason::OpenElapsed { .. }
+    ));
+    assert_eq!(kite.state(), BreakerState::HalfOpen, "true with no traffic");
+    assert_eq!(opened_at.elapsed(), Duration::from_secs(300));
+    seawall.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn test_half_open_when_three_probes_succeed_then_closes() {
+    let (seawall, kite, _) = start(|_| {}).await;
+    let mut events = seawall.subscribe();
+    trip(&kite).await;
+    next_transition(&mut events).await;
+    assert_eq!(
+        next_transition(&mut events).await.to,
+        BreakerState::HalfOpen
+    );
+    for i in 0..2 {
+        assert_eq!(kite.call(Req::Ok(i)).await.unwrap(), i);
+        assert_eq!(
+            kite.state(),
+            BreakerState::HalfOpen,
+            "after {} probes",
+            i + 1
+        );
+    }
+    kite.call(Req::Ok(2)).await.unwrap();
+    assert_eq!(kite.state(), BreakerState::Closed);
+    let closed = next_transition(&mut events).await;
+    assert_eq!(
+        closed.reason,
+        TransitionReason::ProbesSucceeded { successes: 3 }
+    );
+    seawall.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn test_half_open_when_probe_fails_then_reopens_for_longer() {
+    let (seawall, kite, _) = start(|_| {}).await;
+    let mut events = seawall.subscribe();
+    trip(&kite).await;
+    let first = next_transition(&mut events).await;
+    let first_open = first.open_until.unwrap() - first.at;
+    assert_eq!(first_open, Duration::from_secs(300));
+    next_transition(&mut events).await;
+
+    kite.call(Req::Fail).await.unwrap_err();
+    let reopened = next_transition(&mut events).await;
+    assert_eq!(reopened.to, BreakerState::Open);
+    assert_eq!(reopened.reason, TransitionReason::ProbeFailed);
+    let second_open = reopened.open_until.unwrap() - reopened.at;
+    assert!(second_open > first_open, "{second_open:?}");
+    let (low, high) = (Duration::from_secs(540), Duration::from_secs(660));
+    assert!(
+        (low..=high).contains(&second_open),
+        "2× ± 10%: {second_open:?}"
+    );
+    assert_eq!(kite.state(), BreakerState::Open);
+    seawall.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn test_call_when_service_exceeds_call_timeout_then_counts_as_failure() {
+    let (seawall, kite, _) = start(|_| {}).await;
+    let started = Instant::now();
+    let err = kite
+        .call(Req::Sleep(Duration::from_secs(60)))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, CallError::Timeout { .. }), "{err}");
+    assert_eq!(
+        started.elapsed(),
+        Duration::from_secs(7),
+        "kite_api call_timeout"
+    );
+    assert!(err.to_string().contains("call_timeout"));
+    let m = kite.metrics();
+    assert_eq!(m.timeouts, 1);
+    assert_eq!(m.consecutive_failures, 1);
+    for _ in 0..4 {
+        kite.call(Req::Sleep(Duration::from_secs(60)))
+            .await
+            .unwrap_err();
+    }
+    assert_eq!(kite.state(), BreakerState::Open, "five timeouts trip it");
+    seawall.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn test_call_when_outcome_ignored_then_never_trips() {
+    let (seawall, kite, probe) = start(|_| {}).await;
+    for _ in 0..100 {
+        let err = kite.call(Req::Business).await.unwrap_err();
+        assert!(matches!(
+            err,
+            CallError::Service {
+                source: TestError::Business,
+                outcome: seawall::Outcome::Ignored,
+                ..
+            }
+        ));
+    }
+    assert_eq!(kite.state(), BreakerState::Closed);
+    assert_eq!(probe.received(), 100);
+    assert_eq!(kite.metrics().ignored, 100);
+    assert_eq!(kite.metrics().consecutive_failures, 0);
+    seawall.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn test_call_when_over_bulkhead_bound_then_shed_with_service_and_bound() {
+    let (seawall, kite, probe) = start(|s| {
+        s.concurrency = 1;
+        s.max_in_flight = 2;
+    })
+    .await;
+    let slow: Vec<_> = (0..2)
+        .map(|_| {
+            let k = kite.clone();
+            tokio::spawn(async move { k.call(Req::Sleep(Duration::from_secs(1))).await })
+        })
+        .collect();
+    while kite.in_flight() < 2 {
+        tokio::task::yield_now().await;
+    }
+    let err = kite.call(Req::Ok(1)).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            CallError::Shed {
+                max_in_flight: 2,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let text = err.to_string();
+    assert!(
+        text.contains("kite_api") && text.contains("max_in_flight") && text.contains('2'),
+        "{text}"
+    );
+    for task in slow {
+        task.await.unwrap().unwrap();
+    }
+    assert_eq!(
+        probe.received(),
+        2,
+        "the shed call never reached the service"
+    );
+    assert_eq!(
+        kite.state(),
+        BreakerState::Closed,
+        "shedding is not a failure"
+    );
+    kite.call(Req::Ok(3)).await.unwrap();
+    seawall.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn test_call_when_concurrency_two_then_fast_answered_while_slow_runs() {
+    let (seawall, kite, _) = start(|s| s.concurrency = 2).await;
+    let k = kite.clone();
+    let slow = tokio::spawn(async move { k.call(Req::Sleep(Duration::from_secs(5))).await });
+    while kite.in_flight() < 1 {
+        tokio::task::yield_now().await;
+    }
+    let started = Instant::now();
+    assert_eq!(kite.call(Req::Ok(42)).await.unwrap(), 42);
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(!slow.is_finished(), "the slow request is still running");
+    assert_eq!(slow.await.unwrap().unwrap(), 0);
+    seawall.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn test_call_when_concurrency_one_then_fast_waits_behind_slow() {
+    // The contrast to the test above: with one service actor, order is kept.
+    let (seawall, kite, _) = start(|s| s.concurrency = 1).await;
+    let k = kite.clone();
+    let slow = tokio::spawn(async move { k.call(Req::Sleep(Duration::from_secs(5))).await });
+    while kite.in_flight() < 1 {
+        tokio::task::yield_now().await;
+    }
+    let started = Instant::now();
+    kite.call(Req::Ok(1)).await.unwrap();
+    assert_eq!(started.elapsed(), Duration::from_secs(5));
+    assert!(slow.is_finished());
+    seawall.shutdown().await;
+}
+
+/// Under concurrency the calls already admitted when the breaker trips still
+/// reach the service, but no more than `max_in_flight` of them.
+#[tokio::test(start_paused = true)]
+async fn test_call_when_many_concurrent_failures_then_overshoot_bounded_by_max_in_flight() {
+    let (seawall, kite, probe) = start(|s| {
+        s.concurrency = 4;
+        s.max_in_flight = 16;
+    })
+    .await;
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..200 {
+        let k = kite.clone();
+        tasks.spawn(async move { k.call(Req::Fail).await });
+    }
+    let mut refused = 0;
+    while let Some(result) = tasks.join_next().await {
+        if result.unwrap().unwrap_err().is_refusal() {
+            refused += 1;
+        }
+    }
+    assert_eq!(kite.state(), BreakerState::Open);
+    assert!(probe.received() >= 5);
+    assert!(
+        probe.received() <= 5 + 16,
+        "{} calls reached the service; bound is threshold + max_in_flight",
+        probe.received()
+    );
+    assert_eq!(refused, 200 - probe.received());
+    let m = kite.metrics();
+    assert_eq!(
+        m.admitted,
+        m.successes + m.failures + m.ignored + m.timeouts + m.in_flight
+    );
+    seawall.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn test_cast_when_failures_then_recorded_by_service_actor() {
+    let (seawall, kite, probe) = start(|_| {}).await;
+    let mut events = seawall.subscribe();
+    for _ in 0..5 {
+        kite.cast(Req::Fail).unwrap();
+    }
+    assert_eq!(next_transition(&mut events).await.to, BreakerState::Open);
+    assert_eq!(probe.received(), 5);
+    assert!(kite.cast(Req::Ok(1)).unwrap_err().is_refusal());
+    seawall.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn test_call_when_caller_gives_up_then_outcome_ignored_and_nothing_leaks() {
+    let (seawall, kite, _) = start(|_| {}).await;
+    let abandoned = tokio::time::timeout(
+        Duration::from_secs(1),
+        kite.call(Req::Sleep(Duration::from_secs(3))),
+    )
+    .await;
+    assert!(abandoned.is_err());
+    let m = kite.metrics();
+    assert_eq!(m.ignored, 1);
+    assert_eq!(m.in_flight, 0);
+    assert_eq!(kite.state(), BreakerState::Closed);
+    seawall.shutdown().await;
+}

@@ -1,0 +1,102 @@
+//! A scriptable service shared by the integration tests: each request says
+//! how it should behave, and the service counts what actually reached it.
+
+#![allow(dead_code)]
+
+use seawall::config::{Config, ServiceConfig};
+use seawall::{FailureKind, Outcome, Service};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How a request should behave when it reaches the service.
+#[derive(Debug, Clone)]
+pub enum Req {
+    Ok(u32),
+    Fail,
+    Business,
+    Sleep(Duration),
+    Panic,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum TestError {
+    #[error("dependency down")]
+    Down,
+    #[error("rejected for margin")]
+    Business,
+    #[error("cannot connect")]
+    Connect,
+}
+
+/// Counters shared between the test and every instance of the service.
+#[derive(Debug, Default)]
+pub struct Probe {
+    pub received: AtomicUsize,
+    pub started: AtomicUsize,
+    /// Start-ups to fail before succeeding.
+    pub failing_starts: AtomicUsize,
+    pub health_checks: AtomicUsize,
+}
+
+impl Probe {
+    pub fn received(&self) -> usize {
+        self.received.load(Ordering::SeqCst)
+    }
+}
+
+pub struct Scripted {
+    pub probe: Arc<Probe>,
+}
+
+impl Service for Scripted {
+    type Request = Req;
+    type Response = u32;
+    type Error = TestError;
+
+    async fn call(&mut self, request: Req) -> Result<u32, TestError> {
+        self.probe.received.fetch_add(1, Ordering::SeqCst);
+        match request {
+            Req::Ok(n) => Ok(n),
+            Req::Fail => Err(TestError::Down),
+            Req::Business => Err(TestError::Business),
+            Req::Sleep(d) => {
+                tokio::time::sleep(d).await;
+                Ok(0)
+            }
+            Req::Panic => panic!("scripted panic"),
+        }
+    }
+
+    fn classify(&self, error: &TestError) -> Outcome {
+        match error {
+            TestError::Business => Outcome::Ignored,
+            _ => Outcome::Failure(FailureKind::Server),
+        }
+    }
+
+    async fn start(&mut self) -> Result<(), TestError> {
+        self.probe.started.fetch_add(1, Ordering::SeqCst);
+        let left = self.probe.failing_starts.load(Ordering::SeqCst);
+        if left > 0 {
+            self.probe.failing_starts.store(left - 1, Ordering::SeqCst);
+            return Err(TestError::Connect);
+        }
+        Ok(())
+    }
+
+    async fn health_check(&mut self) -> Result<(), TestError> {
+        self.probe.health_checks.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+/// The shipped config with a fixed seed, restricted to `kite_api`, then
+/// adjusted by `edit`.
+pub fn kite_config(edit: impl FnOnce(&mut ServiceConfig)) -> Config {
+    let mut config = Config::seed_defaults();
+    config.runtime.seed = Some(7);
+    config.services.retain(|name, _| name == "kite_api");
+    edit(config.services.get_mut("kite_api").unwrap());
+    config
+}
