@@ -1,1 +1,178 @@
-fn main() {}
+//! The cost of the protected call path, against a bare ractor call in the
+//! same run (ratios, not absolute times, are what carry across machines).
+//!
+//! * `call_path/bare_ractor_call` and `…_with_timeout`: a trivial actor.
+//! * `call_path/handle_call_closed`: the same request through a
+//!   `ServiceHandle` (admission, bulkhead, dispatch, outcome accounting).
+//! * `call_path/handle_call_rejected_open`: a call refused by an Open breaker.
+//! * `state_machine/seawall_admit_record` vs `state_machine/failsafe_call`:
+//!   the pure breakers on the same closure.
+//!
+//! Everything async runs on one current-thread runtime, timed with
+//! `iter_custom` inside a single `block_on`, so runtime entry is not measured.
+
+use criterion::{black_box, criterion_group, criterion_main, Criterion};
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use seawall::breaker::{BreakerSettings, CircuitBreaker, Outcome};
+use seawall::config::{Config, ServiceConfig};
+use seawall::{Seawall, Service, ServiceHandle};
+use std::time::{Duration, Instant};
+
+const TIMEOUT: Duration = Duration::from_secs(5);
+
+struct EchoActor;
+
+struct EchoMsg(u64, RpcReplyPort<u64>);
+
+impl Actor for EchoActor {
+    type Msg = EchoMsg;
+    type State = ();
+    type Arguments = ();
+    async fn pre_start(&self, _: ActorRef<EchoMsg>, _: ()) -> Result<(), ActorProcessingErr> {
+        Ok(())
+    }
+    async fn handle(
+        &self,
+        _: ActorRef<EchoMsg>,
+        EchoMsg(n, reply): EchoMsg,
+        _: &mut (),
+    ) -> Result<(), ActorProcessingErr> {
+        let _ = reply.send(n);
+        Ok(())
+    }
+}
+
+struct Echo;
+
+#[derive(Debug, thiserror::Error)]
+#[error("echo failed")]
+struct EchoError;
+
+impl Service for Echo {
+    type Request = Result<u64, ()>;
+    type Response = u64;
+    type Error = EchoError;
+    async fn call(&mut self, request: Result<u64, ()>) -> Result<u64, EchoError> {
+        request.map_err(|()| EchoError)
+    }
+}
+
+fn config() -> Config {
+    let service = ServiceConfig {
+        call_timeout: TIMEOUT,
+        concurrency: 1,
+        max_in_flight: 1024,
+        open_timeout: Duration::from_secs(3600),
+        ..ServiceConfig::default()
+    };
+    let mut config = Config::default();
+    config.services.insert("echo".into(), service.clone());
+    config.services.insert("tripped".into(), service);
+    config
+}
+
+fn call_path(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (actor, seawall, echo, tripped) = rt.block_on(async {
+        let (actor, _) = Actor::spawn(None, EchoActor, ()).await.unwrap();
+        let seawall = Seawall::builder(config())
+            .service("echo", || Echo)
+            .service("tripped", || Echo)
+            .start()
+            .await
+            .unwrap();
+        let echo: ServiceHandle<Echo> = seawall.handle("echo").unwrap();
+        let tripped: ServiceHandle<Echo> = seawall.handle("tripped").unwrap();
+        while tripped.state() != seawall::BreakerState::Open {
+            let _ = tripped.call(Err(())).await;
+        }
+        (actor, seawall, echo, tripped)
+    });
+
+    let mut group = c.benchmark_group("call_path");
+    group.bench_function("bare_ractor_call", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let start = Instant::now();
+                for i in 0..iters {
+                    black_box(actor.call(|p| EchoMsg(i, p), None).await.unwrap());
+                }
+                start.elapsed()
+            })
+        })
+    });
+    group.bench_function("bare_ractor_call_with_timeout", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let start = Instant::now();
+                for i in 0..iters {
+                    black_box(actor.call(|p| EchoMsg(i, p), Some(TIMEOUT)).await.unwrap());
+                }
+                start.elapsed()
+            })
+        })
+    });
+    group.bench_function("handle_call_closed", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let start = Instant::now();
+                for i in 0..iters {
+                    black_box(echo.call(Ok(i)).await.unwrap());
+                }
+                start.elapsed()
+            })
+        })
+    });
+    group.bench_function("handle_call_rejected_open", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let start = Instant::now();
+                for i in 0..iters {
+                    black_box(tripped.call(Ok(i)).await.unwrap_err());
+                }
+                start.elapsed()
+            })
+        })
+    });
+    group.finish();
+    rt.block_on(seawall.shutdown());
+}
+
+fn state_machine(c: &mut Criterion) {
+    let mut group = c.benchmark_group("state_machine");
+    let now = Instant::now();
+    let work = |i: u64| -> Result<u64, ()> { Ok(black_box(i)) };
+
+    let mut breaker = CircuitBreaker::new(
+        BreakerSettings::seed_default(5, 3, Duration::from_secs(300)),
+        now,
+    );
+    let mut i = 0u64;
+    group.bench_function("seawall_admit_record", |b| {
+        b.iter(|| {
+            i += 1;
+            let permit = breaker.try_acquire(now).unwrap();
+            let outcome = match work(i) {
+                Ok(_) => Outcome::Success,
+                Err(()) => Outcome::Failure(seawall::FailureKind::Other),
+            };
+            black_box(breaker.record(permit, outcome, Duration::from_micros(1), now))
+        })
+    });
+
+    let failsafe = failsafe::Config::new().build();
+    let mut j = 0u64;
+    group.bench_function("failsafe_call", |b| {
+        b.iter(|| {
+            j += 1;
+            black_box(failsafe::CircuitBreaker::call(&failsafe, || work(j)))
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, call_path, state_machine);
+criterion_main!(benches);

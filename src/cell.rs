@@ -52,8 +52,11 @@ impl Slot {
 }
 
 impl Drop for Slot {
+    #[inline]
     fn drop(&mut self) {
-        self.cell.busy[self.worker].fetch_sub(1, Ordering::Release);
+        if self.cell.busy.len() > 1 {
+            self.cell.busy[self.worker].fetch_sub(1, Ordering::Release);
+        }
         self.cell.in_flight.fetch_sub(1, Ordering::Release);
     }
 }
@@ -142,8 +145,14 @@ impl BreakerCell {
             self.in_flight.fetch_sub(1, Ordering::AcqRel);
             return None;
         }
-        let worker = self.pick_worker();
-        self.busy[worker].fetch_add(1, Ordering::AcqRel);
+        // One service actor needs no load balancing (and no busy counter).
+        let worker = if self.busy.len() > 1 {
+            let worker = self.pick_worker();
+            self.busy[worker].fetch_add(1, Ordering::AcqRel);
+            worker
+        } else {
+            0
+        };
         Some(Slot {
             cell: Arc::clone(self),
             worker,
@@ -152,9 +161,6 @@ impl BreakerCell {
 
     fn pick_worker(&self) -> usize {
         let n = self.busy.len();
-        if n == 1 {
-            return 0;
-        }
         let start = self.next_worker.fetch_add(1, Ordering::Relaxed) % n;
         let mut best = start;
         let mut best_load = u32::MAX;

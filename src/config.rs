@@ -38,7 +38,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 /// The whole of `actors.toml`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// Tree-wide switches and intervals.

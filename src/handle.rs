@@ -159,8 +159,7 @@ impl<S: Service> ServiceHandle<S> {
         let worker = slot.worker();
         let msg = ServiceMsg::Call {
             request,
-            deadline,
-            reply: tx.into(),
+            reply: tx,
             slot,
         };
         if !inner.actors.send(worker, msg) {

@@ -16,6 +16,9 @@ use tokio::sync::broadcast;
 /// Delay before a failed service actor is started again.
 const RESTART_DELAY: Duration = Duration::from_millis(100);
 
+/// The pending timer that will send the next [`BreakerMsg::Tick`].
+type TimerHandle = JoinHandle<Result<(), ractor::MessagingErr<BreakerMsg>>>;
+
 /// What the breaker actor is told.
 pub(crate) enum BreakerMsg {
     /// The breaker changed state (sent under the breaker's lock, so in order).
@@ -41,10 +44,7 @@ pub(crate) struct BreakerArgs<S: Service> {
 
 pub(crate) struct BreakerActorState<S: Service> {
     args: BreakerArgs<S>,
-    timer: Option<(
-        Instant,
-        JoinHandle<Result<(), ractor::MessagingErr<BreakerMsg>>>,
-    )>,
+    timer: Option<(Instant, TimerHandle)>,
     closing: bool,
 }
 

@@ -6,6 +6,7 @@ use crate::service::Service;
 use arc_swap::ArcSwapOption;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use std::sync::Arc;
+use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 /// Builds a fresh service value for each (re)started service actor.
@@ -23,8 +24,7 @@ pub(crate) enum CallFailure<E> {
 pub(crate) enum ServiceMsg<S: Service> {
     Call {
         request: S::Request,
-        deadline: Instant,
-        reply: RpcReplyPort<Result<S::Response, CallFailure<S::Error>>>,
+        reply: oneshot::Sender<Result<S::Response, CallFailure<S::Error>>>,
         slot: Slot,
     },
     Cast {
@@ -157,22 +157,24 @@ impl<S: Service> Actor for ServiceActor<S> {
         match message {
             ServiceMsg::Call {
                 request,
-                deadline,
-                reply,
+                mut reply,
                 slot,
             } => {
-                let result = if Instant::now() >= deadline || reply.is_closed() {
-                    // The caller gave up while this waited in the mailbox:
-                    // never send a request nobody is waiting for.
+                let result = if reply.is_closed() {
+                    // The caller gave up (deadline passed, or cancelled)
+                    // while this waited in the mailbox: never send a request
+                    // nobody is waiting for.
                     Err(CallFailure::Expired)
                 } else {
-                    match tokio::time::timeout_at(deadline, service.call(request)).await {
-                        Ok(Ok(response)) => Ok(response),
-                        Ok(Err(error)) => {
+                    // Stop working on it the moment the caller stops waiting.
+                    // The caller's own deadline is the only timer per call.
+                    tokio::select! {
+                        biased;
+                        result = service.call(request) => result.map_err(|error| {
                             let outcome = service.classify(&error);
-                            Err(CallFailure::Service(error, outcome))
-                        }
-                        Err(_) => Err(CallFailure::Expired),
+                            CallFailure::Service(error, outcome)
+                        }),
+                        () = reply.closed() => Err(CallFailure::Expired),
                     }
                 };
                 drop(slot);

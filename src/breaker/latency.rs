@@ -14,7 +14,7 @@ const BUCKETS: usize = SUB + (MAX_EXP as usize - SUB_BITS as usize + 1) * SUB;
 pub struct LatencyHistogram {
     counts: Box<[u32; BUCKETS]>,
     total: u64,
-    sum_micros: u128,
+    sum_micros: u64,
     max_micros: u64,
 }
 
@@ -38,6 +38,7 @@ impl Default for LatencyHistogram {
     }
 }
 
+#[inline]
 fn bucket_of(micros: u64) -> usize {
     if micros < SUB as u64 {
         return micros as usize;
@@ -63,12 +64,17 @@ fn bucket_value(index: usize) -> u64 {
 
 impl LatencyHistogram {
     /// Adds one response time.
+    #[inline]
     pub fn record(&mut self, elapsed: Duration) {
-        let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+        // Seconds and sub-second micros avoid a 128-bit division on every call.
+        let micros = elapsed
+            .as_secs()
+            .saturating_mul(1_000_000)
+            .saturating_add(u64::from(elapsed.subsec_micros()));
         let slot = &mut self.counts[bucket_of(micros)];
         *slot = slot.saturating_add(1);
         self.total += 1;
-        self.sum_micros += u128::from(micros);
+        self.sum_micros = self.sum_micros.saturating_add(micros);
         self.max_micros = self.max_micros.max(micros);
     }
 
@@ -79,10 +85,7 @@ impl LatencyHistogram {
 
     /// The mean, or `None` before the first call.
     pub fn mean(&self) -> Option<Duration> {
-        (self.total > 0).then(|| {
-            let micros = self.sum_micros / u128::from(self.total);
-            Duration::from_micros(u64::try_from(micros).unwrap_or(u64::MAX))
-        })
+        (self.total > 0).then(|| Duration::from_micros(self.sum_micros / self.total))
     }
 
     /// The `q`-quantile (0–1), or `None` before the first call.

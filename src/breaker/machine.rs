@@ -193,6 +193,7 @@ impl CircuitBreaker {
     ///
     /// Open never admits, even past its open duration: [`Self::poll`] moves it
     /// to HalfOpen, so the published state and admission never disagree.
+    #[inline]
     pub fn try_acquire(&mut self, now: Instant) -> Result<Permit, Rejected> {
         let _ = now;
         match self.state {
@@ -279,6 +280,7 @@ impl CircuitBreaker {
     }
 
     /// Records the outcome of an admitted call that took `elapsed`, at `now`.
+    #[inline]
     pub fn record(
         &mut self,
         permit: Permit,
@@ -319,9 +321,9 @@ impl CircuitBreaker {
             (BreakerState::HalfOpen, Outcome::Success) => {
                 self.consecutive_failures = 0;
                 self.consecutive_successes = self.consecutive_successes.saturating_add(1);
-                if permit.probe_slot.is_none() {
-                    return None;
-                }
+                // A non-probe call admitted in this epoch cannot exist in
+                // HalfOpen; only probes decide it.
+                permit.probe_slot?;
                 self.probe_successes += 1;
                 if self.probe_successes >= self.settings.success_threshold {
                     let successes = self.probe_successes;
@@ -338,9 +340,9 @@ impl CircuitBreaker {
             (BreakerState::HalfOpen, Outcome::Failure(_)) => {
                 self.consecutive_successes = 0;
                 self.consecutive_failures = self.consecutive_failures.saturating_add(1);
-                if permit.probe_slot.is_none() {
-                    return None;
-                }
+                // A non-probe call admitted in this epoch cannot exist in
+                // HalfOpen; only probes decide it.
+                permit.probe_slot?;
                 self.reopens = self.reopens.saturating_add(1);
                 Some(self.open(TransitionReason::ProbeFailed, now))
             }
@@ -350,6 +352,7 @@ impl CircuitBreaker {
         }
     }
 
+    #[inline]
     fn count(&mut self, outcome: Outcome, elapsed: Duration, now: Instant) {
         self.latency.record(elapsed);
         match outcome {
@@ -369,12 +372,14 @@ impl CircuitBreaker {
         }
     }
 
+    #[inline]
     fn push_window(&mut self, failed: bool, elapsed: Duration, now: Instant) {
         if let (Some(window), Some(rule)) = (&mut self.window, &self.settings.rate_rule) {
             window.record(failed, elapsed >= rule.slow_call_duration, now);
         }
     }
 
+    #[inline]
     fn check_trip(&mut self, now: Instant) -> Option<Transition> {
         if self.state != BreakerState::Closed {
             return None;
@@ -383,6 +388,7 @@ impl CircuitBreaker {
         Some(self.open(reason, now))
     }
 
+    #[inline]
     fn trip_reason(&self) -> Option<TransitionReason> {
         if self.consecutive_failures >= self.settings.failure_threshold {
             return Some(TransitionReason::ConsecutiveFailures {

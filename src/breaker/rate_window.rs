@@ -78,7 +78,7 @@ impl RateWindow {
                 } else {
                     *filled += 1;
                 }
-                ring[*next] = u8::from(failed) * FAILED | u8::from(slow) * SLOW;
+                ring[*next] = (u8::from(failed) * FAILED) | (u8::from(slow) * SLOW);
                 *next = (*next + 1) % ring.len();
             }
             Inner::Time { .. } => {

@@ -100,7 +100,9 @@ impl fmt::Display for TransitionReason {
                 threshold * 100.0
             ),
             TransitionReason::OpenElapsed { open_for } => {
-                write!(f, "open for {}", humantime::format_duration(*open_for))
+                let millis = u64::try_from(open_for.as_millis()).unwrap_or(u64::MAX);
+                let rounded = Duration::from_millis(millis);
+                write!(f, "open for {}", humantime::format_duration(rounded))
             }
             TransitionReason::ProbesSucceeded { successes } => {
                 write!(f, "{successes} consecutive probe successes")

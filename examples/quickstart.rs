@@ -1,0 +1,94 @@
+//! A flaky broker behind a breaker, in about a dozen seconds of real time.
+//!
+//! The broker fails for a while; the breaker opens after 5 failures and
+//! refuses calls at once, moves to HalfOpen when its (shortened) open
+//! duration passes, and closes after 3 successful probes.
+//!
+//! ```text
+//! cargo run --example quickstart
+//! ```
+
+use seawall::config::Config;
+use seawall::{CallError, Event, FailureKind, Outcome, Seawall, Service};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A broker quote endpoint that is down while `down` is set.
+struct Broker {
+    down: Arc<AtomicBool>,
+}
+
+#[derive(Debug, thiserror::Error)]
+enum BrokerError {
+    #[error("NetworkException: gateway unreachable")]
+    Network,
+}
+
+impl Service for Broker {
+    type Request = &'static str;
+    type Response = f64;
+    type Error = BrokerError;
+
+    async fn call(&mut self, symbol: &'static str) -> Result<f64, BrokerError> {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        if self.down.load(Ordering::Relaxed) {
+            return Err(BrokerError::Network);
+        }
+        Ok(if symbol == "NSE:INFY" { 1520.35 } else { 100.0 })
+    }
+
+    fn classify(&self, _: &BrokerError) -> Outcome {
+        Outcome::Failure(FailureKind::Connection)
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mut config = Config::seed_defaults();
+    config.services.retain(|name, _| name == "kite_api");
+    let kite_config = config.services.get_mut("kite_api").expect("shipped");
+    kite_config.open_timeout = Duration::from_secs(2);
+
+    let down = Arc::new(AtomicBool::new(true));
+    let flag = Arc::clone(&down);
+    let seawall = Seawall::builder(config)
+        .service("kite_api", move || Broker {
+            down: Arc::clone(&flag),
+        })
+        .start()
+        .await?;
+    let mut events = seawall.subscribe();
+    tokio::spawn(async move {
+        while let Ok(event) = events.recv().await {
+            if let Event::Transition {
+                service,
+                transition,
+            } = event
+            {
+                println!(
+                    "  [{service}] {} -> {}: {}",
+                    transition.from, transition.to, transition.reason
+                );
+            }
+        }
+    });
+
+    let kite = seawall.handle::<Broker>("kite_api")?;
+    for tick in 0..40 {
+        if tick == 20 {
+            println!("broker is back");
+            down.store(false, Ordering::Relaxed);
+        }
+        match kite.call("NSE:INFY").await {
+            Ok(price) => println!("tick {tick:>2}: INFY {price}"),
+            Err(e @ CallError::Rejected { .. }) => {
+                println!("tick {tick:>2}: refused at once ({e})")
+            }
+            Err(e) => println!("tick {tick:>2}: failed ({e})"),
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    seawall.shutdown().await;
+    Ok(())
+}
