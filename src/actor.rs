@@ -1,7 +1,8 @@
 //! The actors of the tree, and what travels between them.
 //!
 //! ```text
-//! Seawall (root)                   supervises the breaker actors
+//! Seawall (root)                   supervises the actors below
+//! ├── RecoveryActor                runs recovery strategies on backoff
 //! └── BreakerActor[name]           timers, transitions, restarts, shutdown
 //!     └── ServiceActor[name] × N   owns one service value, runs requests
 //! ```
@@ -14,9 +15,11 @@
 //! and its own timers that move Open → HalfOpen with no traffic.
 
 mod breaker_actor;
+mod recovery_actor;
 mod root_actor;
 mod service_actor;
 
 pub(crate) use breaker_actor::{BreakerActor, BreakerArgs, BreakerMsg};
+pub(crate) use recovery_actor::{AttemptFn, Recoverable, RecoveryActor, RecoveryMsg};
 pub(crate) use root_actor::RootActor;
 pub(crate) use service_actor::{CallFailure, CastCompletion, ServiceActors, ServiceMsg};

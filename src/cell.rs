@@ -22,6 +22,7 @@ use crate::actor::BreakerMsg;
 use crate::breaker::{
     BreakerMetrics, BreakerState, CircuitBreaker, Outcome, Permit, Rejected, Transition,
 };
+use crate::stats::SupervisionCounters;
 use ractor::ActorRef;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
@@ -72,6 +73,7 @@ pub(crate) struct BreakerCell {
     busy: Box<[AtomicU32]>,
     next_worker: AtomicUsize,
     actor: OnceLock<ActorRef<BreakerMsg>>,
+    pub(crate) stats: SupervisionCounters,
 }
 
 impl BreakerCell {
@@ -92,6 +94,7 @@ impl BreakerCell {
             busy: (0..concurrency.max(1)).map(|_| AtomicU32::new(0)).collect(),
             next_worker: AtomicUsize::new(0),
             actor: OnceLock::new(),
+            stats: SupervisionCounters::default(),
         }
     }
 

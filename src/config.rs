@@ -27,11 +27,13 @@ mod env;
 mod error;
 mod runtime;
 mod service;
+mod supervision;
 
 pub use env::{EnvOverrides, VARIABLES as ENV_VARIABLES};
 pub use error::{ConfigError, Problem};
 pub use runtime::RuntimeConfig;
 pub use service::{RateWindowConfig, ServiceConfig};
+pub use supervision::{MaxAttempts, RecoveryConfig, RestartConfig, RetryConfig, Unlimited};
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;

@@ -36,6 +36,30 @@ pub enum Event {
         /// Which of its `concurrency` actors.
         worker: usize,
     },
+    /// Supervision gave up on a service (restart intensity exceeded): its
+    /// breaker is forced open until a recovery succeeds or an operator resets it.
+    Escalated {
+        /// The service.
+        service: Arc<str>,
+        /// Why, with the numbers.
+        reason: String,
+    },
+    /// The recovery actor ran one attempt of the service's strategy.
+    RecoveryAttempted {
+        /// The service.
+        service: Arc<str>,
+        /// 1-based attempt number since the breaker opened.
+        attempt: u32,
+        /// `None` on success, else what went wrong.
+        error: Option<String>,
+    },
+    /// The recovery strategy gave up after `max_attempts`.
+    RecoveryGaveUp {
+        /// The service.
+        service: Arc<str>,
+        /// Attempts made.
+        attempts: u32,
+    },
     /// A service finished shutting down; in-flight calls were answered.
     ServiceStopped {
         /// The service.
@@ -50,6 +74,9 @@ impl Event {
             Event::Transition { service, .. }
             | Event::ServiceActorFailed { service, .. }
             | Event::ServiceActorRestarted { service, .. }
+            | Event::Escalated { service, .. }
+            | Event::RecoveryAttempted { service, .. }
+            | Event::RecoveryGaveUp { service, .. }
             | Event::ServiceStopped { service } => service,
         }
     }

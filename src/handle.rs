@@ -19,8 +19,10 @@
 //! nothing wrong, and a HalfOpen probe slot is never leaked.
 
 mod call_error;
+mod retry;
 
 pub use call_error::CallError;
+pub use retry::RetryPolicy;
 
 use crate::actor::{CallFailure, CastCompletion, ServiceActors, ServiceMsg};
 use crate::breaker::{BreakerMetrics, BreakerState, FailureKind, Outcome, Permit};
@@ -39,6 +41,7 @@ struct Inner<S: Service> {
     cell: Arc<BreakerCell>,
     actors: Arc<ServiceActors<S>>,
     call_timeout: Duration,
+    retry: RetryPolicy,
 }
 
 impl<S: Service> Clone for ServiceHandle<S> {
@@ -87,14 +90,26 @@ impl<S: Service> ServiceHandle<S> {
         cell: Arc<BreakerCell>,
         actors: Arc<ServiceActors<S>>,
         call_timeout: Duration,
+        retry: RetryPolicy,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
                 cell,
                 actors,
                 call_timeout,
+                retry,
             }),
         }
+    }
+
+    /// The retry policy from `[services.NAME.retry]`.
+    pub fn retry_policy(&self) -> RetryPolicy {
+        self.inner.retry
+    }
+
+    /// Supervision counters: restarts, escalations, recoveries, retries.
+    pub fn supervision(&self) -> crate::stats::SupervisionStats {
+        self.inner.cell.stats.snapshot()
     }
 
     /// The service's name, as in `actors.toml`.
@@ -139,7 +154,9 @@ impl<S: Service> ServiceHandle<S> {
     ///
     /// A timeout counts as a failure for the breaker. The request is only
     /// sent to the dependency if it is still wanted: one that waited in a
-    /// mailbox past its deadline is dropped unsent.
+    /// mailbox past its deadline is dropped unsent. For a request that is not
+    /// [idempotent](Service::is_idempotent), a timeout is
+    /// [`CallError::Unknown`]: it may have taken effect.
     pub async fn call(&self, request: S::Request) -> Result<S::Response, CallError<S::Error>> {
         let inner = &*self.inner;
         let cell = &*inner.cell;
@@ -148,6 +165,7 @@ impl<S: Service> ServiceHandle<S> {
             cell.cancel(permit);
             return Err(self.refused(Refusal::Shed));
         };
+        let idempotent = S::is_idempotent(&request);
         let started = Instant::now();
         let deadline = started + inner.call_timeout;
         let mut pending = PendingOutcome {
@@ -176,6 +194,13 @@ impl<S: Service> ServiceHandle<S> {
             }
             Ok(Ok(Err(CallFailure::Service(error, outcome)))) => {
                 pending.finish(outcome);
+                if outcome == Outcome::Failure(FailureKind::Ambiguous) {
+                    return Err(CallError::Unknown {
+                        service: service(),
+                        reason: error.to_string(),
+                        source: Some(error),
+                    });
+                }
                 Err(CallError::Service {
                     service: service(),
                     outcome,
@@ -184,13 +209,31 @@ impl<S: Service> ServiceHandle<S> {
             }
             Ok(Ok(Err(CallFailure::Expired))) | Err(_) => {
                 pending.finish(Outcome::Failure(FailureKind::Timeout));
-                Err(CallError::Timeout {
-                    service: service(),
-                    timeout: inner.call_timeout,
-                })
+                if idempotent {
+                    Err(CallError::Timeout {
+                        service: service(),
+                        timeout: inner.call_timeout,
+                    })
+                } else {
+                    Err(CallError::Unknown {
+                        service: service(),
+                        reason: format!(
+                            "no answer within {} for a request that is not idempotent",
+                            humantime::format_duration(inner.call_timeout)
+                        ),
+                        source: None,
+                    })
+                }
+            }
+            Ok(Ok(Err(CallFailure::Panicked))) => {
+                pending.finish(Outcome::Failure(FailureKind::Crash));
+                Err(CallError::Crashed { service: service() })
             }
             Ok(Err(_)) => {
-                pending.finish(Outcome::Failure(FailureKind::Crash));
+                // The service actor stopped before answering: it crashed
+                // while this request waited behind another, or was killed.
+                // The crash itself is counted once by supervision.
+                pending.finish(Outcome::Ignored);
                 Err(CallError::Crashed { service: service() })
             }
         }
@@ -225,25 +268,38 @@ impl<S: Service> ServiceHandle<S> {
         }
     }
 
-    /// Asks one service actor to reconnect (used by recovery strategies).
-    pub async fn reconnect(&self) -> Result<(), CallError<S::Error>> {
-        self.control(|reply| ServiceMsg::Reconnect { reply }).await
+    /// How many service actors the service runs (`concurrency`).
+    pub fn concurrency(&self) -> usize {
+        self.inner.actors.len()
     }
 
-    /// Runs the service's health check on one service actor.
-    pub async fn health_check(&self) -> Result<(), CallError<S::Error>> {
-        self.control(|reply| ServiceMsg::HealthCheck { reply })
+    /// Asks service actor `worker` to [`Service::reconnect`] its connection.
+    /// Recovery strategies use this; it bypasses the breaker on purpose.
+    pub async fn reconnect_worker(&self, worker: usize) -> Result<(), CallError<S::Error>> {
+        self.control(worker, |reply| ServiceMsg::Reconnect { reply })
             .await
+    }
+
+    /// Runs the service's health check on its first service actor. It
+    /// bypasses the breaker, so it can tell whether an open dependency is back.
+    pub async fn health_check(&self) -> Result<(), CallError<S::Error>> {
+        self.control(0, |reply| ServiceMsg::HealthCheck { reply })
+            .await
+    }
+
+    pub(crate) fn cell(&self) -> &Arc<BreakerCell> {
+        &self.inner.cell
     }
 
     async fn control(
         &self,
+        worker: usize,
         build: impl FnOnce(ractor::RpcReplyPort<Result<(), S::Error>>) -> ServiceMsg<S>,
     ) -> Result<(), CallError<S::Error>> {
         let inner = &*self.inner;
         let service = || Arc::clone(inner.cell.name());
         let (tx, rx) = tokio::sync::oneshot::channel();
-        if !inner.actors.send(0, build(tx.into())) {
+        if worker >= inner.actors.len() || !inner.actors.send(worker, build(tx.into())) {
             return Err(CallError::Unavailable { service: service() });
         }
         match tokio::time::timeout(inner.call_timeout, rx).await {

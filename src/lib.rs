@@ -19,13 +19,16 @@
 #![warn(missing_docs)]
 
 mod actor;
+pub mod backoff;
 pub mod breaker;
 mod cell;
 pub mod config;
 pub mod event;
 pub mod handle;
+pub mod recovery;
 pub mod runtime;
 pub mod service;
+pub mod stats;
 
 pub use breaker::{BreakerState, FailureKind, Outcome};
 pub use event::Event;

@@ -45,6 +45,7 @@ use tokio_util::sync::CancellationToken;
 pub struct Seawall {
     config: Arc<Config>,
     root: ActorRef<()>,
+    recovery: ActorRef<crate::actor::RecoveryMsg>,
     services: Vec<Registered>,
     events: broadcast::Sender<Event>,
     shutdown: CancellationToken,
@@ -151,6 +152,8 @@ impl Seawall {
         for service in self.services.iter().rev() {
             service.control.begin_closing();
         }
+        // No recovery attempt may restart a service that is being stopped.
+        let _ = self.recovery.stop_and_wait(None, Some(grace)).await;
         for service in self.services.iter().rev() {
             let asked = service
                 .actor

@@ -35,6 +35,16 @@ pub trait Service: Send + 'static {
         Outcome::Failure(FailureKind::Other)
     }
 
+    /// Whether `request` may be sent twice with the effect of once. Only
+    /// idempotent requests are ever retried, and a timeout of a request that
+    /// is not idempotent is reported as `CallError::Unknown`. The default,
+    /// `false`, is the safe one: order placement, modification and
+    /// cancellation must never say `true` (Kite has no idempotency key).
+    fn is_idempotent(request: &Self::Request) -> bool {
+        let _ = request;
+        false
+    }
+
     /// Runs when the service actor starts (connect, log in). An error here
     /// is a start-up failure of the service actor.
     fn start(&mut self) -> impl Future<Output = Result<(), Self::Error>> + Send {

@@ -22,6 +22,7 @@ enum Op {
     MetricsOnly,
     Reset,
     Recovered,
+    Escalate,
 }
 
 fn outcome() -> impl Strategy<Value = Outcome> {
@@ -44,6 +45,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::MetricsOnly),
         1 => Just(Op::Reset),
         1 => Just(Op::Recovered),
+        1 => Just(Op::Escalate),
     ]
 }
 
@@ -65,10 +67,12 @@ struct Model {
     reopens: u32,
     admitted: u64,
     decided: u64,
+    escalated: bool,
 }
 
 impl Model {
     fn enter(&mut self, to: BreakerState) {
+        self.escalated = false;
         self.state = to;
         self.epoch += 1;
         self.probes.clear();
@@ -147,6 +151,7 @@ fn run(
         reopens: 0,
         admitted: 0,
         decided: 0,
+        escalated: false,
     };
     let mut outstanding: Vec<Outstanding> = Vec::new();
 
@@ -241,7 +246,8 @@ fn run(
             Op::ForceOpen => {
                 breaker.force_open("operator", now);
                 // The same command with the same reason is a no-op.
-                if model.state != BreakerState::ForcedOpen {
+                // An operator's force-open takes over an escalated one.
+                if model.state != BreakerState::ForcedOpen || model.escalated {
                     model.enter(BreakerState::ForcedOpen);
                 }
             }
@@ -265,23 +271,29 @@ fn run(
                 model.enter(BreakerState::Closed);
             }
             Op::Recovered => {
-                if breaker.recovery_succeeded(now).is_some() {
-                    prop_assert!(matches!(
-                        model.state,
-                        BreakerState::Open | BreakerState::ForcedOpen
-                    ));
+                let recoverable = model.state == BreakerState::Open
+                    || (model.state == BreakerState::ForcedOpen && model.escalated);
+                let moved = breaker.recovery_succeeded(now).is_some();
+                prop_assert_eq!(moved, recoverable, "recovery from {:?}", model.state);
+                if recoverable {
                     model.enter(BreakerState::HalfOpen);
-                } else {
-                    prop_assert!(!matches!(
-                        model.state,
-                        BreakerState::Open | BreakerState::ForcedOpen
-                    ));
+                }
+            }
+            Op::Escalate => {
+                let moved = breaker.escalate("restart intensity", now).is_some();
+                let expect = model.state != BreakerState::Disabled
+                    && !(model.state == BreakerState::ForcedOpen && model.escalated);
+                prop_assert_eq!(moved, expect, "escalation from {:?}", model.state);
+                if expect {
+                    model.enter(BreakerState::ForcedOpen);
+                    model.escalated = true;
                 }
             }
         }
 
         let m = breaker.metrics();
         prop_assert_eq!(breaker.state(), model.state);
+        prop_assert_eq!(breaker.is_escalated(), model.escalated);
         prop_assert_eq!(breaker.epoch(), model.epoch);
         prop_assert_eq!(breaker.open_until(), model.open_until);
         prop_assert!(breaker.probes_in_flight() <= max_probes);

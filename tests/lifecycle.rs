@@ -124,7 +124,7 @@ async fn test_health_check_and_reconnect_when_called_then_reach_service() {
         .unwrap();
     let kite = seawall.handle::<Scripted>("kite_api").unwrap();
     kite.health_check().await.unwrap();
-    kite.reconnect().await.unwrap();
+    kite.reconnect_worker(0).await.unwrap();
     assert_eq!(probe.health_checks.load(Ordering::SeqCst), 1);
     seawall.shutdown().await;
 }

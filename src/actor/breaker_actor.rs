@@ -1,20 +1,22 @@
 //! The breaker actor: supervises a service's actors and drives its breaker's
-//! timers, events and shutdown.
+//! timers, events, restarts and shutdown.
 
-use super::service_actor::{Factory, ServiceActor, ServiceActors};
-use crate::breaker::Transition;
+use super::recovery_actor::RecoveryMsg;
+use super::service_actor::{CountedCrash, Factory, ServiceActor, ServiceActors};
+use crate::backoff::Backoff;
+use crate::breaker::{BreakerState, SeededJitter, Transition, TransitionReason};
 use crate::cell::{now, BreakerCell};
+use crate::config::RestartConfig;
 use crate::event::Event;
+use crate::recovery::{RestartDecision, RestartIntensity};
 use crate::service::Service;
+use crate::stats::SupervisionCounters;
 use ractor::concurrency::JoinHandle;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::broadcast;
-
-/// Delay before a failed service actor is started again.
-const RESTART_DELAY: Duration = Duration::from_millis(100);
 
 /// The pending timer that will send the next [`BreakerMsg::Tick`].
 type TimerHandle = JoinHandle<Result<(), ractor::MessagingErr<BreakerMsg>>>;
@@ -25,8 +27,12 @@ pub(crate) enum BreakerMsg {
     Transitioned(Transition),
     /// A timer fired: poll the state machine for timed transitions.
     Tick,
-    /// Start service actor number `worker` again.
+    /// Start service actor number `worker` again after a crash.
     Respawn { worker: usize },
+    /// Start every service actor that is not running (recovery after escalation).
+    Revive {
+        reply: RpcReplyPort<Result<(), String>>,
+    },
     /// Drain the service actors within `grace`, then stop.
     Shutdown {
         grace: Duration,
@@ -40,11 +46,20 @@ pub(crate) struct BreakerArgs<S: Service> {
     pub(crate) actors: Arc<ServiceActors<S>>,
     pub(crate) factory: Factory<S>,
     pub(crate) events: broadcast::Sender<Event>,
+    pub(crate) restart: RestartConfig,
+    pub(crate) recovery: Option<ActorRef<RecoveryMsg>>,
+    pub(crate) seed: u64,
 }
 
 pub(crate) struct BreakerActorState<S: Service> {
     args: BreakerArgs<S>,
     timer: Option<(Instant, TimerHandle)>,
+    intensity: RestartIntensity,
+    restart_backoff: Backoff,
+    jitter: SeededJitter,
+    /// Restart intensity was exceeded: no automatic restarts until a
+    /// recovery succeeds or an operator resets the breaker.
+    suspended: bool,
     closing: bool,
 }
 
@@ -56,35 +71,95 @@ impl<S: Service> BreakerActor<S> {
         Self(PhantomData)
     }
 
-    /// Starts service actor `worker`, linked to this breaker actor.
+    fn service(state: &BreakerActorState<S>) -> Arc<str> {
+        Arc::clone(state.args.cell.name())
+    }
+
+    /// Starts service actor `worker`, linked to this breaker actor. A failed
+    /// start comes back from ractor's spawn rather than as a supervision
+    /// event, so it is returned here to go down the crash path.
     async fn spawn_worker(
         myself: &ActorRef<BreakerMsg>,
         state: &mut BreakerActorState<S>,
         worker: usize,
-    ) -> bool {
+    ) -> Result<(), String> {
         let actor = ServiceActor {
             factory: Arc::clone(&state.args.factory),
         };
         match Actor::spawn_linked(None, actor, (), myself.get_cell()).await {
             Ok((actor, _)) => {
                 state.args.actors.set(worker, Some(actor));
-                true
+                Ok(())
             }
-            Err(error) => {
-                // ractor returns a pre_start failure from spawn instead of
-                // sending it to the supervisor: count it here so it is not lost.
-                let service = Arc::clone(state.args.cell.name());
-                tracing::warn!(%service, worker, %error, "service actor failed to start");
-                state.args.cell.apply(|m| m.record_crash(now()));
-                let _ = state.args.events.send(Event::ServiceActorFailed {
-                    service,
-                    worker,
-                    error: error.to_string(),
-                });
-                myself.send_after(RESTART_DELAY, move || BreakerMsg::Respawn { worker });
-                false
+            Err(error) => Err(error.to_string()),
+        }
+    }
+
+    /// A service actor crashed (or failed to start): count it unless its
+    /// call already did, then restart it after backoff or escalate.
+    fn on_crash(
+        myself: &ActorRef<BreakerMsg>,
+        state: &mut BreakerActorState<S>,
+        worker: usize,
+        error: String,
+        already_counted: bool,
+    ) {
+        state.args.actors.set(worker, None);
+        if state.closing {
+            return;
+        }
+        let service = Self::service(state);
+        if !already_counted {
+            state.args.cell.apply(|m| m.record_crash(now()));
+        }
+        tracing::warn!(%service, worker, %error, "service actor failed");
+        let _ = state.args.events.send(Event::ServiceActorFailed {
+            service: Arc::clone(&service),
+            worker,
+            error,
+        });
+        if state.suspended {
+            return;
+        }
+        match state.intensity.crash(now()) {
+            RestartDecision::Restart { nth } => {
+                let delay = state.restart_backoff.delay(nth, &mut state.jitter);
+                myself.send_after(delay, move || BreakerMsg::Respawn { worker });
+            }
+            RestartDecision::Escalate { crashes } => {
+                let reason = format!(
+                    "{crashes} service-actor failures within {} (services.{service}.restart.max_restarts = {})",
+                    humantime::format_duration(state.intensity.period()),
+                    state.intensity.max_restarts()
+                );
+                tracing::error!(%service, %reason, "restart intensity exceeded; escalating");
+                state.suspended = true;
+                SupervisionCounters::bump(&state.args.cell.stats.escalations);
+                state.args.cell.apply(|m| m.escalate(reason.clone(), now()));
+                let _ = state.args.events.send(Event::Escalated { service, reason });
             }
         }
+    }
+
+    /// Starts every missing service actor; clears the restart history on success.
+    async fn revive(
+        myself: &ActorRef<BreakerMsg>,
+        state: &mut BreakerActorState<S>,
+    ) -> Result<(), String> {
+        for worker in 0..state.args.actors.len() {
+            if state.args.actors.get(worker).is_none() {
+                Self::spawn_worker(myself, state, worker).await?;
+                SupervisionCounters::bump(&state.args.cell.stats.restarts);
+                let service = Self::service(state);
+                let _ = state
+                    .args
+                    .events
+                    .send(Event::ServiceActorRestarted { service, worker });
+            }
+        }
+        state.suspended = false;
+        state.intensity.clear();
+        Ok(())
     }
 
     fn reschedule(myself: &ActorRef<BreakerMsg>, state: &mut BreakerActorState<S>) {
@@ -106,28 +181,22 @@ impl<S: Service> BreakerActor<S> {
         }
     }
 
-    fn on_service_actor_exit(
-        myself: &ActorRef<BreakerMsg>,
-        state: &mut BreakerActorState<S>,
-        id: ractor::ActorId,
-        error: Option<String>,
-    ) {
-        let Some(worker) = state.args.actors.position(id) else {
+    /// Tells the recovery actor what a transition means for it.
+    fn notify_recovery(state: &BreakerActorState<S>, transition: &Transition) {
+        let Some(recovery) = &state.args.recovery else {
             return;
         };
-        state.args.actors.set(worker, None);
-        if state.closing {
-            return;
-        }
-        let service = Arc::clone(state.args.cell.name());
-        let error = error.unwrap_or_else(|| "stopped unexpectedly".to_string());
-        tracing::warn!(%service, worker, %error, "service actor failed; restarting");
-        let _ = state.args.events.send(Event::ServiceActorFailed {
-            service,
-            worker,
-            error,
-        });
-        myself.send_after(RESTART_DELAY, move || BreakerMsg::Respawn { worker });
+        let service = Self::service(state);
+        let escalated = matches!(transition.reason, TransitionReason::Escalated(_));
+        let msg = match transition.to {
+            BreakerState::Open => RecoveryMsg::BreakerOpened { service },
+            BreakerState::ForcedOpen if escalated => RecoveryMsg::BreakerOpened { service },
+            to => RecoveryMsg::BreakerLeftOpen {
+                service,
+                closed: to == BreakerState::Closed,
+            },
+        };
+        let _ = recovery.cast(msg);
     }
 }
 
@@ -143,12 +212,18 @@ impl<S: Service> Actor for BreakerActor<S> {
     ) -> Result<Self::State, ActorProcessingErr> {
         args.cell.attach(myself.clone());
         let mut state = BreakerActorState {
+            intensity: RestartIntensity::new(args.restart.max_restarts, args.restart.period),
+            restart_backoff: args.restart.backoff(),
+            jitter: SeededJitter::new(args.seed),
+            suspended: false,
             args,
             timer: None,
             closing: false,
         };
         for worker in 0..state.args.actors.len() {
-            Self::spawn_worker(&myself, &mut state, worker).await;
+            if let Err(error) = Self::spawn_worker(&myself, &mut state, worker).await {
+                Self::on_crash(&myself, &mut state, worker, error, false);
+            }
         }
         Self::reschedule(&myself, &mut state);
         Ok(state)
@@ -173,13 +248,21 @@ impl<S: Service> Actor for BreakerActor<S> {
     ) -> Result<(), ActorProcessingErr> {
         match message {
             BreakerMsg::Transitioned(transition) => {
-                let service = Arc::clone(state.args.cell.name());
+                let service = Self::service(state);
                 if transition.to.rejects_all() {
                     tracing::warn!(%service, from = %transition.from, to = %transition.to,
                         reason = %transition.reason, "breaker transition");
                 } else {
                     tracing::info!(%service, from = %transition.from, to = %transition.to,
                         reason = %transition.reason, "breaker transition");
+                }
+                Self::notify_recovery(state, &transition);
+                if state.suspended && !transition.to.rejects_all() && !state.closing {
+                    // An operator reset (or a recovery) lifted the escalation:
+                    // bring the service actors back.
+                    if let Err(error) = Self::revive(&myself, state).await {
+                        tracing::warn!(%service, %error, "could not restart service actors");
+                    }
                 }
                 let _ = state.args.events.send(Event::Transition {
                     service,
@@ -193,17 +276,29 @@ impl<S: Service> Actor for BreakerActor<S> {
                 Self::reschedule(&myself, state);
             }
             BreakerMsg::Respawn { worker } => {
-                if !state.closing
-                    && state.args.actors.get(worker).is_none()
-                    && Self::spawn_worker(&myself, state, worker).await
-                {
-                    let service = Arc::clone(state.args.cell.name());
-                    tracing::info!(%service, worker, "service actor restarted");
-                    let _ = state
-                        .args
-                        .events
-                        .send(Event::ServiceActorRestarted { service, worker });
+                if state.closing || state.suspended || state.args.actors.get(worker).is_some() {
+                    return Ok(());
                 }
+                match Self::spawn_worker(&myself, state, worker).await {
+                    Ok(()) => {
+                        let service = Self::service(state);
+                        tracing::info!(%service, worker, "service actor restarted");
+                        SupervisionCounters::bump(&state.args.cell.stats.restarts);
+                        let _ = state
+                            .args
+                            .events
+                            .send(Event::ServiceActorRestarted { service, worker });
+                    }
+                    Err(error) => Self::on_crash(&myself, state, worker, error, false),
+                }
+            }
+            BreakerMsg::Revive { reply } => {
+                let result = if state.closing {
+                    Err("shutting down".to_string())
+                } else {
+                    Self::revive(&myself, state).await
+                };
+                let _ = reply.send(result);
             }
             BreakerMsg::Shutdown { grace, reply } => {
                 state.closing = true;
@@ -217,7 +312,7 @@ impl<S: Service> Actor for BreakerActor<S> {
                     }
                     state.args.actors.set(worker, None);
                 }
-                let service = Arc::clone(state.args.cell.name());
+                let service = Self::service(state);
                 tracing::info!(%service, "service stopped");
                 let _ = state.args.events.send(Event::ServiceStopped { service });
                 let _ = reply.send(());
@@ -235,14 +330,20 @@ impl<S: Service> Actor for BreakerActor<S> {
     ) -> Result<(), ActorProcessingErr> {
         // Overridden on purpose: ractor's default stops this actor when any
         // child exits, which would take the whole service down with one crash.
-        match event {
+        let (id, error, counted) = match event {
             SupervisionEvent::ActorFailed(cell, error) => {
-                Self::on_service_actor_exit(&myself, state, cell.get_id(), Some(error.to_string()));
+                let counted = error.downcast_ref::<CountedCrash>().is_some();
+                (cell.get_id(), error.to_string(), counted)
             }
-            SupervisionEvent::ActorTerminated(cell, _, reason) => {
-                Self::on_service_actor_exit(&myself, state, cell.get_id(), reason);
-            }
-            _ => {}
+            SupervisionEvent::ActorTerminated(cell, _, reason) => (
+                cell.get_id(),
+                reason.unwrap_or_else(|| "stopped unexpectedly".to_string()),
+                false,
+            ),
+            _ => return Ok(()),
+        };
+        if let Some(worker) = state.args.actors.position(id) {
+            Self::on_crash(&myself, state, worker, error, counted);
         }
         Ok(())
     }

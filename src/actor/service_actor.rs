@@ -4,7 +4,9 @@ use crate::breaker::{FailureKind, Outcome, Permit};
 use crate::cell::{now, BreakerCell, Slot};
 use crate::service::Service;
 use arc_swap::ArcSwapOption;
+use futures_util::FutureExt;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
@@ -18,6 +20,22 @@ pub(crate) enum CallFailure<E> {
     Service(E, Outcome),
     /// The caller's deadline passed before the request was sent.
     Expired,
+    /// The service panicked while handling the request; the actor restarts.
+    Panicked,
+}
+
+/// The error a service actor fails with after a panic inside a call whose
+/// outcome was already recorded, so supervision does not count it twice.
+#[derive(Debug, thiserror::Error)]
+#[error("the service panicked while handling a request: {0}")]
+pub(crate) struct CountedCrash(pub(crate) String);
+
+fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "non-text panic payload".to_string())
 }
 
 /// What a service actor is asked to do.
@@ -168,12 +186,21 @@ impl<S: Service> Actor for ServiceActor<S> {
                 } else {
                     // Stop working on it the moment the caller stops waiting.
                     // The caller's own deadline is the only timer per call.
+                    let call = AssertUnwindSafe(service.call(request)).catch_unwind();
                     tokio::select! {
                         biased;
-                        result = service.call(request) => result.map_err(|error| {
-                            let outcome = service.classify(&error);
-                            CallFailure::Service(error, outcome)
-                        }),
+                        result = call => match result {
+                            Ok(Ok(response)) => Ok(response),
+                            Ok(Err(error)) => {
+                                let outcome = service.classify(&error);
+                                Err(CallFailure::Service(error, outcome))
+                            }
+                            Err(payload) => {
+                                drop(slot);
+                                let _ = reply.send(Err(CallFailure::Panicked));
+                                return Err(Box::new(CountedCrash(panic_text(&*payload))));
+                            }
+                        },
                         () = reply.closed() => Err(CallFailure::Expired),
                     }
                 };
@@ -186,9 +213,15 @@ impl<S: Service> Actor for ServiceActor<S> {
                 completion,
                 slot,
             } => {
-                let outcome = match tokio::time::timeout_at(deadline, service.call(request)).await {
-                    Ok(Ok(_)) => Outcome::Success,
-                    Ok(Err(error)) => service.classify(&error),
+                let call = AssertUnwindSafe(service.call(request)).catch_unwind();
+                let outcome = match tokio::time::timeout_at(deadline, call).await {
+                    Ok(Ok(Ok(_))) => Outcome::Success,
+                    Ok(Ok(Err(error))) => service.classify(&error),
+                    Ok(Err(payload)) => {
+                        drop(slot);
+                        completion.finish(Outcome::Failure(FailureKind::Crash));
+                        return Err(Box::new(CountedCrash(panic_text(&*payload))));
+                    }
                     Err(_) => Outcome::Failure(FailureKind::Timeout),
                 };
                 drop(slot);

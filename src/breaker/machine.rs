@@ -73,6 +73,7 @@ pub struct CircuitBreaker {
     jitter: Box<dyn JitterSource>,
     state: BreakerState,
     manual_reason: Option<String>,
+    escalated: bool,
     epoch: u64,
     state_changed_at: Instant,
     open_until: Option<Instant>,
@@ -139,6 +140,7 @@ impl CircuitBreaker {
             jitter,
             state: BreakerState::Closed,
             manual_reason: None,
+            escalated: false,
             epoch: 0,
             state_changed_at: now,
             open_until: None,
@@ -442,6 +444,7 @@ impl CircuitBreaker {
         if !to.is_manual() {
             self.manual_reason = None;
         }
+        self.escalated = false;
         self.probe_started.fill(None);
         self.probes_in_flight = 0;
         self.probe_successes = 0;
@@ -512,16 +515,47 @@ impl CircuitBreaker {
     }
 
     /// A recovery strategy reports the dependency back: Open moves to
-    /// HalfOpen at once, and ForcedOpen set by escalation is cleared to
-    /// HalfOpen too. Other states are left alone.
+    /// HalfOpen at once, and so does ForcedOpen set by [`Self::escalate`].
+    /// An operator's ForcedOpen, and every other state, is left alone.
     pub fn recovery_succeeded(&mut self, now: Instant) -> Option<Transition> {
-        matches!(self.state, BreakerState::Open | BreakerState::ForcedOpen).then(|| {
+        let recoverable = match self.state {
+            BreakerState::Open => true,
+            BreakerState::ForcedOpen => self.escalated,
+            _ => false,
+        };
+        recoverable.then(|| {
             self.enter(
                 BreakerState::HalfOpen,
                 TransitionReason::RecoverySucceeded,
                 now,
             )
         })
+    }
+
+    /// Forces the breaker open because supervision gave up (restart
+    /// intensity exceeded). Unlike an operator's [`Self::force_open`], a
+    /// successful recovery clears it as well as a reset.
+    pub fn escalate(&mut self, reason: impl Into<String>, now: Instant) -> Option<Transition> {
+        if self.state == BreakerState::Disabled {
+            return None;
+        }
+        let reason = reason.into();
+        if self.state == BreakerState::ForcedOpen && self.escalated {
+            return None;
+        }
+        let transition = self.enter(
+            BreakerState::ForcedOpen,
+            TransitionReason::Escalated(reason.clone()),
+            now,
+        );
+        self.manual_reason = Some(reason);
+        self.escalated = true;
+        Some(transition)
+    }
+
+    /// Whether the breaker is forced open by escalation (not by an operator).
+    pub fn is_escalated(&self) -> bool {
+        self.escalated
     }
 
     /// Holds the breaker open until reset, whatever the traffic.

@@ -1,6 +1,7 @@
 //! How long a breaker stays open, growing on each re-open.
 
 use super::JitterSource;
+use crate::backoff::Backoff;
 use std::time::Duration;
 
 /// Computes the open duration for the n-th consecutive re-open.
@@ -22,22 +23,21 @@ pub struct OpenDurationPolicy {
 }
 
 impl OpenDurationPolicy {
+    fn schedule(&self) -> Backoff {
+        Backoff {
+            initial: self.base,
+            max: self.max.max(self.base),
+            multiplier: self.multiplier,
+            jitter: self.jitter,
+        }
+    }
+
     /// The duration for re-open number `reopens` (0 for the first open).
     pub fn duration(&self, reopens: u32, jitter: &mut dyn JitterSource) -> Duration {
         if reopens == 0 {
             return self.base;
         }
-        let base = self.base.as_secs_f64();
-        let max = self.max.as_secs_f64().max(base);
-        let exponent = i32::try_from(reopens).unwrap_or(i32::MAX);
-        let grown = (base * self.multiplier.powi(exponent)).min(max);
-        let spread = 1.0 + self.jitter * (2.0 * jitter.next_unit() - 1.0);
-        let secs = (grown * spread).clamp(base, max);
-        if secs.is_finite() {
-            Duration::from_secs_f64(secs)
-        } else {
-            self.max
-        }
+        self.schedule().delay(reopens, jitter).max(self.base)
     }
 
     /// The bounds a jittered duration for `reopens` must fall within.
@@ -45,13 +45,8 @@ impl OpenDurationPolicy {
         if reopens == 0 {
             return (self.base, self.base);
         }
-        let base = self.base.as_secs_f64();
-        let max = self.max.as_secs_f64().max(base);
-        let exponent = i32::try_from(reopens).unwrap_or(i32::MAX);
-        let grown = (base * self.multiplier.powi(exponent)).min(max);
-        let low = (grown * (1.0 - self.jitter)).clamp(base, max);
-        let high = (grown * (1.0 + self.jitter)).clamp(base, max);
-        (Duration::from_secs_f64(low), Duration::from_secs_f64(high))
+        let (low, high) = self.schedule().bounds(reopens);
+        (low.max(self.base), high.max(self.base))
     }
 }
 

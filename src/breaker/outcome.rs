@@ -39,6 +39,10 @@ pub enum FailureKind {
     Crash,
     /// The service actor was not running to take the call.
     Unavailable,
+    /// The request may or may not have taken effect (an order request that
+    /// timed out at the broker). Counts against the dependency, and the
+    /// caller gets `CallError::Unknown`: reconcile, never retry.
+    Ambiguous,
     /// Any other failure the service's `classify` chose to count.
     Other,
 }
@@ -52,6 +56,7 @@ impl FailureKind {
             FailureKind::Server => "server",
             FailureKind::Crash => "crash",
             FailureKind::Unavailable => "unavailable",
+            FailureKind::Ambiguous => "ambiguous",
             FailureKind::Other => "other",
         }
     }

@@ -69,6 +69,8 @@ pub enum TransitionReason {
     RecoverySucceeded,
     /// An operator or escalation forced the state; the text says why.
     Manual(String),
+    /// Supervision gave up on the service (restart intensity exceeded).
+    Escalated(String),
     /// An operator reset the breaker to Closed.
     Reset,
 }
@@ -111,6 +113,7 @@ impl fmt::Display for TransitionReason {
             TransitionReason::ProbeTimedOut => f.write_str("a probe timed out"),
             TransitionReason::RecoverySucceeded => f.write_str("recovery succeeded"),
             TransitionReason::Manual(reason) => write!(f, "manual: {reason}"),
+            TransitionReason::Escalated(reason) => write!(f, "escalated: {reason}"),
             TransitionReason::Reset => f.write_str("reset by operator"),
         }
     }

@@ -1,6 +1,6 @@
 //! `[services.NAME]`: one protected dependency's breaker, timeouts and bulkhead.
 
-use super::Problem;
+use super::{Problem, RecoveryConfig, RestartConfig, RetryConfig};
 use crate::breaker::{BreakerSettings, RateRule, WindowKind};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -38,6 +38,12 @@ pub struct ServiceConfig {
     pub max_in_flight: u32,
     /// An optional rate-based trip rule.
     pub rate_window: Option<RateWindowConfig>,
+    /// The reconnect schedule while the breaker is open.
+    pub recovery: RecoveryConfig,
+    /// Restarting crashed service actors.
+    pub restart: RestartConfig,
+    /// Retries of idempotent requests.
+    pub retry: RetryConfig,
 }
 
 impl Default for ServiceConfig {
@@ -55,6 +61,9 @@ impl Default for ServiceConfig {
             concurrency: 1,
             max_in_flight: 64,
             rate_window: None,
+            recovery: RecoveryConfig::default(),
+            restart: RestartConfig::default(),
+            retry: RetryConfig::default(),
         }
     }
 }
@@ -219,6 +228,9 @@ impl ServiceConfig {
         if let Some(window) = &self.rate_window {
             window.problems(name, out);
         }
+        self.recovery.problems(name, out);
+        self.restart.problems(name, out);
+        self.retry.problems(name, out);
     }
 }
 

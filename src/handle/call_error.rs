@@ -54,6 +54,20 @@ pub enum CallError<E: std::error::Error + 'static> {
         /// The service.
         service: Arc<str>,
     },
+    /// The request may or may not have taken effect: a timeout after it was
+    /// sent for a request that is not idempotent, or a reply the service
+    /// classified as [`FailureKind::Ambiguous`](crate::FailureKind::Ambiguous).
+    /// Never retried; reconcile (for orders: check the order book by tag).
+    #[error("{service}: outcome unknown ({reason}); reconcile before sending it again")]
+    Unknown {
+        /// The service.
+        service: Arc<str>,
+        /// What made it ambiguous.
+        reason: String,
+        /// The service's error, when it answered with one.
+        #[source]
+        source: Option<E>,
+    },
     /// The service answered with an error.
     #[error("{service}: {source}")]
     Service {
@@ -76,6 +90,7 @@ impl<E: std::error::Error + 'static> CallError<E> {
             | CallError::Crashed { service }
             | CallError::Unavailable { service }
             | CallError::ShuttingDown { service }
+            | CallError::Unknown { service, .. }
             | CallError::Service { service, .. } => service,
         }
     }
@@ -86,5 +101,21 @@ impl<E: std::error::Error + 'static> CallError<E> {
             self,
             CallError::Rejected { .. } | CallError::Shed { .. } | CallError::ShuttingDown { .. }
         )
+    }
+}
+
+impl<E: std::error::Error + 'static> CallError<E> {
+    /// Whether trying again could help and cannot do harm, for an idempotent
+    /// request: dependency failures, timeouts, crashes and restarts. Never
+    /// refusals (an open breaker is not retried into), never an ignored
+    /// error (an input error will not change), never [`CallError::Unknown`].
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            CallError::Timeout { .. }
+            | CallError::Crashed { .. }
+            | CallError::Unavailable { .. } => true,
+            CallError::Service { outcome, .. } => outcome.is_failure(),
+            _ => false,
+        }
     }
 }

@@ -1,12 +1,16 @@
 //! [`SeawallBuilder`]: registering services and spawning the tree.
 
 use super::{BreakerControl, Registered, Seawall};
-use crate::actor::{BreakerActor, BreakerArgs, RootActor, ServiceActors};
+use crate::actor::{
+    AttemptFn, BreakerActor, BreakerArgs, Recoverable, RecoveryActor, RecoveryMsg, RootActor,
+    ServiceActors,
+};
 use crate::breaker::{CircuitBreaker, SeededJitter};
 use crate::cell::{now, BreakerCell};
 use crate::config::{Config, ServiceConfig};
 use crate::event::Event;
-use crate::handle::ServiceHandle;
+use crate::handle::{RetryPolicy, ServiceHandle};
+use crate::recovery::{Reconnect, RecoveryContext, RecoveryStrategy};
 use crate::service::Service;
 use ractor::{Actor, ActorCell, ActorRef, SpawnErr};
 use std::future::Future;
@@ -55,8 +59,10 @@ struct SpawnContext {
     config: Arc<ServiceConfig>,
     root: ActorCell,
     events: broadcast::Sender<Event>,
+    recovery: ActorRef<RecoveryMsg>,
     seed: Option<u64>,
     breakers_enabled: bool,
+    auto_recovery: bool,
 }
 
 /// Describes a tree: the config plus one factory per service.
@@ -75,13 +81,29 @@ impl SeawallBuilder {
 
     /// Registers service `name`, built by `factory` once per service actor
     /// (`concurrency` times, and again after each restart).
-    pub fn service<S, F>(mut self, name: &str, factory: F) -> Self
+    ///
+    /// Its recovery strategy is [`Reconnect`]: restart what is not running
+    /// and call [`Service::reconnect`] on every service actor.
+    pub fn service<S, F>(self, name: &str, factory: F) -> Self
     where
         S: Service,
         F: Fn() -> S + Send + Sync + 'static,
     {
+        self.service_with_recovery(name, factory, Reconnect)
+    }
+
+    /// Registers service `name` with its own recovery strategy (a Kite
+    /// re-login, a market-data resubscribe, …).
+    pub fn service_with_recovery<S, F, R>(mut self, name: &str, factory: F, strategy: R) -> Self
+    where
+        S: Service,
+        F: Fn() -> S + Send + Sync + 'static,
+        R: RecoveryStrategy<S>,
+    {
         let factory: Arc<dyn Fn() -> S + Send + Sync> = Arc::new(factory);
-        let spawner: Spawner = Box::new(move |ctx| Box::pin(spawn_service::<S>(ctx, factory)));
+        let strategy = Arc::new(strategy);
+        let spawner: Spawner =
+            Box::new(move |ctx| Box::pin(spawn_service::<S, R>(ctx, factory, strategy)));
         self.services
             .push((name.to_string(), std::any::type_name::<S>(), spawner));
         self
@@ -113,6 +135,13 @@ impl SeawallBuilder {
                     source,
                 })?;
         let (events, _) = broadcast::channel(EVENT_CAPACITY);
+        let (recovery, _) =
+            Actor::spawn_linked(None, RecoveryActor, events.clone(), root.get_cell())
+                .await
+                .map_err(|source| StartError::Spawn {
+                    what: "recovery".to_string(),
+                    source,
+                })?;
         let mut services = Vec::with_capacity(self.services.len());
         for (name, _, spawner) in self.services {
             let ctx = SpawnContext {
@@ -120,8 +149,10 @@ impl SeawallBuilder {
                 name: Arc::from(name.as_str()),
                 root: root.get_cell(),
                 events: events.clone(),
+                recovery: recovery.clone(),
                 seed: self.config.runtime.seed,
                 breakers_enabled: self.config.runtime.circuit_breaker_enabled,
+                auto_recovery: self.config.runtime.auto_recovery_enabled,
             };
             match spawner(ctx).await {
                 Ok(registered) => services.push(registered),
@@ -134,6 +165,7 @@ impl SeawallBuilder {
         Ok(Seawall {
             config: Arc::new(self.config),
             root,
+            recovery,
             services,
             events,
             shutdown: CancellationToken::new(),
@@ -141,17 +173,21 @@ impl SeawallBuilder {
     }
 }
 
-async fn spawn_service<S: Service>(
+async fn spawn_service<S: Service, R: RecoveryStrategy<S>>(
     ctx: SpawnContext,
     factory: Arc<dyn Fn() -> S + Send + Sync>,
+    strategy: Arc<R>,
 ) -> Result<Registered, StartError> {
     let started = now();
-    let jitter = match ctx.seed {
-        Some(seed) => SeededJitter::new(seed ^ name_hash(&ctx.name)),
-        None => SeededJitter::new(fastrand::u64(..)),
+    let seed = match ctx.seed {
+        Some(seed) => seed ^ name_hash(&ctx.name),
+        None => fastrand::u64(..),
     };
-    let mut machine =
-        CircuitBreaker::with_jitter(ctx.config.breaker_settings(), started, Box::new(jitter));
+    let mut machine = CircuitBreaker::with_jitter(
+        ctx.config.breaker_settings(),
+        started,
+        Box::new(SeededJitter::new(seed)),
+    );
     if !ctx.breakers_enabled {
         machine.disable("CIRCUIT_BREAKER_ENABLED=false", started);
     }
@@ -168,6 +204,9 @@ async fn spawn_service<S: Service>(
         actors: Arc::clone(&actors),
         factory,
         events: ctx.events,
+        restart: ctx.config.restart.clone(),
+        recovery: ctx.auto_recovery.then(|| ctx.recovery.clone()),
+        seed: seed.rotate_left(17),
     };
     let (actor, _): (ActorRef<_>, _) =
         Actor::spawn_linked(None, BreakerActor::<S>::new(), args, ctx.root)
@@ -176,12 +215,40 @@ async fn spawn_service<S: Service>(
                 what: format!("breaker for `{}`", ctx.name),
                 source,
             })?;
-    let handle = ServiceHandle::new(Arc::clone(&cell), actors, ctx.config.call_timeout);
+    let handle = ServiceHandle::new(
+        Arc::clone(&cell),
+        actors,
+        ctx.config.call_timeout,
+        RetryPolicy::from(&ctx.config.retry),
+    );
+    let control = BreakerControl::new(cell, Arc::clone(&ctx.config));
+    let attempt: AttemptFn = {
+        let handle = handle.clone();
+        let breaker = actor.clone();
+        Arc::new(move |attempt| {
+            let ctx = RecoveryContext {
+                handle: handle.clone(),
+                breaker: breaker.clone(),
+                attempt,
+            };
+            let strategy = Arc::clone(&strategy);
+            Box::pin(async move { strategy.recover(&ctx).await.map_err(|e| e.to_string()) })
+        })
+    };
+    let _ = ctx.recovery.cast(RecoveryMsg::Register {
+        service: Arc::clone(&ctx.name),
+        recoverable: Box::new(Recoverable {
+            attempt,
+            config: ctx.config.recovery.clone(),
+            control: control.clone(),
+            seed: seed.rotate_left(31),
+        }),
+    });
     Ok(Registered {
         name: ctx.name,
         handle: Box::new(handle),
         type_name: std::any::type_name::<S>(),
-        control: BreakerControl::new(cell, ctx.config),
+        control,
         actor,
     })
 }

@@ -80,6 +80,15 @@ impl BreakerControl {
         self.cell.apply(|m| m.recovery_succeeded(now()))
     }
 
+    /// Restarts, escalations, recovery attempts and retries so far.
+    pub fn supervision(&self) -> crate::stats::SupervisionStats {
+        self.cell.stats.snapshot()
+    }
+
+    pub(crate) fn stats(&self) -> &crate::stats::SupervisionCounters {
+        &self.cell.stats
+    }
+
     pub(crate) fn begin_closing(&self) {
         self.cell.begin_closing();
     }

@@ -10,13 +10,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// How a request should behave when it reaches the service.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Req {
     Ok(u32),
     Fail,
     Business,
     Sleep(Duration),
     Panic,
+    /// An order placement: not idempotent, fails.
+    PlaceOrderFail,
+    /// An order placement: not idempotent, hangs this long.
+    PlaceOrderSlow(Duration),
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -65,7 +69,16 @@ impl Service for Scripted {
                 Ok(0)
             }
             Req::Panic => panic!("scripted panic"),
+            Req::PlaceOrderFail => Err(TestError::Down),
+            Req::PlaceOrderSlow(d) => {
+                tokio::time::sleep(d).await;
+                Ok(1)
+            }
         }
+    }
+
+    fn is_idempotent(request: &Req) -> bool {
+        !matches!(request, Req::PlaceOrderFail | Req::PlaceOrderSlow(_))
     }
 
     fn classify(&self, error: &TestError) -> Outcome {

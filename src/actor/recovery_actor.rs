@@ -1,0 +1,228 @@
+//! The recovery actor: one per tree, runs each open service's recovery
+//! strategy on its backoff.
+
+use crate::breaker::SeededJitter;
+use crate::config::RecoveryConfig;
+use crate::event::Event;
+use crate::runtime::BreakerControl;
+use crate::stats::SupervisionCounters;
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use tokio::sync::broadcast;
+use tokio::task::JoinHandle;
+
+/// One attempt of a service's strategy, type-erased: takes the 1-based
+/// attempt number and reports success or what went wrong.
+pub(crate) type AttemptFn =
+    Arc<dyn Fn(u32) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send>> + Send + Sync>;
+
+/// A service the recovery actor can bring back.
+pub(crate) struct Recoverable {
+    pub(crate) attempt: AttemptFn,
+    pub(crate) config: RecoveryConfig,
+    pub(crate) control: BreakerControl,
+    pub(crate) seed: u64,
+}
+
+/// What the recovery actor is told.
+pub(crate) enum RecoveryMsg {
+    /// A service joined the tree.
+    Register {
+        service: Arc<str>,
+        recoverable: Box<Recoverable>,
+    },
+    /// Its breaker opened (or was forced open by escalation).
+    BreakerOpened { service: Arc<str> },
+    /// Its breaker left Open; `closed` when it closed cleanly (backoff resets).
+    BreakerLeftOpen { service: Arc<str>, closed: bool },
+    /// An attempt finished.
+    AttemptFinished {
+        service: Arc<str>,
+        generation: u64,
+        result: Result<(), String>,
+    },
+}
+
+struct Job {
+    recoverable: Recoverable,
+    jitter: SeededJitter,
+    /// Attempts since the last clean close: the backoff exponent.
+    attempts: u32,
+    /// Attempts in the current open period, for `max_attempts`.
+    attempts_this_open: u32,
+    generation: u64,
+    running: Option<JoinHandle<()>>,
+}
+
+pub(crate) struct RecoveryState {
+    jobs: HashMap<Arc<str>, Job>,
+    pending_open: Vec<Arc<str>>,
+    events: broadcast::Sender<Event>,
+}
+
+/// Runs recovery strategies; the attempts themselves run in tasks so a slow
+/// reconnect of one service never delays another's.
+pub(crate) struct RecoveryActor;
+
+impl RecoveryActor {
+    fn schedule(myself: &ActorRef<RecoveryMsg>, service: &Arc<str>, job: &mut Job) {
+        if job.running.is_some() {
+            return;
+        }
+        let delay = job
+            .recoverable
+            .config
+            .backoff()
+            .delay(job.attempts, &mut job.jitter);
+        let attempt = job.attempts_this_open + 1;
+        let run = Arc::clone(&job.recoverable.attempt);
+        let timeout = job.recoverable.config.attempt_timeout;
+        let generation = job.generation;
+        let service = Arc::clone(service);
+        let myself = myself.clone();
+        tracing::debug!(%service, attempt, ?delay, "recovery attempt scheduled");
+        job.running = Some(tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            let result = match tokio::time::timeout(timeout, run(attempt)).await {
+                Ok(result) => result,
+                Err(_) => Err(format!(
+                    "attempt timed out after {} (services.{service}.recovery.attempt_timeout)",
+                    humantime::format_duration(timeout)
+                )),
+            };
+            let _ = myself.cast(RecoveryMsg::AttemptFinished {
+                service,
+                generation,
+                result,
+            });
+        }));
+    }
+
+    fn stop(job: &mut Job) {
+        job.generation += 1;
+        if let Some(task) = job.running.take() {
+            task.abort();
+        }
+    }
+}
+
+impl Actor for RecoveryActor {
+    type Msg = RecoveryMsg;
+    type State = RecoveryState;
+    type Arguments = broadcast::Sender<Event>;
+
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<RecoveryMsg>,
+        events: broadcast::Sender<Event>,
+    ) -> Result<RecoveryState, ActorProcessingErr> {
+        Ok(RecoveryState {
+            jobs: HashMap::new(),
+            pending_open: Vec::new(),
+            events,
+        })
+    }
+
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<RecoveryMsg>,
+        state: &mut RecoveryState,
+    ) -> Result<(), ActorProcessingErr> {
+        for job in state.jobs.values_mut() {
+            Self::stop(job);
+        }
+        Ok(())
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<RecoveryMsg>,
+        message: RecoveryMsg,
+        state: &mut RecoveryState,
+    ) -> Result<(), ActorProcessingErr> {
+        match message {
+            RecoveryMsg::Register {
+                service,
+                recoverable,
+            } => {
+                let seed = recoverable.seed;
+                let mut job = Job {
+                    recoverable: *recoverable,
+                    jitter: SeededJitter::new(seed),
+                    attempts: 0,
+                    attempts_this_open: 0,
+                    generation: 0,
+                    running: None,
+                };
+                if let Some(i) = state.pending_open.iter().position(|s| *s == service) {
+                    state.pending_open.swap_remove(i);
+                    Self::schedule(&myself, &service, &mut job);
+                }
+                state.jobs.insert(service, job);
+            }
+            RecoveryMsg::BreakerOpened { service } => match state.jobs.get_mut(&service) {
+                Some(job) => {
+                    job.attempts_this_open = 0;
+                    Self::schedule(&myself, &service, job);
+                }
+                None => state.pending_open.push(service),
+            },
+            RecoveryMsg::BreakerLeftOpen { service, closed } => {
+                state.pending_open.retain(|s| *s != service);
+                if let Some(job) = state.jobs.get_mut(&service) {
+                    Self::stop(job);
+                    if closed {
+                        job.attempts = 0;
+                    }
+                }
+            }
+            RecoveryMsg::AttemptFinished {
+                service,
+                generation,
+                result,
+            } => {
+                let Some(job) = state.jobs.get_mut(&service) else {
+                    return Ok(());
+                };
+                if generation != job.generation {
+                    return Ok(()); // the breaker moved on while it ran
+                }
+                job.running = None;
+                job.attempts += 1;
+                job.attempts_this_open += 1;
+                let attempt = job.attempts_this_open;
+                let stats = job.recoverable.control.stats();
+                SupervisionCounters::bump(&stats.recovery_attempts);
+                let _ = state.events.send(Event::RecoveryAttempted {
+                    service: Arc::clone(&service),
+                    attempt,
+                    error: result.as_ref().err().cloned(),
+                });
+                match result {
+                    Ok(()) => {
+                        SupervisionCounters::bump(&stats.recoveries);
+                        tracing::info!(%service, attempt, "recovery succeeded");
+                        job.recoverable.control.recovery_succeeded();
+                    }
+                    Err(error) => {
+                        SupervisionCounters::bump(&stats.recovery_failures);
+                        tracing::warn!(%service, attempt, %error, "recovery attempt failed");
+                        if job.recoverable.config.max_attempts.allows(attempt + 1) {
+                            Self::schedule(&myself, &service, job);
+                        } else {
+                            tracing::error!(%service, attempts = attempt, "recovery gave up");
+                            let _ = state.events.send(Event::RecoveryGaveUp {
+                                service,
+                                attempts: attempt,
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}

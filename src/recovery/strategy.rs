@@ -1,0 +1,79 @@
+//! The [`RecoveryStrategy`] trait and the default, [`Reconnect`].
+
+use crate::actor::BreakerMsg;
+use crate::handle::ServiceHandle;
+use crate::service::Service;
+use ractor::ActorRef;
+use std::future::Future;
+
+/// What a failed recovery attempt reports.
+pub type RecoveryError = Box<dyn std::error::Error + Send + Sync>;
+
+/// How to bring one service back after an outage. Runs on the recovery
+/// actor's backoff while the breaker is open; `Ok` moves the breaker to
+/// HalfOpen at once.
+pub trait RecoveryStrategy<S: Service>: Send + Sync + 'static {
+    /// One attempt. Keep it bounded: it is cut off at
+    /// `[services.NAME.recovery].attempt_timeout`.
+    fn recover(
+        &self,
+        ctx: &RecoveryContext<S>,
+    ) -> impl Future<Output = Result<(), RecoveryError>> + Send;
+}
+
+/// What a strategy can use during an attempt.
+pub struct RecoveryContext<S: Service> {
+    pub(crate) handle: ServiceHandle<S>,
+    pub(crate) breaker: ActorRef<BreakerMsg>,
+    pub(crate) attempt: u32,
+}
+
+impl<S: Service> RecoveryContext<S> {
+    /// The service's name.
+    pub fn service(&self) -> &str {
+        self.handle.name()
+    }
+
+    /// This attempt's number, from 1, since the breaker opened.
+    pub fn attempt(&self) -> u32 {
+        self.attempt
+    }
+
+    /// The service's handle. Its calls go through the breaker, so while the
+    /// breaker is open they are refused; use [`Self::reconnect_all`] or the
+    /// service's own reconnect to test the dependency.
+    pub fn handle(&self) -> &ServiceHandle<S> {
+        &self.handle
+    }
+
+    /// Starts any service actor that is not running (one whose restarts
+    /// were exhausted), then asks every one to [`Service::reconnect`] its
+    /// own connection. Fails on the first that cannot.
+    pub async fn reconnect_all(&self) -> Result<(), RecoveryError> {
+        let timeout = self.handle.call_timeout();
+        let revived = self
+            .breaker
+            .call(|reply| BreakerMsg::Revive { reply }, Some(timeout))
+            .await;
+        match revived {
+            Ok(ractor::rpc::CallResult::Success(Ok(()))) => {}
+            Ok(ractor::rpc::CallResult::Success(Err(e))) => return Err(e.into()),
+            _ => return Err(format!("{}: breaker actor did not answer", self.service()).into()),
+        }
+        for worker in 0..self.handle.concurrency() {
+            self.handle.reconnect_worker(worker).await?;
+        }
+        Ok(())
+    }
+}
+
+/// The default strategy: restart what is not running and reconnect every
+/// service actor through [`Service::reconnect`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Reconnect;
+
+impl<S: Service> RecoveryStrategy<S> for Reconnect {
+    async fn recover(&self, ctx: &RecoveryContext<S>) -> Result<(), RecoveryError> {
+        ctx.reconnect_all().await
+    }
+}
