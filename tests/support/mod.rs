@@ -5,8 +5,8 @@
 
 use seawall::config::{Config, ServiceConfig};
 use seawall::{FailureKind, Outcome, Service};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// How a request should behave when it reaches the service.
@@ -21,6 +21,10 @@ pub enum Req {
     PlaceOrderFail,
     /// An order placement: not idempotent, hangs this long.
     PlaceOrderSlow(Duration),
+    /// An order placement the broker answers with "order request timed out".
+    PlaceOrderAmbiguous,
+    /// Works for this long, then panics.
+    SleepThenPanic(Duration),
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -31,6 +35,8 @@ pub enum TestError {
     Business,
     #[error("cannot connect")]
     Connect,
+    #[error("Order request timed out. Please check the order book")]
+    OrderTimedOut,
 }
 
 /// Counters shared between the test and every instance of the service.
@@ -41,6 +47,11 @@ pub struct Probe {
     /// Start-ups to fail before succeeding.
     pub failing_starts: AtomicUsize,
     pub health_checks: AtomicUsize,
+    /// While set, every call fails and reconnect fails.
+    pub down: AtomicBool,
+    pub reconnects: AtomicUsize,
+    /// When each reconnect attempt happened, on tokio's clock.
+    pub reconnect_times: Mutex<Vec<tokio::time::Instant>>,
 }
 
 impl Probe {
@@ -60,6 +71,11 @@ impl Service for Scripted {
 
     async fn call(&mut self, request: Req) -> Result<u32, TestError> {
         self.probe.received.fetch_add(1, Ordering::SeqCst);
+        if self.probe.down.load(Ordering::SeqCst)
+            && !matches!(request, Req::Panic | Req::SleepThenPanic(_))
+        {
+            return Err(TestError::Down);
+        }
         match request {
             Req::Ok(n) => Ok(n),
             Req::Fail => Err(TestError::Down),
@@ -74,25 +90,50 @@ impl Service for Scripted {
                 tokio::time::sleep(d).await;
                 Ok(1)
             }
+            Req::PlaceOrderAmbiguous => Err(TestError::OrderTimedOut),
+            Req::SleepThenPanic(d) => {
+                tokio::time::sleep(d).await;
+                panic!("scripted panic after {d:?}")
+            }
         }
     }
 
     fn is_idempotent(request: &Req) -> bool {
-        !matches!(request, Req::PlaceOrderFail | Req::PlaceOrderSlow(_))
+        !matches!(
+            request,
+            Req::PlaceOrderFail | Req::PlaceOrderSlow(_) | Req::PlaceOrderAmbiguous
+        )
     }
 
     fn classify(&self, error: &TestError) -> Outcome {
         match error {
             TestError::Business => Outcome::Ignored,
+            TestError::OrderTimedOut => Outcome::Failure(FailureKind::Ambiguous),
             _ => Outcome::Failure(FailureKind::Server),
         }
     }
 
     async fn start(&mut self) -> Result<(), TestError> {
         self.probe.started.fetch_add(1, Ordering::SeqCst);
+        if self.probe.down.load(Ordering::SeqCst) {
+            return Err(TestError::Connect);
+        }
         let left = self.probe.failing_starts.load(Ordering::SeqCst);
         if left > 0 {
             self.probe.failing_starts.store(left - 1, Ordering::SeqCst);
+            return Err(TestError::Connect);
+        }
+        Ok(())
+    }
+
+    async fn reconnect(&mut self) -> Result<(), TestError> {
+        self.probe.reconnects.fetch_add(1, Ordering::SeqCst);
+        self.probe
+            .reconnect_times
+            .lock()
+            .unwrap()
+            .push(tokio::time::Instant::now());
+        if self.probe.down.load(Ordering::SeqCst) {
             return Err(TestError::Connect);
         }
         Ok(())
