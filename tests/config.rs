@@ -91,6 +91,7 @@ fn test_load_when_env_empty_then_treated_as_unset() {
 fn test_load_when_value_invalid_then_error_names_key_and_fix() {
     let svc = |body: &str| format!("[services.kite_api]\n{body}\n");
     let window = |body: &str| format!("[services.kite_api.rate_window]\n{body}\n");
+    let sub = |table: &str, body: &str| format!("[services.kite_api.{table}]\n{body}\n");
     let cases: Vec<(String, &str)> = vec![
         (svc("failure_threshold = 0"), "services.kite_api.failure_threshold"),
         (svc("failure_threshold = -1"), "services.kite_api.failure_threshold"),
@@ -161,6 +162,28 @@ fn test_load_when_value_invalid_then_error_names_key_and_fix() {
             window("calls = 10\nminimum_calls = 5\nfailure_rate_threshold = 0.5\nbogus = 1"),
             "services.kite_api.rate_window.bogus",
         ),
+        (sub("recovery", "initial_delay = \"0s\""), "services.kite_api.recovery.initial_delay"),
+        (
+            sub("recovery", "initial_delay = \"10s\"\nmax_delay = \"1s\""),
+            "services.kite_api.recovery.max_delay",
+        ),
+        (sub("recovery", "multiplier = 0.5"), "services.kite_api.recovery.multiplier"),
+        (sub("recovery", "jitter = 1.5"), "services.kite_api.recovery.jitter"),
+        (sub("recovery", "max_attempts = 0"), "services.kite_api.recovery.max_attempts"),
+        (sub("recovery", "max_attempts = \"forever\""), "services.kite_api.recovery.max_attempts"),
+        (sub("recovery", "attempt_timeout = \"0s\""), "services.kite_api.recovery.attempt_timeout"),
+        (sub("recovery", "backoff = 2"), "services.kite_api.recovery.backoff"),
+        (sub("restart", "period = \"0s\""), "services.kite_api.restart.period"),
+        (
+            sub("restart", "initial_delay = \"5s\"\nmax_delay = \"1s\""),
+            "services.kite_api.restart.max_delay",
+        ),
+        (sub("restart", "max_restarts = -1"), "services.kite_api.restart.max_restarts"),
+        (sub("retry", "max_retries = 1000"), "services.kite_api.retry.max_retries"),
+        (sub("retry", "deadline = \"0s\""), "services.kite_api.retry.deadline"),
+        (sub("retry", "delay = \"1m\"\ndeadline = \"10s\""), "services.kite_api.retry.deadline"),
+        (sub("retry", "multiplier = 0.0"), "services.kite_api.retry.multiplier"),
+        (sub("retry", "jitter = -0.5"), "services.kite_api.retry.jitter"),
         ("[services.\"kite api\"]\n".to_string(), "services.kite api"),
         ("[runtime]\nhealth_check_interval = \"0s\"\n".to_string(), "runtime.health_check_interval"),
         ("[runtime]\nhealth_score_threshold = 101\n".to_string(), "runtime.health_score_threshold"),
@@ -249,4 +272,17 @@ fn test_load_when_toml_syntax_broken_then_line_and_column_named() {
 fn test_load_when_file_missing_then_error_names_path() {
     let err = Config::load("/nonexistent/seawall/actors.toml").unwrap_err();
     assert!(err.to_string().contains("/nonexistent/seawall/actors.toml"));
+}
+
+#[test]
+fn test_load_when_recovery_attempts_unlimited_then_parsed() {
+    let text = "[services.feed.recovery]\nmax_attempts = \"unlimited\"\n";
+    let config = load(text, &[]).unwrap();
+    let attempts = config.services["feed"].recovery.max_attempts;
+    assert!(attempts.allows(u32::MAX));
+    let text = "[services.feed.recovery]\nmax_attempts = 3\n";
+    let attempts = load(text, &[]).unwrap().services["feed"]
+        .recovery
+        .max_attempts;
+    assert!(attempts.allows(3) && !attempts.allows(4));
 }
