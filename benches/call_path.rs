@@ -66,6 +66,8 @@ fn config() -> Config {
         ..ServiceConfig::default()
     };
     let mut config = Config::default();
+    // The tripped breaker must stay Open for the whole run.
+    config.runtime.auto_recovery_enabled = false;
     config.services.insert("echo".into(), service.clone());
     config.services.insert("tripped".into(), service);
     config
