@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! Seawall (root)                   supervises the actors below
+//! ├── HealthActor                  modes on events; checks, samples, trends
 //! ├── RecoveryActor                runs recovery strategies on backoff
 //! └── BreakerActor[name]           timers, transitions, restarts, shutdown
 //!     └── ServiceActor[name] × N   owns one service value, runs requests
@@ -15,11 +16,13 @@
 //! and its own timers that move Open → HalfOpen with no traffic.
 
 mod breaker_actor;
+mod health_actor;
 mod recovery_actor;
 mod root_actor;
 mod service_actor;
 
 pub(crate) use breaker_actor::{BreakerActor, BreakerArgs, BreakerMsg};
+pub(crate) use health_actor::{CheckFn, HealthActor, HealthArgs, HealthMsg, HealthShared};
 pub(crate) use recovery_actor::{AttemptFn, Recoverable, RecoveryActor, RecoveryMsg};
 pub(crate) use root_actor::RootActor;
 pub(crate) use service_actor::{CallFailure, CastCompletion, ServiceActors, ServiceMsg};

@@ -52,7 +52,7 @@ mod state;
 mod transition;
 
 pub use jitter::{JitterSource, SeededJitter};
-pub use latency::LatencyHistogram;
+pub use latency::{LatencyHistogram, SparseHistogram};
 pub use machine::{CircuitBreaker, Permit, Rejected};
 pub use metrics::BreakerMetrics;
 pub use open_duration::OpenDurationPolicy;

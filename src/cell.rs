@@ -231,6 +231,17 @@ impl BreakerCell {
         self.word.fetch_or(CLOSING, Ordering::AcqRel);
     }
 
+    /// Counters and a compact latency snapshot, for trends.
+    pub(crate) fn trend_point(&self) -> (u64, u64, crate::breaker::SparseHistogram) {
+        let machine = self.lock();
+        let m = machine.metrics();
+        (
+            m.successes,
+            m.failures + m.timeouts,
+            machine.latency().sparse(),
+        )
+    }
+
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
         self.lock().next_deadline()
     }

@@ -23,12 +23,14 @@
 //! the file (or variable), the key and the fix; a syntax error names its line
 //! and column.
 
+mod degradation;
 mod env;
 mod error;
 mod runtime;
 mod service;
 mod supervision;
 
+pub use degradation::{DegradationConfig, StrategyKind};
 pub use env::{EnvOverrides, VARIABLES as ENV_VARIABLES};
 pub use error::{ConfigError, Problem};
 pub use runtime::RuntimeConfig;
@@ -104,8 +106,9 @@ impl Config {
 
     fn problems(&self) -> Vec<Problem> {
         let mut problems = self.runtime.problems();
+        let exists = |name: &str| self.services.contains_key(name);
         for (name, service) in &self.services {
-            service.problems(name, &mut problems);
+            service.problems(name, &exists, &mut problems);
         }
         problems
     }

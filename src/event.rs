@@ -7,6 +7,8 @@
 //! order its state changed.
 
 use crate::breaker::Transition;
+use crate::health::HealthStatus;
+use crate::modes::Modes;
 use std::sync::Arc;
 
 /// Something that happened in the tree.
@@ -60,6 +62,10 @@ pub enum Event {
         /// Attempts made.
         attempts: u32,
     },
+    /// The trading modes changed (also on `Seawall::modes`).
+    ModesChanged(Modes),
+    /// Something an operator should see now.
+    Alert(Alert),
     /// A service finished shutting down; in-flight calls were answered.
     ServiceStopped {
         /// The service.
@@ -68,9 +74,12 @@ pub enum Event {
 }
 
 impl Event {
-    /// The service the event is about.
+    /// The service the event is about (empty for tree-wide events).
     pub fn service(&self) -> &str {
         match self {
+            Event::ModesChanged(_) => "",
+            Event::Alert(Alert::ScoreCrossed { .. }) => "",
+            Event::Alert(Alert::Escalation { service, .. }) => service,
             Event::Transition { service, .. }
             | Event::ServiceActorFailed { service, .. }
             | Event::ServiceActorRestarted { service, .. }
@@ -80,4 +89,30 @@ impl Event {
             | Event::ServiceStopped { service } => service,
         }
     }
+}
+
+/// An alert from the health aggregator.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Alert {
+    /// The score crossed `HEALTH_SCORE_THRESHOLD`, in either direction.
+    ScoreCrossed {
+        /// The new score.
+        score: u8,
+        /// The threshold.
+        threshold: u32,
+        /// Whether it went below (else back at or above).
+        below: bool,
+        /// The status now.
+        status: HealthStatus,
+        /// What to do.
+        recommendations: Vec<String>,
+    },
+    /// Supervision escalated a service.
+    Escalation {
+        /// The service.
+        service: Arc<str>,
+        /// Why.
+        reason: String,
+    },
 }

@@ -25,6 +25,8 @@ mod cell;
 pub mod config;
 pub mod event;
 pub mod handle;
+pub mod health;
+pub mod modes;
 pub mod recovery;
 pub mod runtime;
 pub mod service;

@@ -46,6 +46,9 @@ pub struct Seawall {
     config: Arc<Config>,
     root: ActorRef<()>,
     recovery: ActorRef<crate::actor::RecoveryMsg>,
+    health: ActorRef<crate::actor::HealthMsg>,
+    health_shared: Arc<crate::actor::HealthShared>,
+    modes: tokio::sync::watch::Receiver<crate::modes::Modes>,
     services: Vec<Registered>,
     events: broadcast::Sender<Event>,
     shutdown: CancellationToken,
@@ -53,6 +56,7 @@ pub struct Seawall {
 
 struct Registered {
     name: Arc<str>,
+    check: crate::actor::CheckFn,
     handle: Box<dyn Any + Send + Sync>,
     type_name: &'static str,
     control: BreakerControl,
@@ -133,6 +137,22 @@ impl Seawall {
         self.services.iter().map(|s| &*s.name)
     }
 
+    /// The trading modes, updated the moment a breaker moves. Await
+    /// `changed()` (or `wait_for`) to react; `borrow()` for the current modes.
+    pub fn modes(&self) -> tokio::sync::watch::Receiver<crate::modes::Modes> {
+        self.modes.clone()
+    }
+
+    /// The comprehensive health report, built from cached state (no I/O).
+    pub fn health_report(&self) -> crate::health::HealthReport {
+        self.health_shared.report()
+    }
+
+    /// Reports the engine's own trading metrics, for the score's trading component.
+    pub fn report_trading_metrics(&self, metrics: crate::health::TradingMetrics) {
+        let _ = self.health.cast(crate::actor::HealthMsg::Trading(metrics));
+    }
+
     /// A receiver of every event from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<Event> {
         self.events.subscribe()
@@ -154,6 +174,7 @@ impl Seawall {
         }
         // No recovery attempt may restart a service that is being stopped.
         let _ = self.recovery.stop_and_wait(None, Some(grace)).await;
+        let _ = self.health.stop_and_wait(None, Some(grace)).await;
         for service in self.services.iter().rev() {
             let asked = service
                 .actor

@@ -105,9 +105,75 @@ impl LatencyHistogram {
         Some(Duration::from_micros(self.max_micros))
     }
 
+    /// The non-empty buckets, for a compact snapshot.
+    pub fn sparse(&self) -> SparseHistogram {
+        SparseHistogram {
+            buckets: self
+                .counts
+                .iter()
+                .enumerate()
+                .filter(|(_, c)| **c > 0)
+                .map(|(i, c)| (i as u16, *c))
+                .collect(),
+        }
+    }
+
     /// Forgets everything (after an operator reset).
     pub fn clear(&mut self) {
         *self = Self::default();
+    }
+}
+
+/// A compact copy of a [`LatencyHistogram`]'s non-empty buckets, kept by
+/// the trend tracker once a minute; the difference of two gives the
+/// response times of the calls in between.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SparseHistogram {
+    buckets: Vec<(u16, u32)>,
+}
+
+impl SparseHistogram {
+    /// The calls in `self` that are not in `older` (an earlier snapshot of
+    /// the same histogram).
+    pub fn since(&self, older: &SparseHistogram) -> SparseHistogram {
+        let mut buckets = Vec::with_capacity(self.buckets.len());
+        let mut old = older.buckets.iter().peekable();
+        for &(i, c) in &self.buckets {
+            while old.peek().is_some_and(|(j, _)| *j < i) {
+                old.next();
+            }
+            let before = match old.peek() {
+                Some((j, c0)) if *j == i => *c0,
+                _ => 0,
+            };
+            let d = c.saturating_sub(before);
+            if d > 0 {
+                buckets.push((i, d));
+            }
+        }
+        SparseHistogram { buckets }
+    }
+
+    /// How many calls.
+    pub fn count(&self) -> u64 {
+        self.buckets.iter().map(|(_, c)| u64::from(*c)).sum()
+    }
+
+    /// The `q`-quantile, or `None` when empty.
+    pub fn quantile(&self, q: f64) -> Option<Duration> {
+        let total = self.count();
+        if total == 0 {
+            return None;
+        }
+        let rank = ((q.clamp(0.0, 1.0) * total as f64).ceil() as u64).max(1);
+        let mut seen = 0;
+        for &(i, c) in &self.buckets {
+            seen += u64::from(c);
+            if seen >= rank {
+                return Some(Duration::from_micros(bucket_value(i as usize)));
+            }
+        }
+        None
     }
 }
 

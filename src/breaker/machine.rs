@@ -590,6 +590,11 @@ impl CircuitBreaker {
         self.enter(BreakerState::Closed, TransitionReason::Reset, now)
     }
 
+    /// Response times so far.
+    pub fn latency(&self) -> &LatencyHistogram {
+        &self.latency
+    }
+
     /// The reason for the current manual state.
     pub fn manual_reason(&self) -> Option<&str> {
         self.manual_reason.as_deref()

@@ -20,6 +20,16 @@ pub struct RuntimeConfig {
     pub health_check_interval: Duration,
     /// The score (0–100) below which the system alerts. Env: `HEALTH_SCORE_THRESHOLD`.
     pub health_score_threshold: u32,
+    /// Scores at or above this (and below the healthy threshold) are degraded.
+    pub degraded_score_threshold: u32,
+    /// Scores below this are critical (between it and degraded: unhealthy).
+    pub critical_score_threshold: u32,
+    /// Deadline for one service health check.
+    #[serde(with = "humantime_serde")]
+    pub health_check_timeout: Duration,
+    /// How often CPU, memory and disk are sampled (in a blocking task).
+    #[serde(with = "humantime_serde")]
+    pub system_sample_interval: Duration,
     /// How long shutdown waits for in-flight calls before stopping actors.
     #[serde(with = "humantime_serde")]
     pub shutdown_grace: Duration,
@@ -35,6 +45,10 @@ impl Default for RuntimeConfig {
             auto_recovery_enabled: true,
             health_check_interval: Duration::from_secs(30),
             health_score_threshold: 80,
+            degraded_score_threshold: 60,
+            critical_score_threshold: 40,
+            health_check_timeout: Duration::from_secs(5),
+            system_sample_interval: Duration::from_secs(15),
             shutdown_grace: Duration::from_secs(10),
             seed: None,
         }
@@ -57,6 +71,35 @@ impl RuntimeConfig {
                 format!("must be at most 100 (got {})", self.health_score_threshold),
                 "set a score between 0 and 100, such as 80",
             ));
+        }
+        if !(self.critical_score_threshold <= self.degraded_score_threshold
+            && self.degraded_score_threshold <= self.health_score_threshold)
+        {
+            problems.push(Problem::new(
+                "runtime.degraded_score_threshold",
+                format!(
+                    "must lie between critical_score_threshold ({}) and health_score_threshold ({}) (got {})",
+                    self.critical_score_threshold,
+                    self.health_score_threshold,
+                    self.degraded_score_threshold
+                ),
+                "keep critical ≤ degraded ≤ healthy, such as 40, 60 and 80",
+            ));
+        }
+        for (key, d) in [
+            ("runtime.health_check_timeout", self.health_check_timeout),
+            (
+                "runtime.system_sample_interval",
+                self.system_sample_interval,
+            ),
+        ] {
+            if d.is_zero() {
+                problems.push(Problem::new(
+                    key,
+                    "must be longer than 0",
+                    "set a duration such as \"5s\"",
+                ));
+            }
         }
         problems
     }

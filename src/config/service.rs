@@ -1,6 +1,6 @@
 //! `[services.NAME]`: one protected dependency's breaker, timeouts and bulkhead.
 
-use super::{Problem, RecoveryConfig, RestartConfig, RetryConfig};
+use super::{DegradationConfig, Problem, RecoveryConfig, RestartConfig, RetryConfig};
 use crate::breaker::{BreakerSettings, RateRule, WindowKind};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -44,6 +44,11 @@ pub struct ServiceConfig {
     pub restart: RestartConfig,
     /// Retries of idempotent requests.
     pub retry: RetryConfig,
+    /// The fallback and mode effects while the breaker is out of service.
+    pub degradation: DegradationConfig,
+    /// How much this service's outage costs the health score's resilience
+    /// component, 0–1: 1 takes it to zero (the broker, prices), 0.5 halves it.
+    pub health_impact: f64,
 }
 
 impl Default for ServiceConfig {
@@ -64,6 +69,8 @@ impl Default for ServiceConfig {
             recovery: RecoveryConfig::default(),
             restart: RestartConfig::default(),
             retry: RetryConfig::default(),
+            degradation: DegradationConfig::default(),
+            health_impact: 1.0,
         }
     }
 }
@@ -120,8 +127,21 @@ impl ServiceConfig {
         }
     }
 
-    pub(crate) fn problems(&self, name: &str, out: &mut Vec<Problem>) {
+    pub(crate) fn problems(
+        &self,
+        name: &str,
+        services: &dyn Fn(&str) -> bool,
+        out: &mut Vec<Problem>,
+    ) {
         let key = |field: &str| format!("services.{name}.{field}");
+        self.degradation.problems(name, services, out);
+        if !(0.0..=1.0).contains(&self.health_impact) {
+            out.push(Problem::new(
+                key("health_impact"),
+                format!("must be between 0 and 1 (got {})", self.health_impact),
+                "use 1.0 for a service the engine cannot trade without, 0.5 for one it can limp along without",
+            ));
+        }
         if name.is_empty()
             || !name
                 .chars()

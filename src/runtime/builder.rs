@@ -2,14 +2,17 @@
 
 use super::{BreakerControl, Registered, Seawall};
 use crate::actor::{
-    AttemptFn, BreakerActor, BreakerArgs, Recoverable, RecoveryActor, RecoveryMsg, RootActor,
-    ServiceActors,
+    AttemptFn, BreakerActor, BreakerArgs, CheckFn, HealthActor, HealthArgs, HealthShared,
+    Recoverable, RecoveryActor, RecoveryMsg, RootActor, ServiceActors,
 };
 use crate::breaker::{CircuitBreaker, SeededJitter};
 use crate::cell::{now, BreakerCell};
 use crate::config::{Config, ServiceConfig};
 use crate::event::Event;
 use crate::handle::{RetryPolicy, ServiceHandle};
+use crate::health::report::HealthCache;
+use crate::health::score::Thresholds;
+use crate::modes::Modes;
 use crate::recovery::{Reconnect, RecoveryContext, RecoveryStrategy};
 use crate::service::Service;
 use ractor::{Actor, ActorCell, ActorRef, SpawnErr};
@@ -17,6 +20,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use tokio::sync::broadcast;
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 /// Capacity of the event bus; a subscriber that falls further behind than
@@ -162,10 +166,54 @@ impl SeawallBuilder {
                 }
             }
         }
+        let runtime = &self.config.runtime;
+        let (modes_tx, modes_rx) = watch::channel(Modes::normal(std::time::SystemTime::now()));
+        let shared = Arc::new(HealthShared {
+            cache: std::sync::Mutex::new(HealthCache::default()),
+            controls: services.iter().map(|s| s.control.clone()).collect(),
+            modes: modes_rx.clone(),
+            thresholds: Thresholds {
+                healthy: runtime.health_score_threshold,
+                degraded: runtime.degraded_score_threshold,
+                critical: runtime.critical_score_threshold,
+            },
+            check_interval: runtime.health_check_interval,
+        });
+        let effects = services
+            .iter()
+            .map(|s| {
+                (
+                    Arc::clone(&s.name),
+                    s.control.config().degradation.effects(),
+                )
+            })
+            .collect();
+        let health_args = HealthArgs {
+            shared: Arc::clone(&shared),
+            checks: services
+                .iter()
+                .map(|s| (Arc::clone(&s.name), Arc::clone(&s.check)))
+                .collect(),
+            effects,
+            modes: modes_tx,
+            events: events.clone(),
+            check_timeout: runtime.health_check_timeout,
+            sample_interval: runtime.system_sample_interval,
+            alert_threshold: runtime.health_score_threshold,
+        };
+        let (health, _) = Actor::spawn_linked(None, HealthActor, health_args, root.get_cell())
+            .await
+            .map_err(|source| StartError::Spawn {
+                what: "health".to_string(),
+                source,
+            })?;
         Ok(Seawall {
             config: Arc::new(self.config),
             root,
             recovery,
+            health,
+            health_shared: shared,
+            modes: modes_rx,
             services,
             events,
             shutdown: CancellationToken::new(),
@@ -244,8 +292,16 @@ async fn spawn_service<S: Service, R: RecoveryStrategy<S>>(
             seed: seed.rotate_left(31),
         }),
     });
+    let check: CheckFn = {
+        let handle = handle.clone();
+        Arc::new(move || {
+            let handle = handle.clone();
+            Box::pin(async move { handle.health_check().await.map_err(|e| e.to_string()) })
+        })
+    };
     Ok(Registered {
         name: ctx.name,
+        check,
         handle: Box::new(handle),
         type_name: std::any::type_name::<S>(),
         control,

@@ -89,6 +89,15 @@ impl BreakerControl {
         &self.cell.stats
     }
 
+    pub(crate) fn trend_point(&self) -> (u64, u64, crate::breaker::SparseHistogram) {
+        self.cell.trend_point()
+    }
+
+    #[allow(dead_code)]
+    pub(crate) fn cell(&self) -> &Arc<BreakerCell> {
+        &self.cell
+    }
+
     pub(crate) fn begin_closing(&self) {
         self.cell.begin_closing();
     }

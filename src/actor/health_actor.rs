@@ -1,0 +1,356 @@
+//! The health aggregator: trading modes on events, health checks and
+//! resource samples on intervals, trends, alerts.
+
+use crate::breaker::BreakerState;
+use crate::cell::now;
+use crate::event::{Alert, Event};
+use crate::health::report::{self, CheckResult, HealthCache, ReportContext};
+use crate::health::score::{HealthStatus, Thresholds, TradingMetrics};
+use crate::health::system::{SystemSample, SystemSampler};
+use crate::health::trends::TrendTracker;
+use crate::modes::{ModeEffects, Modes};
+use crate::runtime::BreakerControl;
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+use tokio::sync::{broadcast, watch};
+use tokio::task::JoinHandle;
+
+/// One service's health check, type-erased.
+pub(crate) type CheckFn =
+    Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Result<(), String>> + Send>> + Send + Sync>;
+
+/// How often trend snapshots are taken.
+const TREND_INTERVAL: Duration = Duration::from_secs(60);
+
+/// State shared between the health actor (writer) and report readers.
+pub(crate) struct HealthShared {
+    pub(crate) cache: Mutex<HealthCache>,
+    pub(crate) controls: Vec<BreakerControl>,
+    pub(crate) modes: watch::Receiver<Modes>,
+    pub(crate) thresholds: Thresholds,
+    pub(crate) check_interval: Duration,
+}
+
+impl HealthShared {
+    /// Builds a report from cached state.
+    pub(crate) fn report(&self) -> crate::health::HealthReport {
+        let started = std::time::Instant::now();
+        let modes = self.modes.borrow().clone();
+        let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        report::build(
+            &self.controls,
+            &cache,
+            ReportContext {
+                thresholds: self.thresholds,
+                check_interval: self.check_interval,
+                modes: &modes,
+                started,
+            },
+            now(),
+        )
+    }
+}
+
+/// What the health actor is started with.
+pub(crate) struct HealthArgs {
+    pub(crate) shared: Arc<HealthShared>,
+    pub(crate) checks: Vec<(Arc<str>, CheckFn)>,
+    pub(crate) effects: HashMap<Arc<str>, ModeEffects>,
+    pub(crate) modes: watch::Sender<Modes>,
+    pub(crate) events: broadcast::Sender<Event>,
+    pub(crate) check_timeout: Duration,
+    pub(crate) sample_interval: Duration,
+    pub(crate) alert_threshold: u32,
+}
+
+/// What the health actor is told.
+pub(crate) enum HealthMsg {
+    /// A breaker transition or escalation from the bus.
+    Bus(Event),
+    /// The bus dropped events: rebuild from the breakers' published states.
+    Lagged,
+    CheckTick,
+    CheckDone {
+        service: Arc<str>,
+        result: CheckResult,
+    },
+    SampleTick,
+    Sampled(SystemSample),
+    TrendTick,
+    Trading(TradingMetrics),
+}
+
+pub(crate) struct HealthState {
+    args: HealthArgs,
+    out_of_service: BTreeMap<Arc<str>, (String, ModeEffects)>,
+    checking: HashSet<Arc<str>>,
+    sampler: Arc<Mutex<SystemSampler>>,
+    sampling: bool,
+    trends: HashMap<Arc<str>, TrendTracker>,
+    below_threshold: Option<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+/// Aggregates health and publishes trading modes.
+pub(crate) struct HealthActor;
+
+impl HealthActor {
+    /// Re-reads one service's breaker and updates the modes if they change.
+    fn refresh_service(state: &mut HealthState, control: &BreakerControl) {
+        let name: Arc<str> = Arc::from(control.name());
+        let s = control.state();
+        let in_service = matches!(
+            s,
+            BreakerState::Closed | BreakerState::Disabled | BreakerState::MetricsOnly
+        );
+        let effects = state.args.effects.get(&name).copied().unwrap_or_default();
+        if in_service || effects == ModeEffects::default() {
+            state.out_of_service.remove(&name);
+        } else {
+            let why = match control.metrics().manual_reason {
+                Some(reason) => format!("breaker {s} ({reason})"),
+                None => format!("breaker {s}"),
+            };
+            state.out_of_service.insert(name, (why, effects));
+        }
+    }
+
+    fn publish_modes(state: &mut HealthState) {
+        let modes = Modes::from_effects(
+            state
+                .out_of_service
+                .iter()
+                .map(|(name, (why, e))| (&**name, why.clone(), *e)),
+            SystemTime::now(),
+        );
+        let changed = !state.args.modes.borrow().same_modes(&modes);
+        if changed {
+            tracing::warn!(trading = ?modes.trading, decision = ?modes.decision, price = ?modes.price,
+                database = ?modes.database, reason = %modes.reason, "trading modes changed");
+            state.args.modes.send_replace(modes.clone());
+            let _ = state.args.events.send(Event::ModesChanged(modes));
+        }
+    }
+
+    fn controls(state: &HealthState) -> &[BreakerControl] {
+        &state.args.shared.controls
+    }
+
+    fn check_score(state: &mut HealthState) {
+        let report = state.args.shared.report();
+        let below = u32::from(report.health_score) < state.args.alert_threshold;
+        if state.below_threshold != Some(below) {
+            let first = state.below_threshold.is_none();
+            state.below_threshold = Some(below);
+            if first && !below {
+                return;
+            }
+            let alert = Alert::ScoreCrossed {
+                score: report.health_score,
+                threshold: state.args.alert_threshold,
+                below,
+                status: report.status,
+                recommendations: report.recommendations.clone(),
+            };
+            if below || report.status != HealthStatus::Healthy {
+                tracing::warn!(score = report.health_score, "health score below threshold");
+            } else {
+                tracing::info!(
+                    score = report.health_score,
+                    "health score back above threshold"
+                );
+            }
+            let _ = state.args.events.send(Event::Alert(alert));
+        }
+    }
+}
+
+impl Actor for HealthActor {
+    type Msg = HealthMsg;
+    type State = HealthState;
+    type Arguments = HealthArgs;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<HealthMsg>,
+        args: HealthArgs,
+    ) -> Result<HealthState, ActorProcessingErr> {
+        let mut events = args.events.subscribe();
+        let me = myself.clone();
+        let forwarder = tokio::spawn(async move {
+            loop {
+                match events.recv().await {
+                    Ok(event @ (Event::Transition { .. } | Event::Escalated { .. })) => {
+                        if me.cast(HealthMsg::Bus(event)).is_err() {
+                            break;
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(broadcast::error::RecvError::Lagged(_)) => {
+                        if me.cast(HealthMsg::Lagged).is_err() {
+                            break;
+                        }
+                    }
+                    Err(broadcast::error::RecvError::Closed) => break,
+                }
+            }
+        });
+        let interval = args.shared.check_interval;
+        let sample_interval = args.sample_interval;
+        let tasks = vec![
+            forwarder,
+            myself.send_interval(interval, || HealthMsg::CheckTick),
+            myself.send_interval(sample_interval, || HealthMsg::SampleTick),
+            myself.send_interval(TREND_INTERVAL, || HealthMsg::TrendTick),
+        ];
+        let mut state = HealthState {
+            args,
+            out_of_service: BTreeMap::new(),
+            checking: HashSet::new(),
+            sampler: Arc::new(Mutex::new(SystemSampler::new())),
+            sampling: false,
+            trends: HashMap::new(),
+            below_threshold: None,
+            tasks,
+        };
+        // Breakers may have moved before this actor subscribed.
+        for control in state.args.shared.controls.clone() {
+            Self::refresh_service(&mut state, &control);
+        }
+        Self::publish_modes(&mut state);
+        let _ = myself.cast(HealthMsg::SampleTick);
+        let _ = myself.cast(HealthMsg::TrendTick);
+        Ok(state)
+    }
+
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<HealthMsg>,
+        state: &mut HealthState,
+    ) -> Result<(), ActorProcessingErr> {
+        for task in state.tasks.drain(..) {
+            task.abort();
+        }
+        Ok(())
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<HealthMsg>,
+        message: HealthMsg,
+        state: &mut HealthState,
+    ) -> Result<(), ActorProcessingErr> {
+        match message {
+            HealthMsg::Bus(Event::Transition { service, .. }) => {
+                if let Some(control) = Self::controls(state)
+                    .iter()
+                    .find(|c| c.name() == &*service)
+                    .cloned()
+                {
+                    Self::refresh_service(state, &control);
+                    Self::publish_modes(state);
+                }
+                Self::check_score(state);
+            }
+            HealthMsg::Bus(Event::Escalated { service, reason }) => {
+                let _ = state
+                    .args
+                    .events
+                    .send(Event::Alert(Alert::Escalation { service, reason }));
+            }
+            HealthMsg::Bus(_) => {}
+            HealthMsg::Lagged => {
+                for control in Self::controls(state).to_vec() {
+                    Self::refresh_service(state, &control);
+                }
+                Self::publish_modes(state);
+                Self::check_score(state);
+            }
+            HealthMsg::CheckTick => {
+                for (service, check) in state.args.checks.clone() {
+                    if !state.checking.insert(Arc::clone(&service)) {
+                        continue; // the previous check is still running
+                    }
+                    let me = myself.clone();
+                    let timeout = state.args.check_timeout;
+                    tokio::spawn(async move {
+                        let started = now();
+                        let outcome = tokio::time::timeout(timeout, check()).await;
+                        let at = now();
+                        let (healthy, error) = match outcome {
+                            Ok(Ok(())) => (true, None),
+                            Ok(Err(e)) => (false, Some(e)),
+                            Err(_) => (
+                                false,
+                                Some(format!(
+                                    "timed out after {} (runtime.health_check_timeout)",
+                                    humantime::format_duration(timeout)
+                                )),
+                            ),
+                        };
+                        let result = CheckResult {
+                            healthy,
+                            at,
+                            latency: at.saturating_duration_since(started),
+                            error,
+                        };
+                        let _ = me.cast(HealthMsg::CheckDone { service, result });
+                    });
+                }
+            }
+            HealthMsg::CheckDone { service, result } => {
+                state.checking.remove(&service);
+                if let Ok(mut cache) = state.args.shared.cache.lock() {
+                    cache.checks.insert(service, result);
+                }
+                Self::check_score(state);
+            }
+            HealthMsg::SampleTick => {
+                if !state.sampling {
+                    state.sampling = true;
+                    let sampler = Arc::clone(&state.sampler);
+                    let me = myself.clone();
+                    tokio::task::spawn_blocking(move || {
+                        let sample = sampler.lock().map(|mut s| s.sample());
+                        if let Ok(sample) = sample {
+                            let _ = me.cast(HealthMsg::Sampled(sample));
+                        }
+                    });
+                }
+            }
+            HealthMsg::Sampled(sample) => {
+                state.sampling = false;
+                if let Ok(mut cache) = state.args.shared.cache.lock() {
+                    cache.system = Some(sample);
+                }
+                Self::check_score(state);
+            }
+            HealthMsg::TrendTick => {
+                let at = now();
+                let mut computed = HashMap::new();
+                for control in Self::controls(state).to_vec() {
+                    let name: Arc<str> = Arc::from(control.name());
+                    let (ok, bad, latency) = control.trend_point();
+                    let tracker = state.trends.entry(Arc::clone(&name)).or_default();
+                    tracker.push(at, ok, bad, latency);
+                    computed.insert(name, tracker.trends());
+                }
+                if let Ok(mut cache) = state.args.shared.cache.lock() {
+                    cache.trends = computed;
+                }
+            }
+            HealthMsg::Trading(metrics) => {
+                if let Ok(mut cache) = state.args.shared.cache.lock() {
+                    cache.trading = metrics;
+                    cache.trading_reported_at = Some(SystemTime::now());
+                }
+                Self::check_score(state);
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,545 @@
+//! [`HealthReport`]: the seed's comprehensive-health JSON, from cached state.
+
+use super::score::{
+    self, HealthStatus, ScoreBreakdown, ScoreInputs, ServiceInput, Thresholds, TradingMetrics,
+};
+use super::system::{resource_status, SystemSample};
+use super::trends::Trends;
+use crate::breaker::{BreakerMetrics, BreakerState};
+use crate::modes::{Modes, TradingMode};
+use crate::runtime::BreakerControl;
+use crate::stats::SupervisionStats;
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+/// The last health check of one service.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckResult {
+    /// Whether it passed.
+    pub healthy: bool,
+    /// When it finished, on the tree's clock.
+    pub at: Instant,
+    /// How long it took.
+    pub latency: Duration,
+    /// What went wrong, if it failed.
+    pub error: Option<String>,
+}
+
+/// What the health actor keeps for reports. Everything a report needs that
+/// is not a breaker's own counters.
+#[derive(Debug, Default)]
+pub(crate) struct HealthCache {
+    pub(crate) checks: HashMap<Arc<str>, CheckResult>,
+    pub(crate) system: Option<SystemSample>,
+    pub(crate) trading: TradingMetrics,
+    pub(crate) trading_reported_at: Option<SystemTime>,
+    pub(crate) trends: HashMap<Arc<str>, Trends>,
+}
+
+/// The comprehensive health report (`GET /api/v1/system/health/comprehensive`).
+#[derive(Debug, Clone, Serialize)]
+pub struct HealthReport {
+    /// healthy, degraded, unhealthy or critical.
+    pub status: HealthStatus,
+    /// 0–100.
+    pub health_score: u8,
+    /// The four components.
+    pub components: ScoreBreakdown,
+    /// When the report was built.
+    #[serde(with = "super::rfc3339")]
+    pub timestamp: SystemTime,
+    /// How long building it took, ms.
+    pub response_time_ms: f64,
+    /// Breakers and their summary.
+    pub resilience: ResilienceSummary,
+    /// CPU, memory, disk and network.
+    pub system_metrics: SystemMetrics,
+    /// Each service's last health check.
+    pub services: BTreeMap<String, ServiceHealth>,
+    /// Trading status and modes.
+    pub trading: TradingHealth,
+    /// Each breaker in detail (the circuit-breakers endpoint's entries).
+    pub circuit_breakers: BTreeMap<String, BreakerReport>,
+    /// Success rate and latency trends per service.
+    pub trends: BTreeMap<String, Trends>,
+    /// What to do, naming the service and the action.
+    pub recommendations: Vec<String>,
+}
+
+/// The `resilience` object.
+#[derive(Debug, Clone, Serialize)]
+pub struct ResilienceSummary {
+    /// From the resilience component: healthy (all in service), degraded,
+    /// unhealthy, critical (nothing left).
+    pub overall_status: HealthStatus,
+    /// Per breaker.
+    pub services: BTreeMap<String, ResilienceService>,
+    /// Name → state.
+    pub circuit_breakers: BTreeMap<String, BreakerState>,
+    /// When.
+    #[serde(with = "super::rfc3339")]
+    pub timestamp: SystemTime,
+}
+
+/// One entry of `resilience.services`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ResilienceService {
+    /// Breaker state.
+    pub state: BreakerState,
+    /// 0–1, or null before any call.
+    pub success_rate: Option<f64>,
+    /// Failures in a row.
+    pub consecutive_failures: u32,
+    /// Mean response time, seconds.
+    pub avg_response_time: Option<f64>,
+    /// Last success.
+    #[serde(with = "super::rfc3339::option")]
+    pub last_success: Option<SystemTime>,
+    /// Last failure.
+    #[serde(with = "super::rfc3339::option")]
+    pub last_failure: Option<SystemTime>,
+}
+
+/// The `system_metrics` object.
+#[derive(Debug, Clone, Serialize)]
+pub struct SystemMetrics {
+    /// CPU.
+    pub cpu: CpuMetrics,
+    /// Memory.
+    pub memory: MemoryMetrics,
+    /// Disk.
+    pub disk: DiskMetrics,
+    /// Network counters.
+    pub network: NetworkMetrics,
+    /// When sampled; null before the first sample.
+    #[serde(with = "super::rfc3339::option")]
+    pub sampled_at: Option<SystemTime>,
+}
+
+/// CPU.
+#[derive(Debug, Clone, Serialize)]
+pub struct CpuMetrics {
+    /// 0–100.
+    pub usage_percent: Option<f64>,
+    /// Logical CPUs.
+    pub count: usize,
+    /// healthy, warning (≥ 80 %), critical (≥ 95 %) or unknown.
+    pub status: &'static str,
+}
+
+/// Memory.
+#[derive(Debug, Clone, Serialize)]
+pub struct MemoryMetrics {
+    /// 0–100.
+    pub usage_percent: Option<f64>,
+    /// GiB.
+    pub available_gb: f64,
+    /// GiB.
+    pub total_gb: f64,
+    /// healthy, warning, critical or unknown.
+    pub status: &'static str,
+}
+
+/// Disk.
+#[derive(Debug, Clone, Serialize)]
+pub struct DiskMetrics {
+    /// 0–100.
+    pub usage_percent: Option<f64>,
+    /// GiB.
+    pub free_gb: f64,
+    /// GiB.
+    pub total_gb: f64,
+    /// healthy, warning, critical or unknown.
+    pub status: &'static str,
+}
+
+/// Network counters since boot.
+#[derive(Debug, Clone, Serialize)]
+pub struct NetworkMetrics {
+    /// Bytes.
+    pub bytes_sent: u64,
+    /// Bytes.
+    pub bytes_recv: u64,
+    /// Packets.
+    pub packets_sent: u64,
+    /// Packets.
+    pub packets_recv: u64,
+}
+
+/// One entry of the top-level `services`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ServiceHealth {
+    /// healthy, unhealthy (failed, timed out or stale) or unknown (not yet checked).
+    pub status: &'static str,
+    /// When the last check finished.
+    #[serde(with = "super::rfc3339::option")]
+    pub last_check: Option<SystemTime>,
+    /// How long it took, ms.
+    pub latency_ms: Option<f64>,
+    /// What went wrong.
+    pub error: Option<String>,
+}
+
+/// The `trading` object: real, not hard-coded.
+#[derive(Debug, Clone, Serialize)]
+pub struct TradingHealth {
+    /// active, reducing or halted.
+    pub status: TradingMode,
+    /// Whether new orders may be sent.
+    pub trading_enabled: bool,
+    /// When the engine last reported trading metrics.
+    #[serde(with = "super::rfc3339::option")]
+    pub last_check: Option<SystemTime>,
+    /// The modes, with reason and time.
+    pub modes: Modes,
+    /// The engine's metrics.
+    pub metrics: TradingMetrics,
+}
+
+/// One breaker in detail (`GET /api/v1/system/health/circuit-breakers`).
+#[derive(Debug, Clone, Serialize)]
+pub struct BreakerReport {
+    /// State.
+    pub state: BreakerState,
+    /// The reason for a manual state.
+    pub reason: Option<String>,
+    /// Config: consecutive failures to open.
+    pub failure_threshold: u32,
+    /// Config: probe successes to close.
+    pub success_threshold: u32,
+    /// Config: first open duration, seconds.
+    pub timeout: f64,
+    /// Counters.
+    pub metrics: BreakerReportMetrics,
+    /// When the state last changed.
+    #[serde(with = "super::rfc3339")]
+    pub state_changed_at: SystemTime,
+    /// When an Open breaker admits probes.
+    #[serde(with = "super::rfc3339::option")]
+    pub open_until: Option<SystemTime>,
+    /// Restarts, escalations, recoveries, retries.
+    pub supervision: SupervisionStats,
+}
+
+/// A breaker's counters, in the seed's names.
+#[derive(Debug, Clone, Serialize)]
+pub struct BreakerReportMetrics {
+    /// Successes.
+    pub success_count: u64,
+    /// Failures, timeouts included.
+    pub failure_count: u64,
+    /// Timeouts.
+    pub timeout_count: u64,
+    /// Ignored outcomes.
+    pub ignored_count: u64,
+    /// Rejected without reaching the service.
+    pub rejected_count: u64,
+    /// Calls let through.
+    pub total_requests: u64,
+    /// 0–1, or null before any call.
+    pub success_rate: Option<f64>,
+    /// 0–1, or null before any call.
+    pub failure_rate: Option<f64>,
+    /// Failures in a row.
+    pub consecutive_failures: u32,
+    /// Mean response time, seconds.
+    pub avg_response_time: Option<f64>,
+    /// Median, seconds.
+    pub p50_response_time: Option<f64>,
+    /// 99th percentile, seconds.
+    pub p99_response_time: Option<f64>,
+    /// Last success.
+    #[serde(with = "super::rfc3339::option")]
+    pub last_success: Option<SystemTime>,
+    /// Last failure.
+    #[serde(with = "super::rfc3339::option")]
+    pub last_failure: Option<SystemTime>,
+    /// State changes.
+    pub transitions: u64,
+}
+
+/// Converts an instant on the tree's clock to wall time.
+pub(crate) struct WallClock {
+    now: Instant,
+    wall: SystemTime,
+}
+
+impl WallClock {
+    pub(crate) fn new(now: Instant) -> Self {
+        Self {
+            now,
+            wall: SystemTime::now(),
+        }
+    }
+
+    pub(crate) fn wall(&self, at: Instant) -> SystemTime {
+        match self.now.checked_duration_since(at) {
+            Some(ago) => self.wall - ago,
+            None => self.wall + at.duration_since(self.now),
+        }
+    }
+}
+
+/// One breaker's report.
+pub(crate) fn breaker_report(
+    control: &BreakerControl,
+    m: &BreakerMetrics,
+    clock: &WallClock,
+) -> BreakerReport {
+    let config = control.config();
+    let decided = m.successes + m.failures + m.timeouts;
+    BreakerReport {
+        state: m.state,
+        reason: m.manual_reason.clone(),
+        failure_threshold: config.failure_threshold,
+        success_threshold: config.success_threshold,
+        timeout: config.open_timeout.as_secs_f64(),
+        metrics: BreakerReportMetrics {
+            success_count: m.successes,
+            failure_count: m.failures + m.timeouts,
+            timeout_count: m.timeouts,
+            ignored_count: m.ignored,
+            rejected_count: m.rejected,
+            total_requests: m.admitted,
+            success_rate: m.success_rate,
+            failure_rate: (decided > 0).then(|| (m.failures + m.timeouts) as f64 / decided as f64),
+            consecutive_failures: m.consecutive_failures,
+            avg_response_time: m.mean_response.map(|d| d.as_secs_f64()),
+            p50_response_time: m.p50_response.map(|d| d.as_secs_f64()),
+            p99_response_time: m.p99_response.map(|d| d.as_secs_f64()),
+            last_success: m.last_success.map(|t| clock.wall(t)),
+            last_failure: m.last_failure.map(|t| clock.wall(t)),
+            transitions: m.transitions,
+        },
+        state_changed_at: clock.wall(m.state_changed_at),
+        open_until: m.open_until.map(|t| clock.wall(t)),
+        supervision: control.supervision(),
+    }
+}
+
+/// What a report needs besides the breakers and the cache.
+pub(crate) struct ReportContext<'a> {
+    pub(crate) thresholds: Thresholds,
+    pub(crate) check_interval: Duration,
+    pub(crate) modes: &'a Modes,
+    pub(crate) started: std::time::Instant,
+}
+
+/// Whether a check result still counts: younger than 3 × the interval.
+fn fresh(check: &CheckResult, now: Instant, interval: Duration) -> bool {
+    now.saturating_duration_since(check.at) <= interval * 3
+}
+
+/// Builds the report. Reads only cached state: each breaker's counters (a
+/// short lock each) and the health cache.
+pub(crate) fn build(
+    controls: &[BreakerControl],
+    cache: &HealthCache,
+    ctx: ReportContext<'_>,
+    now: Instant,
+) -> HealthReport {
+    let clock = WallClock::new(now);
+    let mut inputs = Vec::with_capacity(controls.len());
+    let mut breakers = BTreeMap::new();
+    let mut resilience_services = BTreeMap::new();
+    let mut states = BTreeMap::new();
+    let mut services = BTreeMap::new();
+    let mut recommendations = Vec::new();
+    for control in controls {
+        let name = control.name();
+        let m = control.metrics();
+        let check = cache.checks.get(name);
+        let healthy = check.map(|c| c.healthy && fresh(c, now, ctx.check_interval));
+        inputs.push(ServiceInput {
+            state: m.state,
+            impact: control.config().health_impact,
+            healthy,
+        });
+        recommend(control, &m, check, healthy, &clock, &mut recommendations);
+        services.insert(
+            name.to_string(),
+            ServiceHealth {
+                status: match healthy {
+                    None => "unknown",
+                    Some(true) => "healthy",
+                    Some(false) => "unhealthy",
+                },
+                last_check: check.map(|c| clock.wall(c.at)),
+                latency_ms: check.map(|c| c.latency.as_secs_f64() * 1000.0),
+                error: check.and_then(|c| c.error.clone()),
+            },
+        );
+        resilience_services.insert(
+            name.to_string(),
+            ResilienceService {
+                state: m.state,
+                success_rate: m.success_rate,
+                consecutive_failures: m.consecutive_failures,
+                avg_response_time: m.mean_response.map(|d| d.as_secs_f64()),
+                last_success: m.last_success.map(|t| clock.wall(t)),
+                last_failure: m.last_failure.map(|t| clock.wall(t)),
+            },
+        );
+        states.insert(name.to_string(), m.state);
+        breakers.insert(name.to_string(), breaker_report(control, &m, &clock));
+    }
+    let system = cache.system.as_ref();
+    let (cpu, memory, disk) = (
+        system.and_then(|s| s.cpu_percent),
+        system.map(|s| s.memory_percent),
+        system.map(|s| s.disk_percent),
+    );
+    for (what, p) in [("CPU", cpu), ("memory", memory), ("disk", disk)] {
+        if let Some(p) = p.filter(|p| *p >= 80.0) {
+            recommendations.push(format!(
+                "system: {what} at {p:.0}% ({}); find what is consuming it before it slows order handling",
+                resource_status(Some(p))
+            ));
+        }
+    }
+    let breakdown = score::score(&ScoreInputs {
+        services: inputs,
+        cpu_percent: cpu,
+        memory_percent: memory,
+        disk_percent: disk,
+        trading: cache.trading,
+        trading_mode: ctx.modes.trading,
+    });
+    let status = score::status(breakdown.total, ctx.thresholds, ctx.modes);
+    let resilience_fraction = breakdown.resilience / 40.0;
+    let overall_status = if resilience_fraction >= 0.999 {
+        HealthStatus::Healthy
+    } else if resilience_fraction >= 0.5 {
+        HealthStatus::Degraded
+    } else if resilience_fraction > 0.0 {
+        HealthStatus::Unhealthy
+    } else {
+        HealthStatus::Critical
+    };
+    if ctx.modes.trading != TradingMode::Active {
+        recommendations.push(format!(
+            "trading: {:?} since {} ({}); orders that add risk are refused until it is Active",
+            ctx.modes.trading,
+            humantime::format_rfc3339_seconds(ctx.modes.changed_at),
+            ctx.modes.reason
+        ));
+    }
+    let wall_now = clock.wall(now);
+    HealthReport {
+        status,
+        health_score: breakdown.total,
+        components: breakdown,
+        timestamp: wall_now,
+        response_time_ms: 0.0,
+        resilience: ResilienceSummary {
+            overall_status,
+            services: resilience_services,
+            circuit_breakers: states,
+            timestamp: wall_now,
+        },
+        system_metrics: SystemMetrics {
+            cpu: CpuMetrics {
+                usage_percent: cpu,
+                count: system.map_or(0, |s| s.cpu_count),
+                status: resource_status(cpu),
+            },
+            memory: MemoryMetrics {
+                usage_percent: memory,
+                available_gb: system.map_or(0.0, |s| s.memory_available_gb),
+                total_gb: system.map_or(0.0, |s| s.memory_total_gb),
+                status: resource_status(memory),
+            },
+            disk: DiskMetrics {
+                usage_percent: disk,
+                free_gb: system.map_or(0.0, |s| s.disk_free_gb),
+                total_gb: system.map_or(0.0, |s| s.disk_total_gb),
+                status: resource_status(disk),
+            },
+            network: NetworkMetrics {
+                bytes_sent: system.map_or(0, |s| s.bytes_sent),
+                bytes_recv: system.map_or(0, |s| s.bytes_recv),
+                packets_sent: system.map_or(0, |s| s.packets_sent),
+                packets_recv: system.map_or(0, |s| s.packets_recv),
+            },
+            sampled_at: system.map(|s| s.taken_at),
+        },
+        services,
+        trading: TradingHealth {
+            status: ctx.modes.trading,
+            trading_enabled: ctx.modes.trading == TradingMode::Active,
+            last_check: cache.trading_reported_at,
+            modes: ctx.modes.clone(),
+            metrics: cache.trading,
+        },
+        circuit_breakers: breakers,
+        trends: cache
+            .trends
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect(),
+        recommendations,
+    }
+    .timed(ctx.started)
+}
+
+impl HealthReport {
+    fn timed(mut self, started: std::time::Instant) -> Self {
+        self.response_time_ms = started.elapsed().as_secs_f64() * 1000.0;
+        self
+    }
+}
+
+/// Recommendations for one service: each names it and says what to do.
+fn recommend(
+    control: &BreakerControl,
+    m: &BreakerMetrics,
+    check: Option<&CheckResult>,
+    healthy: Option<bool>,
+    clock: &WallClock,
+    out: &mut Vec<String>,
+) {
+    let name = control.name();
+    let since = humantime::format_rfc3339_seconds(clock.wall(m.state_changed_at));
+    let sup = control.supervision();
+    match m.state {
+        BreakerState::Open => {
+            let retry = m
+                .open_until
+                .map(|t| format!("; probes resume at {}", humantime::format_rfc3339_seconds(clock.wall(t))))
+                .unwrap_or_default();
+            out.push(format!(
+                "{name}: breaker open since {since} after {} consecutive failures; check the dependency's connectivity and credentials{retry} (recovery attempts so far: {})",
+                m.consecutive_failures, sup.recovery_attempts
+            ));
+        }
+        BreakerState::ForcedOpen => out.push(format!(
+            "{name}: breaker forced open since {since} ({}); fix the cause, then POST /api/v1/system/health/circuit-breakers/{name}/reset",
+            m.manual_reason.as_deref().unwrap_or("no reason given")
+        )),
+        BreakerState::HalfOpen => out.push(format!(
+            "{name}: probing since {since}; keep traffic light until it closes"
+        )),
+        BreakerState::Disabled => out.push(format!(
+            "{name}: breaker disabled ({}); failures are not contained — reset it when done",
+            m.manual_reason.as_deref().unwrap_or("no reason given")
+        )),
+        BreakerState::Closed | BreakerState::MetricsOnly => {
+            if let Some(rate) = m.success_rate.filter(|r| *r < 0.9 && m.successes + m.failures > 20) {
+                out.push(format!(
+                    "{name}: success rate {:.0}% while closed; investigate before it trips",
+                    rate * 100.0
+                ));
+            }
+        }
+    }
+    if healthy == Some(false) {
+        let why = check
+            .and_then(|c| c.error.clone())
+            .unwrap_or_else(|| "no recent result".to_string());
+        out.push(format!(
+            "{name}: health check failing ({why}); verify the service is reachable"
+        ));
+    }
+}

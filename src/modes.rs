@@ -1,0 +1,182 @@
+//! Trading modes: what the engine may do right now, published on a watch
+//! channel the moment a breaker moves.
+//!
+//! Each service's `[services.NAME.degradation]` says what its breaker being
+//! out of service means for the engine (the default follows its strategy:
+//! `disable_orders` halts orders, `last_known_price` switches to last-known
+//! prices and reducing-only trading, `conservative_hold` holds, and
+//! `read_only_cache` makes the database read-only). A breaker counts as out
+//! of service from the moment it leaves Closed until it is Closed again:
+//! HalfOpen is still unproven, so the engine fails closed.
+//!
+//! When several services are out, the most restrictive effect wins:
+//! Halted > Reducing > Active, Hold > TechnicalOnly > Ai, LastKnown > Live,
+//! ReadOnly > ReadWrite.
+
+use serde::{Deserialize, Serialize};
+use std::time::SystemTime;
+
+/// Whether new orders may be sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TradingMode {
+    /// Normal trading.
+    Active,
+    /// Only orders that reduce exposure: exits and cancels (trading rule 6).
+    Reducing,
+    /// No new orders.
+    Halted,
+}
+
+/// Where trading decisions come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DecisionMode {
+    /// The AI agents.
+    Ai,
+    /// A simple technical indicator over last-known prices.
+    TechnicalOnly,
+    /// HOLD, confidence 0.
+    Hold,
+}
+
+/// Where prices come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PriceMode {
+    /// The live feed.
+    Live,
+    /// The last good quote, with its age, refused past `max_staleness`.
+    LastKnown,
+}
+
+/// Whether the database takes writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DatabaseMode {
+    /// Reads and writes go to the database.
+    ReadWrite,
+    /// Reads from the cache; writes journaled for replay.
+    ReadOnly,
+}
+
+/// What one service being out of service does to the modes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModeEffects {
+    /// The trading mode it forces, if any.
+    pub trading: Option<TradingMode>,
+    /// The decision mode it forces, if any.
+    pub decision: Option<DecisionMode>,
+    /// The price mode it forces, if any.
+    pub price: Option<PriceMode>,
+    /// The database mode it forces, if any.
+    pub database: Option<DatabaseMode>,
+}
+
+/// The engine's operating modes, with why and since when.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Modes {
+    /// Orders.
+    pub trading: TradingMode,
+    /// Decisions.
+    pub decision: DecisionMode,
+    /// Prices.
+    pub price: PriceMode,
+    /// Database writes.
+    pub database: DatabaseMode,
+    /// Why, naming each service out of service and its state.
+    pub reason: String,
+    /// When the modes last changed.
+    #[serde(with = "crate::health::rfc3339")]
+    pub changed_at: SystemTime,
+}
+
+impl Modes {
+    /// Everything normal.
+    pub fn normal(at: SystemTime) -> Self {
+        Self {
+            trading: TradingMode::Active,
+            decision: DecisionMode::Ai,
+            price: PriceMode::Live,
+            database: DatabaseMode::ReadWrite,
+            reason: "all services in service".to_string(),
+            changed_at: at,
+        }
+    }
+
+    /// Whether any mode is degraded.
+    pub fn is_degraded(&self) -> bool {
+        self.trading != TradingMode::Active
+            || self.decision != DecisionMode::Ai
+            || self.price != PriceMode::Live
+            || self.database != DatabaseMode::ReadWrite
+    }
+
+    /// Whether the same modes (ignoring reason and time).
+    pub fn same_modes(&self, other: &Modes) -> bool {
+        self.trading == other.trading
+            && self.decision == other.decision
+            && self.price == other.price
+            && self.database == other.database
+    }
+
+    /// Combines the effects of every out-of-service service; `causes` are
+    /// `(service, why)` pairs for the reason text.
+    pub fn from_effects<'a>(
+        effects: impl IntoIterator<Item = (&'a str, String, ModeEffects)>,
+        at: SystemTime,
+    ) -> Self {
+        let mut modes = Self::normal(at);
+        let mut reasons = Vec::new();
+        for (service, why, e) in effects {
+            if let Some(t) = e.trading {
+                modes.trading = modes.trading.max(t);
+            }
+            if let Some(d) = e.decision {
+                modes.decision = modes.decision.max(d);
+            }
+            if let Some(p) = e.price {
+                modes.price = modes.price.max(p);
+            }
+            if let Some(db) = e.database {
+                modes.database = modes.database.max(db);
+            }
+            reasons.push(format!("{service}: {why}"));
+        }
+        if !reasons.is_empty() {
+            modes.reason = reasons.join("; ");
+        }
+        modes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_from_effects_when_several_out_then_most_restrictive_wins() {
+        let halt = ModeEffects {
+            trading: Some(TradingMode::Halted),
+            ..ModeEffects::default()
+        };
+        let reduce = ModeEffects {
+            trading: Some(TradingMode::Reducing),
+            price: Some(PriceMode::LastKnown),
+            ..ModeEffects::default()
+        };
+        let at = SystemTime::UNIX_EPOCH;
+        let m = Modes::from_effects(
+            [
+                ("market_data", "open".to_string(), reduce),
+                ("kite_api", "open".to_string(), halt),
+            ],
+            at,
+        );
+        assert_eq!(m.trading, TradingMode::Halted);
+        assert_eq!(m.price, PriceMode::LastKnown);
+        assert!(m.reason.contains("kite_api") && m.reason.contains("market_data"));
+        assert!(Modes::from_effects([], at).same_modes(&Modes::normal(at)));
+    }
+}
