@@ -63,14 +63,14 @@ impl<S: Service> std::fmt::Debug for ServiceHandle<S> {
 
 /// Records the outcome of a call once; if the caller's future is dropped
 /// first, records it as ignored so no permit leaks.
-struct PendingOutcome<'a> {
-    cell: &'a BreakerCell,
-    permit: Option<Permit>,
-    started: Instant,
+pub(crate) struct PendingOutcome<'a> {
+    pub(crate) cell: &'a BreakerCell,
+    pub(crate) permit: Option<Permit>,
+    pub(crate) started: Instant,
 }
 
 impl PendingOutcome<'_> {
-    fn finish(&mut self, outcome: Outcome) {
+    pub(crate) fn finish(&mut self, outcome: Outcome) {
         if let Some(permit) = self.permit.take() {
             let at = Instant::now();
             self.cell
@@ -139,17 +139,29 @@ impl<S: Service> ServiceHandle<S> {
     }
 
     fn refused(&self, refusal: Refusal) -> CallError<S::Error> {
-        let service = Arc::clone(self.inner.cell.name());
+        refusal_error(&self.inner.cell, refusal)
+    }
+}
+
+/// The error for a refusal, naming the service and its bound.
+pub(crate) fn refusal_error<E: std::error::Error>(
+    cell: &BreakerCell,
+    refusal: Refusal,
+) -> CallError<E> {
+    let service = Arc::clone(cell.name());
+    {
         match refusal {
             Refusal::Rejected(state) => CallError::Rejected { service, state },
             Refusal::ShuttingDown => CallError::ShuttingDown { service },
             Refusal::Shed => CallError::Shed {
                 service,
-                max_in_flight: self.inner.cell.max_in_flight(),
+                max_in_flight: cell.max_in_flight(),
             },
         }
     }
+}
 
+impl<S: Service> ServiceHandle<S> {
     /// Sends `request` and waits for the answer, at most `call_timeout`.
     ///
     /// A timeout counts as a failure for the breaker. The request is only

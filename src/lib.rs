@@ -23,6 +23,7 @@ pub mod backoff;
 pub mod breaker;
 mod cell;
 pub mod config;
+pub mod degradation;
 pub mod event;
 pub mod handle;
 pub mod health;
@@ -35,5 +36,7 @@ pub mod stats;
 pub use breaker::{BreakerState, FailureKind, Outcome};
 pub use event::Event;
 pub use handle::{CallError, ServiceHandle};
-pub use runtime::{BreakerControl, HandleError, Seawall, SeawallBuilder, StartError};
+pub use runtime::{
+    BreakerControl, DegradationError, HandleError, Seawall, SeawallBuilder, StartError,
+};
 pub use service::Service;

@@ -142,7 +142,7 @@ impl Modes {
             if let Some(db) = e.database {
                 modes.database = modes.database.max(db);
             }
-            reasons.push(format!("{service}: {why}"));
+            reasons.push(format!("{service} {why}"));
         }
         if !reasons.is_empty() {
             modes.reason = reasons.join("; ");

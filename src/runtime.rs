@@ -26,9 +26,11 @@
 
 mod builder;
 mod control;
+mod resilience;
 
 pub use builder::{SeawallBuilder, StartError};
 pub use control::BreakerControl;
+pub use resilience::DegradationError;
 
 use crate::actor::BreakerMsg;
 use crate::config::Config;
@@ -49,6 +51,7 @@ pub struct Seawall {
     health: ActorRef<crate::actor::HealthMsg>,
     health_shared: Arc<crate::actor::HealthShared>,
     modes: tokio::sync::watch::Receiver<crate::modes::Modes>,
+    degradations: dashmap::DashMap<String, Box<dyn Any + Send + Sync>>,
     services: Vec<Registered>,
     events: broadcast::Sender<Event>,
     shutdown: CancellationToken,

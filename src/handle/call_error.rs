@@ -68,6 +68,15 @@ pub enum CallError<E: std::error::Error + 'static> {
         #[source]
         source: Option<E>,
     },
+    /// The degradation policy refused the call, or had no usable fallback
+    /// (orders disabled, a price past `max_staleness`, an uncached read).
+    #[error("{service}: {reason}")]
+    Refused {
+        /// The service.
+        service: Arc<str>,
+        /// Why, with what to expect.
+        reason: String,
+    },
     /// The service answered with an error.
     #[error("{service}: {source}")]
     Service {
@@ -91,6 +100,7 @@ impl<E: std::error::Error + 'static> CallError<E> {
             | CallError::Unavailable { service }
             | CallError::ShuttingDown { service }
             | CallError::Unknown { service, .. }
+            | CallError::Refused { service, .. }
             | CallError::Service { service, .. } => service,
         }
     }

@@ -214,6 +214,7 @@ impl SeawallBuilder {
             health,
             health_shared: shared,
             modes: modes_rx,
+            degradations: dashmap::DashMap::new(),
             services,
             events,
             shutdown: CancellationToken::new(),

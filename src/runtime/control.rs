@@ -93,7 +93,6 @@ impl BreakerControl {
         self.cell.trend_point()
     }
 
-    #[allow(dead_code)]
     pub(crate) fn cell(&self) -> &Arc<BreakerCell> {
         &self.cell
     }

@@ -1,0 +1,278 @@
+//! Degradation: safe answers while a dependency is out, that say so.
+//!
+//! A [`DegradedHandle`] wraps a service's handle with its
+//! [`Degradation`] strategy and the current trading [`Modes`]:
+//!
+//! 1. **Before** a call, the strategy may refuse it under the current modes
+//!    (the broker's [`DisableOrders`] refuses new orders unless trading is
+//!    Active; exits and cancels stay allowed while Reducing).
+//! 2. A **live** reply is returned as [`Reply::Live`], and the strategy
+//!    learns from it (last-known prices, cached reads).
+//! 3. When the call is refused by the breaker or fails against the
+//!    dependency, the strategy may answer instead: [`Reply::Fallback`]
+//!    carries the value, the reason, its age and the strategy. If it has no
+//!    usable answer (a price past `max_staleness`, an uncached read), the
+//!    caller gets [`CallError::Refused`] saying why. Errors that are the
+//!    caller's to see — an ignored business reject, an ambiguous order
+//!    outcome — are never papered over.
+//!
+//! With `GRACEFUL_DEGRADATION_ENABLED=false` step 3 is skipped: calls fail
+//! fast with the breaker's error.
+//!
+//! The config's `[services.NAME.degradation].strategy` decides the modes a
+//! service's outage forces; the typed strategy registered in code
+//! ([`crate::Seawall::set_degradation`]) must be of the same kind.
+
+mod cache;
+mod hold;
+mod orders;
+mod price_book;
+mod reply;
+
+pub use cache::{DbOp, DbRequest, ReadOnlyCache};
+pub use hold::{Action, ConservativeHold, Decision, DecisionSource};
+pub use orders::{DisableOrders, OrderIntent, OrderRequest};
+pub use price_book::{Instrument, LastKnownPrice, PriceBook, PriceRefused, Quote};
+pub use reply::{Fallback, Reply};
+
+use crate::config::StrategyKind;
+use crate::handle::{CallError, ServiceHandle};
+use crate::modes::Modes;
+use crate::service::Service;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use tokio::sync::watch;
+
+/// A boxed future, for the dyn-compatible strategy trait.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// What a strategy says before a call is sent.
+pub enum Admit<T> {
+    /// Send it to the service.
+    Send,
+    /// Refuse it; the text says why and since when.
+    Refuse(String),
+    /// Do not send it; answer with this instead (a write joining the journal).
+    Answer(Fallback<T>),
+}
+
+/// What a strategy answers for a call that could not be answered live.
+pub enum FallbackAnswer<T> {
+    /// No fallback applies: the caller gets the original error.
+    Pass,
+    /// A substitute answer.
+    Answer(Fallback<T>),
+    /// A fallback applies but has nothing usable; the text says why.
+    Refuse(String),
+}
+
+/// A per-service degradation strategy.
+pub trait Degradation<S: Service>: Send + Sync + 'static {
+    /// Which kind it is; must match `[services.NAME.degradation].strategy`.
+    fn kind(&self) -> StrategyKind;
+
+    /// May refuse or divert a request before it is sent, given the modes.
+    fn admit(&self, request: &S::Request, modes: &Modes) -> Admit<S::Response> {
+        let _ = (request, modes);
+        Admit::Send
+    }
+
+    /// Learns from a live reply.
+    fn observe(&self, request: &S::Request, response: &S::Response) {
+        let _ = (request, response);
+    }
+
+    /// Answers for a call that could not be answered live.
+    fn fallback<'a>(
+        &'a self,
+        request: &'a S::Request,
+        error: &'a CallError<S::Error>,
+    ) -> BoxFuture<'a, FallbackAnswer<S::Response>>;
+
+    /// Runs when the breaker closes again (replaying journaled writes).
+    fn recovered<'a>(&'a self, handle: &'a ServiceHandle<S>) -> BoxFuture<'a, ()> {
+        let _ = handle;
+        Box::pin(async {})
+    }
+}
+
+/// Another service of the same type answers instead (the seed's
+/// "alternative data sources").
+pub struct Failover<S: Service> {
+    to: ServiceHandle<S>,
+}
+
+impl<S: Service> Failover<S> {
+    /// Fails over to `to`.
+    pub fn to(to: ServiceHandle<S>) -> Self {
+        Self { to }
+    }
+}
+
+impl<S: Service> Degradation<S> for Failover<S>
+where
+    S::Request: Clone + Sync,
+{
+    fn kind(&self) -> StrategyKind {
+        StrategyKind::Failover
+    }
+
+    fn fallback<'a>(
+        &'a self,
+        request: &'a S::Request,
+        _error: &'a CallError<S::Error>,
+    ) -> BoxFuture<'a, FallbackAnswer<S::Response>> {
+        Box::pin(async move {
+            match self.to.call(request.clone()).await {
+                Ok(value) => FallbackAnswer::Answer(Fallback {
+                    value,
+                    reason: format!("answered by failover service {}", self.to.name()),
+                    age: None,
+                    strategy: StrategyKind::Failover,
+                }),
+                Err(e) => FallbackAnswer::Refuse(format!("failover also failed: {e}")),
+            }
+        })
+    }
+}
+
+/// A closure registered with `register_degradation_strategy` (the seed's API).
+pub struct CustomFallback<S: Service> {
+    #[allow(clippy::type_complexity)]
+    f: Box<dyn Fn(&S::Request, &CallError<S::Error>) -> Option<S::Response> + Send + Sync>,
+}
+
+impl<S: Service> CustomFallback<S> {
+    /// Wraps `f`; `None` means no fallback for that call.
+    pub fn new(
+        f: impl Fn(&S::Request, &CallError<S::Error>) -> Option<S::Response> + Send + Sync + 'static,
+    ) -> Self {
+        Self { f: Box::new(f) }
+    }
+}
+
+impl<S: Service> Degradation<S> for CustomFallback<S>
+where
+    S::Request: Sync,
+{
+    fn kind(&self) -> StrategyKind {
+        StrategyKind::Custom
+    }
+
+    fn fallback<'a>(
+        &'a self,
+        request: &'a S::Request,
+        error: &'a CallError<S::Error>,
+    ) -> BoxFuture<'a, FallbackAnswer<S::Response>> {
+        let answer = match (self.f)(request, error) {
+            Some(value) => FallbackAnswer::Answer(Fallback {
+                value,
+                reason: format!("custom fallback: {error}"),
+                age: None,
+                strategy: StrategyKind::Custom,
+            }),
+            None => FallbackAnswer::Pass,
+        };
+        Box::pin(async move { answer })
+    }
+}
+
+/// A service handle with its degradation strategy and the trading modes.
+pub struct DegradedHandle<S: Service> {
+    handle: ServiceHandle<S>,
+    strategy: Arc<dyn Degradation<S>>,
+    modes: watch::Receiver<Modes>,
+    enabled: bool,
+}
+
+impl<S: Service> Clone for DegradedHandle<S> {
+    fn clone(&self) -> Self {
+        Self {
+            handle: self.handle.clone(),
+            strategy: Arc::clone(&self.strategy),
+            modes: self.modes.clone(),
+            enabled: self.enabled,
+        }
+    }
+}
+
+impl<S: Service> DegradedHandle<S> {
+    pub(crate) fn new(
+        handle: ServiceHandle<S>,
+        strategy: Arc<dyn Degradation<S>>,
+        modes: watch::Receiver<Modes>,
+        enabled: bool,
+    ) -> Self {
+        Self {
+            handle,
+            strategy,
+            modes,
+            enabled,
+        }
+    }
+
+    /// The plain handle underneath.
+    pub fn handle(&self) -> &ServiceHandle<S> {
+        &self.handle
+    }
+
+    /// Runs the strategy's recovery hook (replays a write journal) now.
+    pub async fn recovered(&self) {
+        self.strategy.recovered(&self.handle).await;
+    }
+
+    /// Calls the service; answers with a fallback when it cannot answer live.
+    pub async fn call(&self, request: S::Request) -> Result<Reply<S::Response>, CallError<S::Error>>
+    where
+        S::Request: Clone,
+    {
+        let service = || Arc::<str>::from(self.handle.name());
+        let admitted = {
+            let modes = self.modes.borrow();
+            self.strategy.admit(&request, &modes)
+        };
+        match admitted {
+            Admit::Send => {}
+            Admit::Refuse(reason) => {
+                return Err(CallError::Refused {
+                    service: service(),
+                    reason,
+                })
+            }
+            Admit::Answer(fallback) => return Ok(Reply::Fallback(fallback)),
+        }
+        let error = match self.handle.call(request.clone()).await {
+            Ok(response) => {
+                self.strategy.observe(&request, &response);
+                return Ok(Reply::Live(response));
+            }
+            Err(error) => error,
+        };
+        if !self.enabled || !falls_back(&error) {
+            return Err(error);
+        }
+        match self.strategy.fallback(&request, &error).await {
+            FallbackAnswer::Pass => Err(error),
+            FallbackAnswer::Answer(fallback) => Ok(Reply::Fallback(fallback)),
+            FallbackAnswer::Refuse(reason) => Err(CallError::Refused {
+                service: service(),
+                reason: format!("{reason} (after: {error})"),
+            }),
+        }
+    }
+}
+
+/// Whether an error may be answered by a fallback: refusals and dependency
+/// failures, never a business reject, an ambiguous outcome or shutdown.
+fn falls_back<E: std::error::Error>(error: &CallError<E>) -> bool {
+    match error {
+        CallError::Rejected { .. }
+        | CallError::Shed { .. }
+        | CallError::Timeout { .. }
+        | CallError::Crashed { .. }
+        | CallError::Unavailable { .. } => true,
+        CallError::Service { outcome, .. } => outcome.is_failure(),
+        _ => false,
+    }
+}

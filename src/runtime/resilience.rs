@@ -1,0 +1,223 @@
+//! Degradation registration and the seed's manual API on [`Seawall`].
+
+use super::{HandleError, Seawall};
+use crate::breaker::{FailureKind, Outcome};
+use crate::cell::now;
+use crate::config::StrategyKind;
+use crate::degradation::{CustomFallback, Degradation, DegradedHandle, Fallback, Reply};
+use crate::event::Event;
+use crate::handle::{refusal_error, CallError, PendingOutcome};
+use crate::service::Service;
+use std::future::Future;
+use std::sync::Arc;
+use tokio::time::Instant;
+
+/// Why a degradation strategy could not be registered.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum DegradationError {
+    /// The service is not running, or runs another type.
+    #[error(transparent)]
+    Handle(#[from] HandleError),
+    /// The strategy is not the kind the config chose.
+    #[error("services.{service}.degradation.strategy is {configured:?} but a {registered:?} strategy was registered; set strategy = \"{}\" in actors.toml or register a {configured:?} strategy", snake(*.registered))]
+    KindMismatch {
+        /// The service.
+        service: String,
+        /// What actors.toml says.
+        configured: StrategyKind,
+        /// What the code registered.
+        registered: StrategyKind,
+    },
+}
+
+fn snake(kind: StrategyKind) -> String {
+    serde_json::to_value(kind)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_else(|| format!("{kind:?}"))
+}
+
+/// No fallback: what a service without a registered strategy uses.
+struct NoFallback;
+
+impl<S: Service> Degradation<S> for NoFallback {
+    fn kind(&self) -> StrategyKind {
+        StrategyKind::None
+    }
+
+    fn fallback<'a>(
+        &'a self,
+        _request: &'a S::Request,
+        _error: &'a CallError<S::Error>,
+    ) -> crate::degradation::BoxFuture<'a, crate::degradation::FallbackAnswer<S::Response>> {
+        Box::pin(async { crate::degradation::FallbackAnswer::Pass })
+    }
+}
+
+impl Seawall {
+    /// Attaches `strategy` to service `name` and returns a degraded handle.
+    ///
+    /// The strategy must be the kind `[services.NAME.degradation].strategy`
+    /// names. Its recovery hook (journal replay) runs each time the breaker
+    /// closes again.
+    pub fn set_degradation<S: Service>(
+        &self,
+        name: &str,
+        strategy: impl Degradation<S>,
+    ) -> Result<DegradedHandle<S>, DegradationError> {
+        let handle = self.handle::<S>(name)?;
+        let configured = self
+            .config()
+            .services
+            .get(name)
+            .map(|s| s.degradation.strategy)
+            .unwrap_or_default();
+        let registered = strategy.kind();
+        if configured != registered {
+            return Err(DegradationError::KindMismatch {
+                service: name.to_string(),
+                configured,
+                registered,
+            });
+        }
+        let strategy: Arc<dyn Degradation<S>> = Arc::new(strategy);
+        let degraded = DegradedHandle::new(
+            handle,
+            strategy,
+            self.modes(),
+            self.config().runtime.graceful_degradation_enabled,
+        );
+        self.degradations
+            .insert(name.to_string(), Box::new(degraded.clone()));
+        let watcher = degraded.clone();
+        let mut events = self.subscribe();
+        let token = self.shutdown_token();
+        let service = name.to_string();
+        tokio::spawn(async move {
+            loop {
+                let event = tokio::select! {
+                    () = token.cancelled() => break,
+                    event = events.recv() => event,
+                };
+                match event {
+                    Ok(Event::Transition {
+                        service: s,
+                        transition,
+                    }) if *s == *service && transition.to == crate::BreakerState::Closed => {
+                        watcher.recovered().await;
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                    _ => {}
+                }
+            }
+        });
+        Ok(degraded)
+    }
+
+    /// The seed's `register_degradation_strategy(name, fallback)`: a closure
+    /// answers for calls that cannot be answered live (`None`: no answer).
+    /// The config must say `strategy = "custom"`.
+    pub fn register_degradation_strategy<S: Service>(
+        &self,
+        name: &str,
+        fallback: impl Fn(&S::Request, &CallError<S::Error>) -> Option<S::Response>
+            + Send
+            + Sync
+            + 'static,
+    ) -> Result<DegradedHandle<S>, DegradationError>
+    where
+        S::Request: Sync,
+    {
+        self.set_degradation(name, CustomFallback::<S>::new(fallback))
+    }
+
+    /// The degraded handle for `name`: its registered strategy, or none.
+    pub fn degraded<S: Service>(&self, name: &str) -> Result<DegradedHandle<S>, HandleError> {
+        if let Some(entry) = self.degradations.get(name) {
+            if let Some(d) = entry.downcast_ref::<DegradedHandle<S>>() {
+                return Ok(d.clone());
+            }
+        }
+        let handle = self.handle::<S>(name)?;
+        Ok(DegradedHandle::new(
+            handle,
+            Arc::new(NoFallback),
+            self.modes(),
+            self.config().runtime.graceful_degradation_enabled,
+        ))
+    }
+
+    /// The seed's `execute_with_resilience(name, f, fallback)`, for code that
+    /// is not yet a service actor: `f` runs under breaker `name` (admission,
+    /// `call_timeout`, outcome accounting) and `fallback` answers when it is
+    /// refused or fails (unless `GRACEFUL_DEGRADATION_ENABLED=false`). Any
+    /// error of `f` counts as a failure; no bulkhead applies, as there is no
+    /// service actor to protect.
+    pub async fn execute_with_resilience<T, E, Fut>(
+        &self,
+        name: &str,
+        f: impl FnOnce() -> Fut,
+        fallback: impl FnOnce(&CallError<E>) -> Option<T>,
+    ) -> Result<Reply<T>, CallError<E>>
+    where
+        Fut: Future<Output = Result<T, E>>,
+        E: std::error::Error + 'static,
+    {
+        let Some(control) = self.breaker(name) else {
+            return Err(CallError::Refused {
+                service: Arc::from(name),
+                reason: format!(
+                    "no breaker named `{name}`; configured and registered: {}",
+                    self.names().collect::<Vec<_>>().join(", ")
+                ),
+            });
+        };
+        let cell = control.cell();
+        let service = Arc::clone(cell.name());
+        let timeout = control.config().call_timeout;
+        let error = match cell.admit(now) {
+            Err(refusal) => refusal_error(cell, refusal),
+            Ok(permit) => {
+                let started = Instant::now();
+                let mut pending = PendingOutcome {
+                    cell,
+                    permit: Some(permit),
+                    started,
+                };
+                match tokio::time::timeout(timeout, f()).await {
+                    Ok(Ok(value)) => {
+                        pending.finish(Outcome::Success);
+                        return Ok(Reply::Live(value));
+                    }
+                    Ok(Err(source)) => {
+                        pending.finish(Outcome::Failure(FailureKind::Other));
+                        CallError::Service {
+                            service: Arc::clone(&service),
+                            outcome: Outcome::Failure(FailureKind::Other),
+                            source,
+                        }
+                    }
+                    Err(_) => {
+                        pending.finish(Outcome::Failure(FailureKind::Timeout));
+                        CallError::Timeout {
+                            service: Arc::clone(&service),
+                            timeout,
+                        }
+                    }
+                }
+            }
+        };
+        if !self.config().runtime.graceful_degradation_enabled {
+            return Err(error);
+        }
+        match fallback(&error) {
+            Some(value) => Ok(Reply::Fallback(Fallback {
+                value,
+                reason: format!("fallback: {error}"),
+                age: None,
+                strategy: StrategyKind::Custom,
+            })),
+            None => Err(error),
+        }
+    }
+}
