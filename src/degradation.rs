@@ -90,6 +90,12 @@ pub trait Degradation<S: Service>: Send + Sync + 'static {
         error: &'a CallError<S::Error>,
     ) -> BoxFuture<'a, FallbackAnswer<S::Response>>;
 
+    /// Whether [`Self::recovered`] has work left (writes awaiting replay);
+    /// a degraded call on a Closed breaker runs it first.
+    fn needs_recovery(&self) -> bool {
+        false
+    }
+
     /// Runs when the breaker closes again (replaying journaled writes).
     fn recovered<'a>(&'a self, handle: &'a ServiceHandle<S>) -> BoxFuture<'a, ()> {
         let _ = handle;
@@ -228,6 +234,9 @@ impl<S: Service> DegradedHandle<S> {
         S::Request: Clone,
     {
         let service = || Arc::<str>::from(self.handle.name());
+        if self.strategy.needs_recovery() && self.handle.state() == crate::BreakerState::Closed {
+            self.strategy.recovered(&self.handle).await;
+        }
         let admitted = {
             let modes = self.modes.borrow();
             self.strategy.admit(&request, &modes)

@@ -177,6 +177,10 @@ where
         Box::pin(async move { answer })
     }
 
+    fn needs_recovery(&self) -> bool {
+        !self.lock().journal.is_empty()
+    }
+
     fn recovered<'a>(&'a self, handle: &'a ServiceHandle<S>) -> BoxFuture<'a, ()> {
         Box::pin(async move {
             self.replay(handle).await;

@@ -1,0 +1,605 @@
+//! Degradation strategies end to end on paused time, and a property test of
+//! last-known prices.
+
+use proptest::prelude::*;
+use seawall::config::{Config, ServiceConfig, StrategyKind};
+use seawall::degradation::{
+    Action, ConservativeHold, DbOp, DbRequest, Decision, DecisionSource, DisableOrders, Failover,
+    Instrument, LastKnownPrice, OrderIntent, OrderRequest, PriceBook, Quote, ReadOnlyCache, Reply,
+};
+use seawall::modes::TradingMode;
+use seawall::{BreakerState, CallError, DegradationError, FailureKind, Outcome, Seawall, Service};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct Down(&'static str);
+
+fn one_service(name: &str, edit: impl FnOnce(&mut ServiceConfig)) -> Config {
+    let mut config = Config::seed_defaults();
+    config.runtime.seed = Some(5);
+    config.services.retain(|n, _| n == name);
+    edit(config.services.get_mut(name).unwrap());
+    config
+}
+
+// ---- database: ReadOnlyCache and its journal ----
+
+#[derive(Debug, Clone, PartialEq)]
+enum DbReq {
+    Get(String),
+    Put(u64),
+}
+
+impl DbRequest for DbReq {
+    fn db_op(&self) -> DbOp {
+        match self {
+            DbReq::Get(key) => DbOp::Read(key.clone()),
+            DbReq::Put(_) => DbOp::Write,
+        }
+    }
+}
+
+#[derive(Default)]
+struct DbState {
+    down: AtomicBool,
+    applied: Mutex<Vec<u64>>,
+}
+
+struct Db(Arc<DbState>);
+
+impl Service for Db {
+    type Request = DbReq;
+    type Response = String;
+    type Error = Down;
+
+    async fn call(&mut self, request: DbReq) -> Result<String, Down> {
+        if self.0.down.load(Ordering::SeqCst) {
+            return Err(Down("database unreachable"));
+        }
+        Ok(match request {
+            DbReq::Get(key) => format!("row {key}"),
+            DbReq::Put(n) => {
+                self.0.applied.lock().unwrap().push(n);
+                "ok".to_string()
+            }
+        })
+    }
+
+    async fn reconnect(&mut self) -> Result<(), Down> {
+        if self.0.down.load(Ordering::SeqCst) {
+            Err(Down("database unreachable"))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn test_journal_when_database_down_for_1000_writes_then_replayed_in_order_exactly_once() {
+    let state = Arc::new(DbState::default());
+    let s = Arc::clone(&state);
+    let seawall = Seawall::builder(one_service("database", |_| {}))
+        .service("database", move || Db(Arc::clone(&s)))
+        .start()
+        .await
+        .unwrap();
+    let cache = Arc::new(ReadOnlyCache::<Db>::new(16, |_| "journaled".to_string()));
+    let db = seawall
+        .set_degradation("database", SharedCache(Arc::clone(&cache)))
+        .unwrap();
+
+    // A read while up is cached for later.
+    assert!(db.call(DbReq::Get("acct".into())).await.unwrap().is_live());
+
+    state.down.store(true, Ordering::SeqCst);
+    for n in 0..1000 {
+        let reply = db.call(DbReq::Put(n)).await.unwrap();
+        let Reply::Fallback(f) = reply else {
+            panic!("write {n} went live while down")
+        };
+        assert_eq!(f.value, "journaled");
+        assert_eq!(f.strategy, StrategyKind::ReadOnlyCache);
+    }
+    assert_eq!(db.handle().state(), BreakerState::Open);
+    assert_eq!(cache.journal_len(), 1000);
+    assert!(state.applied.lock().unwrap().is_empty());
+    let read = db.call(DbReq::Get("acct".into())).await.unwrap();
+    let Reply::Fallback(cached) = read else {
+        panic!("read should come from the cache")
+    };
+    assert_eq!(cached.value, "row acct");
+    assert!(cached.age.is_some());
+    let uncached = db.call(DbReq::Get("other".into())).await.unwrap_err();
+    assert!(matches!(uncached, CallError::Refused { .. }), "{uncached}");
+
+    // The database comes back: recovery, probes (reads), close, replay.
+    state.down.store(false, Ordering::SeqCst);
+    let mut modes = seawall.modes();
+    while db.handle().state() != BreakerState::Closed {
+        let _ = db.call(DbReq::Get("acct".into())).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    while cache.journal_len() > 0 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let applied = state.applied.lock().unwrap().clone();
+    assert_eq!(
+        applied,
+        (0..1000).collect::<Vec<_>>(),
+        "all, in order, once"
+    );
+    modes.wait_for(|m| !m.is_degraded()).await.unwrap();
+    assert!(db.call(DbReq::Put(1000)).await.unwrap().is_live());
+    seawall.shutdown().await;
+}
+
+/// Lets the test keep a handle on the cache it registered.
+struct SharedCache(Arc<ReadOnlyCache<Db>>);
+
+impl seawall::degradation::Degradation<Db> for SharedCache {
+    fn kind(&self) -> StrategyKind {
+        StrategyKind::ReadOnlyCache
+    }
+    fn admit(&self, r: &DbReq, m: &seawall::modes::Modes) -> seawall::degradation::Admit<String> {
+        self.0.admit(r, m)
+    }
+    fn observe(&self, r: &DbReq, v: &String) {
+        self.0.observe(r, v)
+    }
+    fn fallback<'a>(
+        &'a self,
+        r: &'a DbReq,
+        e: &'a CallError<Down>,
+    ) -> seawall::degradation::BoxFuture<'a, seawall::degradation::FallbackAnswer<String>> {
+        self.0.fallback(r, e)
+    }
+    fn needs_recovery(&self) -> bool {
+        seawall::degradation::Degradation::<Db>::needs_recovery(&*self.0)
+    }
+    fn recovered<'a>(
+        &'a self,
+        h: &'a seawall::ServiceHandle<Db>,
+    ) -> seawall::degradation::BoxFuture<'a, ()> {
+        self.0.recovered(h)
+    }
+}
+
+// ---- broker: DisableOrders ----
+
+#[derive(Debug, Clone)]
+enum KiteReq {
+    Quote,
+    Place,
+    Cancel,
+    Exit,
+}
+
+impl OrderRequest for KiteReq {
+    fn order_intent(&self) -> Option<OrderIntent> {
+        match self {
+            KiteReq::Quote => None,
+            KiteReq::Place => Some(OrderIntent::Open),
+            KiteReq::Cancel => Some(OrderIntent::Cancel),
+            KiteReq::Exit => Some(OrderIntent::Exit),
+        }
+    }
+}
+
+struct Kite(Arc<AtomicBool>);
+
+impl Service for Kite {
+    type Request = KiteReq;
+    type Response = &'static str;
+    type Error = Down;
+    async fn call(&mut self, _r: KiteReq) -> Result<&'static str, Down> {
+        if self.0.load(Ordering::SeqCst) {
+            Err(Down("NetworkException"))
+        } else {
+            Ok("ok")
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn test_disable_orders_when_halted_then_orders_refused_with_reason_but_cancels_pass() {
+    let down = Arc::new(AtomicBool::new(false));
+    let d = Arc::clone(&down);
+    let mut config = one_service("kite_api", |_| {});
+    config.runtime.auto_recovery_enabled = false;
+    let seawall = Seawall::builder(config)
+        .service("kite_api", move || Kite(Arc::clone(&d)))
+        .start()
+        .await
+        .unwrap();
+    let kite = seawall
+        .set_degradation::<Kite>("kite_api", DisableOrders)
+        .unwrap();
+    assert!(kite.call(KiteReq::Place).await.unwrap().is_live());
+
+    down.store(true, Ordering::SeqCst);
+    for _ in 0..5 {
+        kite.call(KiteReq::Quote).await.unwrap_err();
+    }
+    seawall
+        .modes()
+        .wait_for(|m| m.trading == TradingMode::Halted)
+        .await
+        .unwrap();
+    let err = kite.call(KiteReq::Place).await.unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, CallError::Refused { .. }));
+    assert!(
+        text.contains("orders disabled: kite_api breaker open since"),
+        "{text}"
+    );
+    assert!(matches!(
+        kite.call(KiteReq::Exit).await.unwrap_err(),
+        CallError::Refused { .. }
+    ));
+    // A cancel reduces risk: it is not refused by the gate (the open breaker still refuses it).
+    assert!(matches!(
+        kite.call(KiteReq::Cancel).await.unwrap_err(),
+        CallError::Rejected { .. }
+    ));
+    seawall.shutdown().await;
+}
+
+// ---- market data: LastKnownPrice; AI: ConservativeHold; failover ----
+
+struct Feed {
+    down: Arc<AtomicBool>,
+    price: f64,
+}
+
+impl Service for Feed {
+    type Request = String;
+    type Response = Quote;
+    type Error = Down;
+    async fn call(&mut self, instrument: String) -> Result<Quote, Down> {
+        if self.down.load(Ordering::SeqCst) {
+            return Err(Down("feed stalled"));
+        }
+        Ok(Quote {
+            instrument,
+            price: self.price,
+            exchange_time: SystemTime::now(),
+            received_at: tokio::time::Instant::now().into_std(),
+        })
+    }
+    fn is_idempotent(_: &String) -> bool {
+        true
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn test_last_known_price_when_feed_down_then_aged_fallback_until_max_staleness() {
+    let down = Arc::new(AtomicBool::new(false));
+    let d = Arc::clone(&down);
+    let seawall = Seawall::builder(one_service("market_data", |_| {}))
+        .service("market_data", move || Feed {
+            down: Arc::clone(&d),
+            price: 1520.35,
+        })
+        .start()
+        .await
+        .unwrap();
+    let book = Arc::new(PriceBook::new(Duration::from_secs(5)));
+    let feed = seawall
+        .set_degradation::<Feed>("market_data", LastKnownPrice::new(Arc::clone(&book)))
+        .unwrap();
+    assert!(feed.call("NSE:INFY".to_string()).await.unwrap().is_live());
+    down.store(true, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let Reply::Fallback(f) = feed.call("NSE:INFY".to_string()).await.unwrap() else {
+        panic!("expected a fallback")
+    };
+    assert_eq!(f.value.price, 1520.35);
+    assert_eq!(f.age, Some(Duration::from_secs(2)));
+    assert!(f.reason.contains("market_data"), "{}", f.reason);
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let err = feed.call("NSE:INFY".to_string()).await.unwrap_err();
+    assert!(err.to_string().contains("past max_staleness"), "{err}");
+    seawall.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn test_graceful_degradation_when_disabled_then_fail_fast_with_breaker_error() {
+    let down = Arc::new(AtomicBool::new(true));
+    let d = Arc::clone(&down);
+    let mut config = one_service("market_data", |_| {});
+    config.runtime.graceful_degradation_enabled = false;
+    let seawall = Seawall::builder(config)
+        .service("market_data", move || Feed {
+            down: Arc::clone(&d),
+            price: 10.0,
+        })
+        .start()
+        .await
+        .unwrap();
+    let book = Arc::new(PriceBook::new(Duration::from_secs(5)));
+    book.record(&Quote {
+        instrument: "X".into(),
+        price: 10.0,
+        exchange_time: SystemTime::now(),
+        received_at: tokio::time::Instant::now().into_std(),
+    });
+    let feed = seawall
+        .set_degradation::<Feed>("market_data", LastKnownPrice::new(book))
+        .unwrap();
+    for _ in 0..8 {
+        feed.call("X".to_string()).await.unwrap_err();
+    }
+    let err = feed.call("X".to_string()).await.unwrap_err();
+    assert!(matches!(err, CallError::Rejected { .. }), "{err}");
+    seawall.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn test_failover_when_primary_down_then_alternative_answers() {
+    let down = Arc::new(AtomicBool::new(true));
+    let up = Arc::new(AtomicBool::new(false));
+    let mut config = one_service("market_data", |s| {
+        s.degradation.strategy = StrategyKind::Failover;
+        s.degradation.failover_to = Some("backup_feed".into());
+    });
+    config
+        .services
+        .insert("backup_feed".into(), ServiceConfig::default());
+    let (d, u) = (Arc::clone(&down), Arc::clone(&up));
+    let seawall = Seawall::builder(config)
+        .service("market_data", move || Feed {
+            down: Arc::clone(&d),
+            price: 1.0,
+        })
+        .service("backup_feed", move || Feed {
+            down: Arc::clone(&u),
+            price: 2.0,
+        })
+        .start()
+        .await
+        .unwrap();
+    let backup = seawall.handle::<Feed>("backup_feed").unwrap();
+    let feed = seawall
+        .set_degradation("market_data", Failover::to(backup))
+        .unwrap();
+    let Reply::Fallback(f) = feed.call("X".to_string()).await.unwrap() else {
+        panic!()
+    };
+    assert_eq!(f.value.price, 2.0);
+    assert!(f.reason.contains("backup_feed"));
+    seawall.shutdown().await;
+}
+
+struct Agent;
+
+impl Service for Agent {
+    type Request = String;
+    type Response = Decision;
+    type Error = Down;
+    async fn call(&mut self, _: String) -> Result<Decision, Down> {
+        Err(Down("model timeout"))
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn test_conservative_hold_when_ai_fails_then_hold_with_zero_confidence() {
+    let seawall = Seawall::builder(one_service("ai_agents", |_| {}))
+        .service("ai_agents", || Agent)
+        .start()
+        .await
+        .unwrap();
+    let ai = seawall
+        .set_degradation::<Agent>("ai_agents", ConservativeHold::hold())
+        .unwrap();
+    let Reply::Fallback(f) = ai.call("NSE:INFY".to_string()).await.unwrap() else {
+        panic!()
+    };
+    assert_eq!(f.value, Decision::hold());
+    assert_eq!(f.value.confidence, 0.0);
+    seawall.shutdown().await;
+}
+
+#[test]
+fn test_crossover_when_prices_rise_then_buy_and_when_short_history_then_hold() {
+    let rising: Vec<f64> = (0..30).map(|i| 100.0 + i as f64).collect();
+    let d = ConservativeHold::crossover(&rising);
+    assert_eq!(
+        (d.action, d.source),
+        (Action::Buy, DecisionSource::Technical)
+    );
+    let falling: Vec<f64> = rising.iter().rev().copied().collect();
+    assert_eq!(ConservativeHold::crossover(&falling).action, Action::Sell);
+    assert_eq!(ConservativeHold::crossover(&rising[..10]), Decision::hold());
+}
+
+#[tokio::test(start_paused = true)]
+async fn test_set_degradation_when_kind_differs_from_config_then_error_names_key() {
+    let seawall = Seawall::builder(one_service("ai_agents", |_| {}))
+        .service("ai_agents", || Agent)
+        .start()
+        .await
+        .unwrap();
+    let err = seawall
+        .register_degradation_strategy::<Agent>("ai_agents", |_, _| Some(Decision::hold()))
+        .err()
+        .unwrap();
+    assert!(matches!(err, DegradationError::KindMismatch { .. }));
+    let text = err.to_string();
+    assert!(
+        text.contains("services.ai_agents.degradation.strategy"),
+        "{text}"
+    );
+    assert!(text.contains("custom"), "{text}");
+    seawall.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn test_register_degradation_strategy_when_custom_then_closure_answers() {
+    let seawall = Seawall::builder(one_service("ai_agents", |s| {
+        s.degradation.strategy = StrategyKind::Custom;
+    }))
+    .service("ai_agents", || Agent)
+    .start()
+    .await
+    .unwrap();
+    let ai = seawall
+        .register_degradation_strategy::<Agent>("ai_agents", |_, _| {
+            Some(Decision {
+                action: Action::Hold,
+                confidence: 0.0,
+                source: DecisionSource::Ai,
+            })
+        })
+        .unwrap();
+    let reply = ai.call("X".to_string()).await.unwrap();
+    assert!(!reply.is_live());
+    assert_eq!(
+        seawall
+            .degraded::<Agent>("ai_agents")
+            .unwrap()
+            .call("X".into())
+            .await
+            .unwrap(),
+        reply
+    );
+    seawall.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn test_execute_with_resilience_when_function_fails_then_same_breaker_counts_and_falls_back()
+{
+    let seawall = Seawall::builder(one_service("kite_api", |_| {}))
+        .service("kite_api", || Kite(Arc::new(AtomicBool::new(false))))
+        .start()
+        .await
+        .unwrap();
+    let kite = seawall.handle::<Kite>("kite_api").unwrap();
+    for _ in 0..5 {
+        let reply = seawall
+            .execute_with_resilience(
+                "kite_api",
+                || async { Err::<f64, _>(Down("legacy client failed")) },
+                |_| Some(0.5),
+            )
+            .await
+            .unwrap();
+        assert!(!reply.is_live());
+    }
+    assert_eq!(
+        kite.state(),
+        BreakerState::Open,
+        "the manual API shares the breaker"
+    );
+    let live = seawall
+        .execute_with_resilience(
+            "kite_api",
+            || async { Ok::<f64, Down>(1.0) },
+            |e| {
+                assert!(matches!(e, CallError::Rejected { .. }));
+                None
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(live.is_refusal());
+    let unknown = seawall
+        .execute_with_resilience("nope", || async { Ok::<f64, Down>(1.0) }, |_| None)
+        .await
+        .unwrap_err();
+    assert!(unknown.to_string().contains("no breaker named `nope`"));
+    seawall.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn test_ambiguous_order_when_classified_then_never_journaled_or_papered_over() {
+    struct Broker;
+    impl Service for Broker {
+        type Request = KiteReq;
+        type Response = &'static str;
+        type Error = Down;
+        async fn call(&mut self, _: KiteReq) -> Result<&'static str, Down> {
+            Err(Down("Order request timed out"))
+        }
+        fn classify(&self, _: &Down) -> Outcome {
+            Outcome::Failure(FailureKind::Ambiguous)
+        }
+    }
+    let seawall = Seawall::builder(one_service("kite_api", |_| {}))
+        .service("kite_api", || Broker)
+        .start()
+        .await
+        .unwrap();
+    let kite = seawall
+        .set_degradation::<Broker>("kite_api", DisableOrders)
+        .unwrap();
+    let err = kite.call(KiteReq::Place).await.unwrap_err();
+    assert!(matches!(err, CallError::Unknown { .. }), "{err}");
+    seawall.shutdown().await;
+}
+
+// ---- the LastKnownPrice property ----
+
+#[derive(Debug, Clone)]
+enum PriceOp {
+    Tick { price: f64, epoch: bool },
+    Advance(u64),
+    Read,
+}
+
+fn price_op() -> impl Strategy<Value = PriceOp> {
+    prop_oneof![
+        3 => (prop_oneof![-100.0..0.0f64, Just(0.0), Just(f64::NAN), 0.01..10_000.0f64], any::<bool>())
+            .prop_map(|(price, epoch)| PriceOp::Tick { price, epoch: epoch && price > 0.0 }),
+        2 => (0u64..8_000).prop_map(PriceOp::Advance),
+        4 => Just(PriceOp::Read),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 1000, ..ProptestConfig::default() })]
+
+    #[test]
+    fn test_last_known_price_when_random_ticks_then_never_stale_or_non_positive(
+        max_ms in 1u64..5_000,
+        ops in proptest::collection::vec(price_op(), 1..200),
+    ) {
+        let max = Duration::from_millis(max_ms);
+        let book = PriceBook::new(max);
+        let t0 = Instant::now();
+        let mut now = t0;
+        let mut last_good: Option<(f64, Instant)> = None;
+        for op in ops {
+            match op {
+                PriceOp::Tick { price, epoch } => {
+                    let exchange_time = if epoch { SystemTime::UNIX_EPOCH } else { SystemTime::now() };
+                    let stored = book.record(&Quote { instrument: "I".into(), price, exchange_time, received_at: now });
+                    let real = price.is_finite() && price > 0.0 && !epoch;
+                    prop_assert_eq!(stored, real);
+                    if real {
+                        last_good = Some((price, now));
+                    }
+                }
+                PriceOp::Advance(ms) => now += Duration::from_millis(ms),
+                PriceOp::Read => match book.last_known("I", now) {
+                    Ok((quote, age)) => {
+                        prop_assert!(quote.price > 0.0, "price {}", quote.price);
+                        prop_assert!(age <= max, "age {:?} past {:?}", age, max);
+                        prop_assert!(quote.exchange_time > SystemTime::UNIX_EPOCH);
+                        prop_assert_eq!(Some((quote.price, quote.received_at)), last_good);
+                    }
+                    Err(_) => prop_assert!(last_good.is_none_or(|(_, at)| now - at > max)),
+                },
+            }
+        }
+    }
+}
+
+#[allow(dead_code)]
+fn assert_instrument_impls() {
+    fn takes<I: Instrument>(_: I) {}
+    takes("NSE:INFY");
+    takes(String::from("NSE:INFY"));
+}
