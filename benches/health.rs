@@ -1,0 +1,98 @@
+//! The health report and the trip-to-mode-change latency.
+//!
+//! * `health_report/4_services`: `Seawall::health_report()` for the four
+//!   default services, from cached state (goal ≤ 50 µs; the seed says ~5 ms).
+//! * `mode_change/trip_to_halted`: from the moment the call whose failure
+//!   trips the kite_api breaker returns, to the moment the trading-mode watch
+//!   channel reads Halted (goal ≤ 1 ms).
+
+use criterion::{black_box, criterion_group, criterion_main, Criterion};
+use seawall::config::Config;
+use seawall::modes::TradingMode;
+use seawall::{Seawall, Service};
+use std::time::{Duration, Instant};
+
+struct Echo;
+
+#[derive(Debug, thiserror::Error)]
+#[error("down")]
+struct Down;
+
+impl Service for Echo {
+    type Request = bool;
+    type Response = ();
+    type Error = Down;
+    async fn call(&mut self, ok: bool) -> Result<(), Down> {
+        if ok {
+            Ok(())
+        } else {
+            Err(Down)
+        }
+    }
+}
+
+async fn tree() -> Seawall {
+    let mut config = Config::seed_defaults();
+    config.runtime.auto_recovery_enabled = false;
+    let mut builder = Seawall::builder(config.clone());
+    for name in config.services.keys() {
+        builder = builder.service(name, || Echo);
+    }
+    builder.start().await.unwrap()
+}
+
+fn health(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let seawall = rt.block_on(async {
+        let seawall = tree().await;
+        let kite = seawall.handle::<Echo>("kite_api").unwrap();
+        for i in 0..1000 {
+            let _ = kite.call(i % 7 != 0).await;
+        }
+        seawall
+    });
+    let mut group = c.benchmark_group("health_report");
+    group.bench_function("4_services", |b| {
+        let _guard = rt.enter();
+        b.iter(|| black_box(seawall.health_report()))
+    });
+    group.finish();
+
+    let mut group = c.benchmark_group("mode_change");
+    group.bench_function("trip_to_halted", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let kite = seawall.handle::<Echo>("kite_api").unwrap();
+                let control = seawall.breaker("kite_api").unwrap();
+                let mut modes = seawall.modes();
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    control.reset();
+                    modes
+                        .wait_for(|m| m.trading == TradingMode::Active)
+                        .await
+                        .unwrap();
+                    for _ in 0..4 {
+                        let _ = kite.call(false).await;
+                    }
+                    let _ = kite.call(false).await;
+                    let tripped = Instant::now();
+                    modes
+                        .wait_for(|m| m.trading == TradingMode::Halted)
+                        .await
+                        .unwrap();
+                    total += tripped.elapsed();
+                }
+                total
+            })
+        })
+    });
+    group.finish();
+    rt.block_on(seawall.shutdown());
+}
+
+criterion_group!(benches, health);
+criterion_main!(benches);
