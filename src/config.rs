@@ -33,7 +33,7 @@ mod supervision;
 pub use degradation::{DegradationConfig, StrategyKind};
 pub use env::{EnvOverrides, VARIABLES as ENV_VARIABLES};
 pub use error::{ConfigError, Problem};
-pub use runtime::RuntimeConfig;
+pub use runtime::{HttpConfig, RuntimeConfig};
 pub use service::{RateWindowConfig, ServiceConfig};
 pub use supervision::{MaxAttempts, RecoveryConfig, RestartConfig, RetryConfig, Unlimited};
 
@@ -113,9 +113,12 @@ impl Config {
         problems
     }
 
-    /// The seed's four default breakers, as shipped in `actors.toml`.
+    /// The seed's four default breakers, as shipped in `actors.toml`, but
+    /// without `[runtime.http]`: embedding opens no port unless asked.
     pub fn seed_defaults() -> Self {
-        Self::parse(include_str!("../actors.toml"), "actors.toml")
-            .expect("the shipped actors.toml parses")
+        let mut config = Self::parse(include_str!("../actors.toml"), "actors.toml")
+            .unwrap_or_else(|e| unreachable!("the shipped actors.toml parses: {e}"));
+        config.runtime.http = None;
+        config
     }
 }

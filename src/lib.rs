@@ -27,6 +27,7 @@ pub mod degradation;
 pub mod event;
 pub mod handle;
 pub mod health;
+pub mod http;
 pub mod modes;
 pub mod recovery;
 pub mod runtime;

@@ -45,6 +45,7 @@ use tokio_util::sync::CancellationToken;
 
 /// A running supervision tree.
 pub struct Seawall {
+    http: std::sync::Mutex<Option<(std::net::SocketAddr, tokio::task::JoinHandle<()>)>>,
     config: Arc<Config>,
     root: ActorRef<()>,
     recovery: ActorRef<crate::actor::RecoveryMsg>,
@@ -156,6 +157,11 @@ impl Seawall {
         let _ = self.health.cast(crate::actor::HealthMsg::Trading(metrics));
     }
 
+    /// Where the HTTP endpoints listen, when `[runtime.http]` is set.
+    pub fn http_addr(&self) -> Option<std::net::SocketAddr> {
+        self.http.lock().ok()?.as_ref().map(|(addr, _)| *addr)
+    }
+
     /// A receiver of every event from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<Event> {
         self.events.subscribe()
@@ -174,6 +180,10 @@ impl Seawall {
         let grace = self.config.runtime.shutdown_grace;
         for service in self.services.iter().rev() {
             service.control.begin_closing();
+        }
+        let server = self.http.lock().ok().and_then(|mut h| h.take());
+        if let Some((_, task)) = server {
+            let _ = tokio::time::timeout(grace, task).await;
         }
         // No recovery attempt may restart a service that is being stopped.
         let _ = self.recovery.stop_and_wait(None, Some(grace)).await;

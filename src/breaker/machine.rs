@@ -93,6 +93,8 @@ pub struct CircuitBreaker {
     timeouts: u64,
     rejected: u64,
     crashes: u64,
+    /// Total response time per outcome: success, failure, ignored, timeout.
+    elapsed_by_outcome: [Duration; 4],
     last_success: Option<Instant>,
     last_failure: Option<Instant>,
 }
@@ -160,6 +162,7 @@ impl CircuitBreaker {
             timeouts: 0,
             rejected: 0,
             crashes: 0,
+            elapsed_by_outcome: [Duration::ZERO; 4],
             last_success: None,
             last_failure: None,
             settings,
@@ -357,6 +360,13 @@ impl CircuitBreaker {
     #[inline]
     fn count(&mut self, outcome: Outcome, elapsed: Duration, now: Instant) {
         self.latency.record(elapsed);
+        let kind = match outcome {
+            Outcome::Success => 0,
+            Outcome::Failure(super::FailureKind::Timeout) => 3,
+            Outcome::Failure(_) => 1,
+            Outcome::Ignored => 2,
+        };
+        self.elapsed_by_outcome[kind] = self.elapsed_by_outcome[kind].saturating_add(elapsed);
         match outcome {
             Outcome::Success => {
                 self.successes += 1;
@@ -621,6 +631,7 @@ impl CircuitBreaker {
             timeouts: self.timeouts,
             rejected: self.rejected,
             crashes: self.crashes,
+            elapsed_by_outcome: self.elapsed_by_outcome,
             consecutive_failures: self.consecutive_failures,
             consecutive_successes: self.consecutive_successes,
             success_rate: (decided > 0).then(|| self.successes as f64 / decided as f64),

@@ -29,6 +29,9 @@ pub struct BreakerMetrics {
     pub rejected: u64,
     /// Service-actor start-up failures outside any call.
     pub crashes: u64,
+    /// Total response time of successes, failures, ignored calls and
+    /// timeouts, in that order (for the Prometheus `_sum` series).
+    pub elapsed_by_outcome: [Duration; 4],
     /// Failures (timeouts included) in a row.
     pub consecutive_failures: u32,
     /// Successes in a row.

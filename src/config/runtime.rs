@@ -35,6 +35,16 @@ pub struct RuntimeConfig {
     pub shutdown_grace: Duration,
     /// Seeds all jitter, so a run can be replayed; entropy when absent.
     pub seed: Option<u64>,
+    /// `[runtime.http]`: serve the health endpoints, probes and metrics.
+    pub http: Option<HttpConfig>,
+}
+
+/// `[runtime.http]`: where the HTTP endpoints listen.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Address and port, such as "127.0.0.1:8080" ("127.0.0.1:0" picks a free port).
+    pub listen: std::net::SocketAddr,
 }
 
 impl Default for RuntimeConfig {
@@ -51,6 +61,7 @@ impl Default for RuntimeConfig {
             system_sample_interval: Duration::from_secs(15),
             shutdown_grace: Duration::from_secs(10),
             seed: None,
+            http: None,
         }
     }
 }

@@ -45,6 +45,9 @@ pub enum StartError {
     /// The config failed validation.
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
+    /// The HTTP server could not listen.
+    #[error(transparent)]
+    Http(#[from] crate::http::HttpError),
     /// ractor could not spawn an actor of the tree itself.
     #[error("could not spawn the {what} actor: {source}")]
     Spawn {
@@ -73,6 +76,7 @@ struct SpawnContext {
 pub struct SeawallBuilder {
     config: Config,
     services: Vec<(String, &'static str, Spawner)>,
+    admin_token: Option<String>,
 }
 
 impl SeawallBuilder {
@@ -80,7 +84,17 @@ impl SeawallBuilder {
         Self {
             config,
             services: Vec::new(),
+            admin_token: std::env::var("SEAWALL_ADMIN_TOKEN")
+                .ok()
+                .filter(|t| !t.trim().is_empty()),
         }
+    }
+
+    /// The bearer token for the HTTP admin routes, instead of
+    /// `SEAWALL_ADMIN_TOKEN`; `None` turns them off.
+    pub fn admin_token(mut self, token: Option<String>) -> Self {
+        self.admin_token = token.filter(|t| !t.trim().is_empty());
+        self
     }
 
     /// Registers service `name`, built by `factory` once per service actor
@@ -207,7 +221,27 @@ impl SeawallBuilder {
                 what: "health".to_string(),
                 source,
             })?;
+        let shutdown = CancellationToken::new();
+        let http = match runtime.http.as_ref() {
+            None => None,
+            Some(http) => {
+                let state = crate::http::HttpState {
+                    health: Arc::clone(&shared),
+                    controls: services.iter().map(|s| s.control.clone()).collect(),
+                    modes: modes_rx.clone(),
+                    admin_token: self.admin_token.clone(),
+                };
+                match crate::http::serve(http.listen, state, shutdown.child_token()).await {
+                    Ok(served) => Some(served),
+                    Err(e) => {
+                        root.stop(None);
+                        return Err(e.into());
+                    }
+                }
+            }
+        };
         Ok(Seawall {
+            http: std::sync::Mutex::new(http),
             config: Arc::new(self.config),
             root,
             recovery,
@@ -217,7 +251,7 @@ impl SeawallBuilder {
             degradations: dashmap::DashMap::new(),
             services,
             events,
-            shutdown: CancellationToken::new(),
+            shutdown,
         })
     }
 }

@@ -1,0 +1,146 @@
+//! The operator's breaker controls, behind a bearer token.
+
+use super::routes::{error, now_text, Shared};
+use crate::runtime::BreakerControl;
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::json;
+use std::net::SocketAddr;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReasonBody {
+    reason: Option<String>,
+}
+
+/// Compares without an early exit, so timing says nothing about the token.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Checks the token and finds the breaker; the error response otherwise.
+fn authorize<'a>(
+    state: &'a Shared,
+    headers: &HeaderMap,
+    service: &str,
+) -> Result<&'a BreakerControl, Response> {
+    let Some(expected) = state.admin_token.as_deref().filter(|t| !t.is_empty()) else {
+        return Err(error(
+            StatusCode::FORBIDDEN,
+            "admin routes are off; set SEAWALL_ADMIN_TOKEN to a secret and restart to enable them",
+        ));
+    };
+    let given = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    match given {
+        Some(token) if same(token.as_bytes(), expected.as_bytes()) => {}
+        Some(_) => return Err(error(StatusCode::UNAUTHORIZED, "wrong admin token")),
+        None => {
+            return Err(error(
+                StatusCode::UNAUTHORIZED,
+                "missing admin token; send Authorization: Bearer <SEAWALL_ADMIN_TOKEN>",
+            ))
+        }
+    }
+    state
+        .controls
+        .iter()
+        .find(|c| c.name() == service)
+        .ok_or_else(|| {
+            let known: Vec<&str> = state.controls.iter().map(BreakerControl::name).collect();
+            error(
+                StatusCode::NOT_FOUND,
+                format!(
+                    "no circuit breaker named {service:?}; known: {}",
+                    known.join(", ")
+                ),
+            )
+        })
+}
+
+fn reason(body: &Bytes) -> Result<Option<String>, Response> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    serde_json::from_slice::<ReasonBody>(body)
+        .map(|b| b.reason)
+        .map_err(|e| {
+            error(
+                StatusCode::BAD_REQUEST,
+                format!("body must be empty or {{\"reason\": \"…\"}}: {e}"),
+            )
+        })
+}
+
+fn done(control: &BreakerControl, action: &str, client: SocketAddr) -> Response {
+    let state = control.state();
+    tracing::warn!(action, service = control.name(), %client, new_state = %state, "admin action");
+    Json(json!({
+        "message": format!("circuit breaker {} {action}", control.name()),
+        "new_state": state,
+        "timestamp": now_text(),
+    }))
+    .into_response()
+}
+
+pub(crate) async fn reset(
+    State(state): State<Shared>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    Path(service): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    match authorize(&state, &headers, &service) {
+        Ok(control) => {
+            control.reset();
+            done(control, "reset", client)
+        }
+        Err(response) => response,
+    }
+}
+
+pub(crate) async fn force_open(
+    State(state): State<Shared>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    Path(service): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let control = match authorize(&state, &headers, &service) {
+        Ok(c) => c,
+        Err(response) => return response,
+    };
+    match reason(&body) {
+        Ok(why) => {
+            control
+                .force_open(why.unwrap_or_else(|| format!("forced open by operator at {client}")));
+            done(control, "forced open", client)
+        }
+        Err(response) => response,
+    }
+}
+
+pub(crate) async fn disable(
+    State(state): State<Shared>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    Path(service): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let control = match authorize(&state, &headers, &service) {
+        Ok(c) => c,
+        Err(response) => return response,
+    };
+    match reason(&body) {
+        Ok(why) => {
+            control.disable(why.unwrap_or_else(|| format!("disabled by operator at {client}")));
+            done(control, "disabled", client)
+        }
+        Err(response) => response,
+    }
+}
