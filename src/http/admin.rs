@@ -17,6 +17,15 @@ struct ReasonBody {
     reason: Option<String>,
 }
 
+/// An error answer: status and detail, rendered as `{"detail": …}`.
+struct ApiError(StatusCode, String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        error(self.0, self.1)
+    }
+}
+
 /// Compares without an early exit, so timing says nothing about the token.
 fn same(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
@@ -27,11 +36,12 @@ fn authorize<'a>(
     state: &'a Shared,
     headers: &HeaderMap,
     service: &str,
-) -> Result<&'a BreakerControl, Response> {
+) -> Result<&'a BreakerControl, ApiError> {
     let Some(expected) = state.admin_token.as_deref().filter(|t| !t.is_empty()) else {
-        return Err(error(
+        return Err(ApiError(
             StatusCode::FORBIDDEN,
-            "admin routes are off; set SEAWALL_ADMIN_TOKEN to a secret and restart to enable them",
+            "admin routes are off; set SEAWALL_ADMIN_TOKEN to a secret and restart to enable them"
+                .to_string(),
         ));
     };
     let given = headers
@@ -40,11 +50,16 @@ fn authorize<'a>(
         .and_then(|v| v.strip_prefix("Bearer "));
     match given {
         Some(token) if same(token.as_bytes(), expected.as_bytes()) => {}
-        Some(_) => return Err(error(StatusCode::UNAUTHORIZED, "wrong admin token")),
-        None => {
-            return Err(error(
+        Some(_) => {
+            return Err(ApiError(
                 StatusCode::UNAUTHORIZED,
-                "missing admin token; send Authorization: Bearer <SEAWALL_ADMIN_TOKEN>",
+                "wrong admin token".to_string(),
+            ))
+        }
+        None => {
+            return Err(ApiError(
+                StatusCode::UNAUTHORIZED,
+                "missing admin token; send Authorization: Bearer <SEAWALL_ADMIN_TOKEN>".to_string(),
             ))
         }
     }
@@ -64,14 +79,14 @@ fn authorize<'a>(
         })
 }
 
-fn reason(body: &Bytes) -> Result<Option<String>, Response> {
+fn reason(body: &Bytes) -> Result<Option<String>, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
     }
     serde_json::from_slice::<ReasonBody>(body)
         .map(|b| b.reason)
         .map_err(|e| {
-            error(
+            ApiError(
                 StatusCode::BAD_REQUEST,
                 format!("body must be empty or {{\"reason\": \"…\"}}: {e}"),
             )
@@ -100,7 +115,7 @@ pub(crate) async fn reset(
             control.reset();
             done(control, "reset", client)
         }
-        Err(response) => response,
+        Err(e) => e.into_response(),
     }
 }
 
@@ -113,7 +128,7 @@ pub(crate) async fn force_open(
 ) -> Response {
     let control = match authorize(&state, &headers, &service) {
         Ok(c) => c,
-        Err(response) => return response,
+        Err(e) => return e.into_response(),
     };
     match reason(&body) {
         Ok(why) => {
@@ -121,7 +136,7 @@ pub(crate) async fn force_open(
                 .force_open(why.unwrap_or_else(|| format!("forced open by operator at {client}")));
             done(control, "forced open", client)
         }
-        Err(response) => response,
+        Err(e) => e.into_response(),
     }
 }
 
@@ -134,13 +149,13 @@ pub(crate) async fn disable(
 ) -> Response {
     let control = match authorize(&state, &headers, &service) {
         Ok(c) => c,
-        Err(response) => return response,
+        Err(e) => return e.into_response(),
     };
     match reason(&body) {
         Ok(why) => {
             control.disable(why.unwrap_or_else(|| format!("disabled by operator at {client}")));
             done(control, "disabled", client)
         }
-        Err(response) => response,
+        Err(e) => e.into_response(),
     }
 }
