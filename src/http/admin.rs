@@ -69,7 +69,7 @@ fn authorize<'a>(
         .find(|c| c.name() == service)
         .ok_or_else(|| {
             let known: Vec<&str> = state.controls.iter().map(BreakerControl::name).collect();
-            error(
+            ApiError(
                 StatusCode::NOT_FOUND,
                 format!(
                     "no circuit breaker named {service:?}; known: {}",
