@@ -22,6 +22,7 @@ mod actor;
 pub mod backoff;
 pub mod breaker;
 mod cell;
+pub mod chaos;
 pub mod config;
 pub mod degradation;
 pub mod event;
