@@ -214,7 +214,9 @@ mod tests {
         }];
         let run = |seed| {
             let plan = ChaosPlan::new(phases.clone(), seed, |k: &str| k.to_string());
-            (0..100).map(move |_| plan.current().is_some()).collect::<Vec<_>>()
+            (0..100)
+                .map(move |_| plan.current().is_some())
+                .collect::<Vec<_>>()
         };
         assert!(run(1).iter().all(|hit| !hit), "before the phase: nothing");
         let plan = ChaosPlan::new(phases.clone(), 9, |k: &str| k.to_string());

@@ -25,6 +25,7 @@ mod cell;
 pub mod chaos;
 pub mod config;
 pub mod degradation;
+pub mod demo;
 pub mod event;
 pub mod handle;
 pub mod health;

@@ -1,0 +1,28 @@
+//! The demo trading engine: four simulated dependencies behind seawall, a
+//! simple strategy loop, and a scenario of outages played in compressed time.
+//!
+//! ```text
+//! cargo run --release                       # run with actors.toml, serve the endpoints
+//! cargo run --release -- run --duration 30s # a 30 s scenario, then a summary
+//! ```
+//!
+//! The engine only talks to [`DegradedHandle`](crate::degradation::DegradedHandle)s:
+//! prices from `market_data` (last-known prices while it is out), decisions
+//! from `ai_agents` (HOLD while out), orders to `kite_api` (refused while
+//! trading is not Active), trades to `database` (journaled while out). The
+//! [`Summary`] checks the trading rules held: no order placed while Halted,
+//! no price of 0 or less used, every tripped breaker recovered.
+
+mod broker;
+mod database;
+mod engine;
+mod market;
+mod scenario;
+
+pub use broker::{
+    BrokerLedger, BrokerRequest, BrokerResponse, KiteError, KiteErrorType, Order, Side, SimBroker,
+};
+pub use database::{DbCall, DbError, DbReply, SimDatabase};
+pub use engine::{run, DemoOptions, ServiceSummary, Summary};
+pub use market::{SimAgents, SimError, SimFeed, Tape};
+pub use scenario::{compress, scenario, SCENARIOS};

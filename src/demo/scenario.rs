@@ -1,0 +1,87 @@
+//! The built-in scenarios and time compression.
+
+use crate::chaos::{ChaosPhase, Fault};
+use crate::config::{Config, MaxAttempts};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// Scenario names `--scenario` accepts.
+pub const SCENARIOS: [&str; 2] = ["default", "calm"];
+
+fn phase(total: Duration, from: f64, until: f64, fault: Fault, probability: f64) -> ChaosPhase {
+    ChaosPhase {
+        from: total.mul_f64(from),
+        until: total.mul_f64(until),
+        probability,
+        fault,
+    }
+}
+
+/// The chaos phases per service for scenario `name` over `total`, or `None`
+/// for an unknown name. `default`: Kite down, then the database, then AI
+/// timeouts, then a market-data stall, each followed by recovery; the last
+/// quarter is calm so every breaker can close. `calm`: no faults.
+pub fn scenario(name: &str, total: Duration) -> Option<BTreeMap<&'static str, Vec<ChaosPhase>>> {
+    let mut plan = BTreeMap::new();
+    match name {
+        "calm" => {}
+        "default" => {
+            plan.insert(
+                "kite_api",
+                vec![phase(
+                    total,
+                    0.08,
+                    0.20,
+                    Fault::Error {
+                        kind: "NetworkException".into(),
+                    },
+                    1.0,
+                )],
+            );
+            plan.insert(
+                "database",
+                vec![phase(total, 0.26, 0.38, Fault::Outage, 1.0)],
+            );
+            plan.insert(
+                "ai_agents",
+                vec![phase(total, 0.42, 0.58, Fault::Timeout, 1.0)],
+            );
+            plan.insert(
+                "market_data",
+                vec![phase(total, 0.62, 0.74, Fault::Timeout, 1.0)],
+            );
+        }
+        _ => return None,
+    }
+    Some(plan)
+}
+
+/// Compresses the config's time so outages and recoveries fit a short run:
+/// call timeouts ≤ 500 ms, open durations ≤ 5 s, recovery from 200 ms up to
+/// 1 s without giving up, health checks every 2 s.
+pub fn compress(config: &mut Config) {
+    config.runtime.health_check_interval = config
+        .runtime
+        .health_check_interval
+        .min(Duration::from_secs(2));
+    config.runtime.health_check_timeout = config
+        .runtime
+        .health_check_timeout
+        .min(Duration::from_secs(1));
+    config.runtime.system_sample_interval = config
+        .runtime
+        .system_sample_interval
+        .min(Duration::from_secs(2));
+    for s in config.services.values_mut() {
+        s.call_timeout = s.call_timeout.min(Duration::from_millis(500));
+        s.open_timeout = s.open_timeout.min(Duration::from_secs(5));
+        s.max_open_timeout = Some(s.effective_max_open_timeout().min(Duration::from_secs(10)));
+        s.half_open_probe_timeout = s.half_open_probe_timeout.min(Duration::from_secs(2));
+        s.recovery.initial_delay = Duration::from_millis(200);
+        s.recovery.max_delay = Duration::from_secs(1);
+        s.recovery.attempt_timeout = Duration::from_secs(1);
+        s.recovery.max_attempts = MaxAttempts::Unlimited(crate::config::Unlimited::Unlimited);
+        s.retry.delay = s.retry.delay.min(Duration::from_millis(100));
+        s.retry.deadline = s.retry.deadline.min(Duration::from_secs(1));
+    }
+}
