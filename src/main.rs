@@ -1,26 +1,130 @@
-//! The `seawall` binary. For now it validates a tree's configuration and
-//! prints the effective values (file plus environment overrides):
+//! The `seawall` binary: the demo trading engine, config checking, and a
+//! status view of a running instance.
 //!
 //! ```text
-//! seawall [check-config] [FILE]     # FILE defaults to actors.toml
+//! seawall [run] [--config FILE] [--duration D] [--scenario NAME] [--log-format text|json]
+//! seawall check-config FILE
+//! seawall status [--url URL]
 //! ```
 
+use clap::{Parser, Subcommand, ValueEnum};
 use seawall::config::{Config, ENV_VARIABLES};
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "seawall",
+    version,
+    about = "A supervision runtime for trading engines"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// Log format (RUST_LOG filters).
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
+    log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the demo trading engine (the default command).
+    Run(RunArgs),
+    /// Validate a config file and print the effective values.
+    CheckConfig {
+        /// The file to check.
+        file: PathBuf,
+    },
+    /// Print the breakers of a running instance.
+    Status {
+        /// The instance's base URL.
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        url: String,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+struct RunArgs {
+    /// The tree's configuration.
+    #[arg(long, default_value = "actors.toml")]
+    config: PathBuf,
+    /// Stop after this long and print a summary (e.g. 30s); runs until Ctrl-C otherwise.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    duration: Option<Duration>,
+    /// The outage scenario: default or calm.
+    #[arg(long, default_value = "default")]
+    scenario: String,
+    /// Where the demo's SQLite trade store lives.
+    #[arg(long, default_value = "seawall-demo.db")]
+    db: PathBuf,
+    /// Run in real time instead of compressing timeouts and open durations.
+    #[arg(long)]
+    no_compress: bool,
+    /// Seed for the simulation and the chaos.
+    #[arg(long, default_value_t = 7)]
+    seed: u64,
+}
+
+impl Default for RunArgs {
+    fn default() -> Self {
+        Self {
+            config: PathBuf::from("actors.toml"),
+            duration: None,
+            scenario: "default".into(),
+            db: PathBuf::from("seawall-demo.db"),
+            no_compress: false,
+            seed: 7,
+        }
+    }
+}
+
+fn init_logs(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,seawall=info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
 
 fn main() -> ExitCode {
-    let mut args: Vec<String> = std::env::args().skip(1).collect();
-    if args.first().map(String::as_str) == Some("check-config") {
-        args.remove(0);
+    let cli = Cli::parse();
+    match cli.command.unwrap_or(Command::Run(RunArgs::default())) {
+        Command::CheckConfig { file } => check_config(&file),
+        Command::Status { url } => status(&url),
+        Command::Run(args) => {
+            init_logs(cli.log_format);
+            run(args)
+        }
     }
-    if args.iter().any(|a| a == "-h" || a == "--help") {
-        println!("usage: seawall [check-config] [FILE]\n\nValidates FILE (default actors.toml) with the environment overrides applied\nand prints the effective breaker settings. Exits 1 on any problem.");
-        return ExitCode::SUCCESS;
-    }
-    let path = args.first().map_or("actors.toml", String::as_str);
-    match Config::load(path) {
+}
+
+fn check_config(file: &std::path::Path) -> ExitCode {
+    match Config::load(file) {
         Ok(config) => {
-            print_config(path, &config);
+            println!("{}: valid", file.display());
+            let set: Vec<&str> = ENV_VARIABLES
+                .iter()
+                .copied()
+                .filter(|v| std::env::var(v).is_ok_and(|x| !x.trim().is_empty()))
+                .collect();
+            if !set.is_empty() {
+                println!("# environment overrides applied: {}", set.join(", "));
+            }
+            match toml::to_string_pretty(&config) {
+                Ok(text) => println!("{text}"),
+                Err(e) => println!("(cannot print the effective config: {e})"),
+            }
             ExitCode::SUCCESS
         }
         Err(error) => {
@@ -30,48 +134,96 @@ fn main() -> ExitCode {
     }
 }
 
-fn print_config(path: &str, config: &Config) {
-    let rt = &config.runtime;
-    println!("{path}: valid");
-    let set: Vec<&str> = ENV_VARIABLES
-        .iter()
-        .copied()
-        .filter(|v| std::env::var(v).is_ok_and(|x| !x.trim().is_empty()))
-        .collect();
-    if !set.is_empty() {
-        println!("environment overrides: {}", set.join(", "));
-    }
-    println!(
-        "runtime: breakers {}, degradation {}, auto-recovery {}, health every {}, alert below {}",
-        on(rt.circuit_breaker_enabled),
-        on(rt.graceful_degradation_enabled),
-        on(rt.auto_recovery_enabled),
-        humantime::format_duration(rt.health_check_interval),
-        rt.health_score_threshold
+fn status(url: &str) -> ExitCode {
+    let endpoint = format!(
+        "{}/api/v1/system/health/circuit-breakers",
+        url.trim_end_matches('/')
     );
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(5)))
+        .build()
+        .into();
+    let body: serde_json::Value = match agent
+        .get(&endpoint)
+        .call()
+        .map_err(|e| e.to_string())
+        .and_then(|mut r| r.body_mut().read_json().map_err(|e| e.to_string()))
+    {
+        Ok(body) => body,
+        Err(error) => {
+            eprintln!("error: cannot read {endpoint}: {error}; is seawall running there? (--url)");
+            return ExitCode::FAILURE;
+        }
+    };
     println!(
-        "{:<14} {:>5} {:>5} {:>8} {:>8} {:>8} {:>5} {:>9}",
-        "service", "fail", "succ", "open", "max", "call", "conc", "in-flight"
+        "{:<14} {:<12} {:>8} {:>8} {:>10} {:>10}",
+        "breaker", "state", "success", "failure", "p50 ms", "p99 ms"
     );
-    for (name, s) in &config.services {
-        println!(
-            "{:<14} {:>5} {:>5} {:>8} {:>8} {:>8} {:>5} {:>9}",
-            name,
-            s.failure_threshold,
-            s.success_threshold,
-            humantime::format_duration(s.open_timeout).to_string(),
-            humantime::format_duration(s.effective_max_open_timeout()).to_string(),
-            humantime::format_duration(s.call_timeout).to_string(),
-            s.concurrency,
-            s.max_in_flight
-        );
+    if let Some(map) = body["circuit_breakers"].as_object() {
+        for (name, b) in map {
+            let m = &b["metrics"];
+            let ms = |v: &serde_json::Value| {
+                v.as_f64()
+                    .map_or("-".to_string(), |s| format!("{:.2}", s * 1000.0))
+            };
+            println!(
+                "{:<14} {:<12} {:>8} {:>8} {:>10} {:>10}",
+                name,
+                b["state"].as_str().unwrap_or("?"),
+                m["success_count"],
+                m["failure_count"],
+                ms(&m["p50_response_time"]),
+                ms(&m["p99_response_time"]),
+            );
+        }
     }
+    ExitCode::SUCCESS
 }
 
-fn on(flag: bool) -> &'static str {
-    if flag {
-        "on"
-    } else {
-        "off"
+fn run(args: RunArgs) -> ExitCode {
+    let config = match Config::load(&args.config) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(error) => {
+            eprintln!("error: cannot start the tokio runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let options = seawall::demo::DemoOptions {
+        config,
+        duration: args.duration,
+        scenario: args.scenario,
+        db_path: args.db,
+        compress: !args.no_compress,
+        status_line: true,
+        admin_token: std::env::var("SEAWALL_ADMIN_TOKEN").ok(),
+        seed: args.seed,
+    };
+    match runtime.block_on(seawall::demo::run(options)) {
+        Ok(summary) => {
+            println!("{}", summary.render());
+            let ok =
+                summary.orders_placed_while_halted == 0 && summary.non_positive_prices_used == 0;
+            if ok {
+                ExitCode::SUCCESS
+            } else {
+                eprintln!("error: a trading rule was broken");
+                ExitCode::FAILURE
+            }
+        }
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::FAILURE
+        }
     }
 }
