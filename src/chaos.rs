@@ -19,8 +19,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 /// What a phase does to calls.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", tag = "fault", deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Fault {
     /// Calls fail with an error of `kind` (the plan's error builder makes it).
     Error {
@@ -30,7 +29,6 @@ pub enum Fault {
     /// Calls take `latency` longer.
     Latency {
         /// Added delay.
-        #[serde(with = "humantime_serde")]
         latency: Duration,
     },
     /// Calls never answer (the caller's `call_timeout` fires).
@@ -42,25 +40,112 @@ pub enum Fault {
 }
 
 /// One scheduled fault: from `from` to `until` after the plan started.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ChaosPhase {
     /// When it starts, after the plan's start.
+    pub from: Duration,
+    /// When it ends.
+    pub until: Duration,
+    /// The chance each call is hit, 0–1.
+    pub probability: f64,
+    /// What happens.
+    pub fault: Fault,
+}
+
+/// The fault kinds, as written in `[[services.NAME.chaos]]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FaultKind {
+    /// `error` (with `error_kind`).
+    Error,
+    /// `latency` (with `latency`).
+    Latency,
+    /// `timeout`.
+    Timeout,
+    /// `panic`.
+    Panic,
+    /// `outage`.
+    Outage,
+}
+
+/// One `[[services.NAME.chaos]]` entry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChaosPhaseConfig {
+    /// When it starts after the run starts.
     #[serde(with = "humantime_serde")]
     pub from: Duration,
     /// When it ends.
     #[serde(with = "humantime_serde")]
     pub until: Duration,
-    /// The chance each call is hit, 0–1.
-    #[serde(default = "always")]
-    pub probability: f64,
     /// What happens.
-    #[serde(flatten)]
-    pub fault: Fault,
+    pub fault: FaultKind,
+    /// For `error`: the error kind the service builds (e.g. "NetworkException").
+    pub error_kind: Option<String>,
+    /// For `latency`: the added delay.
+    #[serde(default, with = "humantime_serde")]
+    pub latency: Option<Duration>,
+    /// The chance each call is hit, 0–1 (default 1).
+    pub probability: Option<f64>,
 }
 
-fn always() -> f64 {
-    1.0
+impl ChaosPhaseConfig {
+    /// The phase it describes (call after validation).
+    pub fn phase(&self) -> ChaosPhase {
+        ChaosPhase {
+            from: self.from,
+            until: self.until,
+            probability: self.probability.unwrap_or(1.0),
+            fault: match self.fault {
+                FaultKind::Error => Fault::Error {
+                    kind: self
+                        .error_kind
+                        .clone()
+                        .unwrap_or_else(|| "error".to_string()),
+                },
+                FaultKind::Latency => Fault::Latency {
+                    latency: self.latency.unwrap_or_default(),
+                },
+                FaultKind::Timeout => Fault::Timeout,
+                FaultKind::Panic => Fault::Panic,
+                FaultKind::Outage => Fault::Outage,
+            },
+        }
+    }
+
+    pub(crate) fn problems(&self, key: &str, out: &mut Vec<crate::config::Problem>) {
+        use crate::config::Problem;
+        if self.until <= self.from {
+            out.push(Problem::new(
+                format!("{key}.until"),
+                "must be after `from`",
+                "give the phase a positive length",
+            ));
+        }
+        if let Some(p) = self.probability {
+            if !(0.0..=1.0).contains(&p) {
+                out.push(Problem::new(
+                    format!("{key}.probability"),
+                    format!("must be between 0 and 1 (got {p})"),
+                    "use a fraction such as 0.5",
+                ));
+            }
+        }
+        if self.fault == FaultKind::Latency && self.latency.is_none() {
+            out.push(Problem::new(
+                format!("{key}.latency"),
+                "is required when fault = \"latency\"",
+                "set the added delay, such as \"2s\"",
+            ));
+        }
+        if self.fault == FaultKind::Error && self.error_kind.is_none() {
+            out.push(Problem::new(
+                format!("{key}.error_kind"),
+                "is required when fault = \"error\"",
+                "name the error the service should raise, such as \"NetworkException\"",
+            ));
+        }
+    }
 }
 
 /// The schedule and the error builder, shared by every instance.

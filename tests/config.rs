@@ -184,6 +184,45 @@ fn test_load_when_value_invalid_then_error_names_key_and_fix() {
         (sub("retry", "delay = \"1m\"\ndeadline = \"10s\""), "services.kite_api.retry.deadline"),
         (sub("retry", "multiplier = 0.0"), "services.kite_api.retry.multiplier"),
         (sub("retry", "jitter = -0.5"), "services.kite_api.retry.jitter"),
+        (
+            "[[services.kite_api.chaos]]\nfrom = \"5s\"\nuntil = \"1s\"\nfault = \"timeout\"\n".to_string(),
+            "services.kite_api.chaos[0].until",
+        ),
+        (
+            "[[services.kite_api.chaos]]\nfrom = \"1s\"\nuntil = \"5s\"\nfault = \"latency\"\n".to_string(),
+            "services.kite_api.chaos[0].latency",
+        ),
+        (
+            "[[services.kite_api.chaos]]\nfrom = \"1s\"\nuntil = \"5s\"\nfault = \"error\"\nprobability = 2.0\n".to_string(),
+            "services.kite_api.chaos[0].probability",
+        ),
+        (
+            "[[services.kite_api.chaos]]\nfrom = \"1s\"\nuntil = \"5s\"\nfault = \"meteor\"\n".to_string(),
+            "fault",
+        ),
+        ("[runtime.http]\nlisten = \"localhost\"\n".to_string(), "runtime.http.listen"),
+        ("[runtime.http]\nport = 8080\n".to_string(), "runtime.http.port"),
+        (
+            "[services.kite_api.degradation]\nstrategy = \"failover\"\n".to_string(),
+            "services.kite_api.degradation.failover_to",
+        ),
+        (
+            "[services.kite_api.degradation]\nstrategy = \"failover\"\nfailover_to = \"ghost\"\n".to_string(),
+            "services.kite_api.degradation.failover_to",
+        ),
+        (
+            "[services.kite_api.degradation]\nstrategy = \"pray\"\n".to_string(),
+            "services.kite_api.degradation.strategy",
+        ),
+        (
+            "[services.kite_api.degradation]\nmax_staleness = \"0s\"\n".to_string(),
+            "services.kite_api.degradation.max_staleness",
+        ),
+        (svc("health_impact = 1.5"), "services.kite_api.health_impact"),
+        (
+            "[runtime]\ndegraded_score_threshold = 90\n".to_string(),
+            "runtime.degraded_score_threshold",
+        ),
         ("[services.\"kite api\"]\n".to_string(), "services.kite api"),
         ("[runtime]\nhealth_check_interval = \"0s\"\n".to_string(), "runtime.health_check_interval"),
         ("[runtime]\nhealth_score_threshold = 101\n".to_string(), "runtime.health_score_threshold"),

@@ -49,6 +49,9 @@ pub struct ServiceConfig {
     /// How much this service's outage costs the health score's resilience
     /// component, 0–1: 1 takes it to zero (the broker, prices), 0.5 halves it.
     pub health_impact: f64,
+    /// `[[services.NAME.chaos]]`: faults to inject when the service runs
+    /// under `Chaos` (the demo applies them on top of its scenario).
+    pub chaos: Vec<crate::chaos::ChaosPhaseConfig>,
 }
 
 impl Default for ServiceConfig {
@@ -71,6 +74,7 @@ impl Default for ServiceConfig {
             retry: RetryConfig::default(),
             degradation: DegradationConfig::default(),
             health_impact: 1.0,
+            chaos: Vec::new(),
         }
     }
 }
@@ -135,6 +139,9 @@ impl ServiceConfig {
     ) {
         let key = |field: &str| format!("services.{name}.{field}");
         self.degradation.problems(name, services, out);
+        for (i, phase) in self.chaos.iter().enumerate() {
+            phase.problems(&format!("services.{name}.chaos[{i}]"), out);
+        }
         if !(0.0..=1.0).contains(&self.health_impact) {
             out.push(Problem::new(
                 key("health_impact"),

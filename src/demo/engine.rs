@@ -126,7 +126,7 @@ pub async fn run(
         compress(&mut options.config);
     }
     let total = options.duration.unwrap_or(Duration::from_secs(60));
-    let phases = scenario(&options.scenario, total).ok_or_else(|| {
+    let mut phases = scenario(&options.scenario, total).ok_or_else(|| {
         format!(
             "unknown scenario {:?}; choose one of {}",
             options.scenario,
@@ -134,9 +134,14 @@ pub async fn run(
         )
     })?;
     for name in ["kite_api", "database", "ai_agents", "market_data"] {
-        if !options.config.services.contains_key(name) {
+        let Some(service) = options.config.services.get(name) else {
             return Err(format!("the demo needs [services.{name}] in the config").into());
-        }
+        };
+        // Faults from [[services.NAME.chaos]] play on top of the scenario.
+        phases
+            .entry(name)
+            .or_default()
+            .extend(service.chaos.iter().map(|c| c.phase()));
     }
     let seed = options.seed;
     let ledger = Arc::new(BrokerLedger::default());
