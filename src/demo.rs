@@ -25,4 +25,4 @@ pub use broker::{
 pub use database::{DbCall, DbError, DbReply, SimDatabase};
 pub use engine::{run, DemoOptions, ServiceSummary, Summary};
 pub use market::{SimAgents, SimError, SimFeed, Tape};
-pub use scenario::{compress, scenario, SCENARIOS};
+pub use scenario::{compress, scenario, scenario_seeded, SCENARIOS};

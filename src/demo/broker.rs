@@ -119,6 +119,10 @@ pub struct BrokerLedger {
     pub placed_while_halted: AtomicU64,
     /// The modes, set once the tree runs.
     pub modes: OnceLock<watch::Receiver<Modes>>,
+    /// Orders received with a tag seen before: a re-sent order (must stay 0).
+    pub duplicate_tags: AtomicU64,
+    /// Tags seen.
+    pub tags: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 /// The simulated broker.
@@ -137,6 +141,15 @@ impl Service for SimBroker {
         match request {
             BrokerRequest::Quote(_) => Ok(BrokerResponse::Quote(100.0)),
             BrokerRequest::Place(order) | BrokerRequest::Exit(order) => {
+                let fresh = self
+                    .ledger
+                    .tags
+                    .lock()
+                    .map(|mut tags| tags.insert(order.tag.clone()))
+                    .unwrap_or(true);
+                if !fresh {
+                    self.ledger.duplicate_tags.fetch_add(1, Ordering::SeqCst);
+                }
                 if order.quantity == 0 {
                     return Err(KiteError {
                         error_type: KiteErrorType::InputException,

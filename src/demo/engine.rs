@@ -3,7 +3,7 @@
 use super::broker::{BrokerLedger, BrokerRequest, KiteError, Order, Side, SimBroker};
 use super::database::{DbCall, DbReply, SimDatabase};
 use super::market::{SimAgents, SimError, SimFeed, Tape};
-use super::scenario::{compress, scenario};
+use super::scenario::{compress, scenario_seeded};
 use crate::chaos::{Chaos, ChaosPlan};
 use crate::config::Config;
 use crate::degradation::{
@@ -72,6 +72,14 @@ pub struct Summary {
     pub ticks_without_price: u64,
     /// Trades written, live or journaled.
     pub trades_recorded: u64,
+    /// Fallback prices older than `max_staleness` handed out: must be 0.
+    pub stale_prices_used: u64,
+    /// Orders the broker received more than once (same tag): must be 0.
+    pub duplicate_orders: u64,
+    /// Calls the engine made through handles.
+    pub calls_made: u64,
+    /// Replies (answers or errors) the engine received: must equal `calls_made`.
+    pub replies_received: u64,
 }
 
 impl Summary {
@@ -92,15 +100,19 @@ impl Summary {
             ));
         }
         out.push_str(&format!(
-            "orders: attempted {}, placed {}, refused while halted {}, refused while reducing {}, placed while halted {}\nprices: {} of 0 or less used, {} ticks without a usable price\ntrades recorded: {}\n",
+            "orders: attempted {}, placed {}, refused while halted {}, refused while reducing {}, placed while halted {}\nprices: {} of 0 or less used, {} stale used, {} ticks without a usable price\ntrades recorded: {}; duplicate orders: {}; calls {} / replies {}\n",
             self.orders_attempted,
             self.orders_placed,
             self.orders_refused_while_halted,
             self.orders_refused_while_reducing,
             self.orders_placed_while_halted,
             self.non_positive_prices_used,
+            self.stale_prices_used,
             self.ticks_without_price,
-            self.trades_recorded
+            self.trades_recorded,
+            self.duplicate_orders,
+            self.calls_made,
+            self.replies_received
         ));
         out
     }
@@ -126,7 +138,7 @@ pub async fn run(
         compress(&mut options.config);
     }
     let total = options.duration.unwrap_or(Duration::from_secs(60));
-    let mut phases = scenario(&options.scenario, total).ok_or_else(|| {
+    let mut phases = scenario_seeded(&options.scenario, total, options.seed).ok_or_else(|| {
         format!(
             "unknown scenario {:?}; choose one of {}",
             options.scenario,
@@ -275,10 +287,16 @@ pub async fn run(
             .call(BrokerRequest::Quote(SYMBOLS[0].to_string()))
             .await;
         for symbol in SYMBOLS {
-            let price = match feed.call(symbol.to_string()).await {
+            summary.calls_made += 1;
+            let quote = feed.call(symbol.to_string()).await;
+            summary.replies_received += 1;
+            let price = match quote {
                 Ok(reply) => {
-                    if !reply.is_live() {
+                    if let Reply::Fallback(f) = &reply {
                         *degraded.entry("market_data").or_default() += 1;
+                        if f.age.is_none_or(|age| age > book.max_staleness()) {
+                            summary.stale_prices_used += 1;
+                        }
                     }
                     let price = reply.value().price;
                     if price <= 0.0 || !price.is_finite() {
@@ -292,7 +310,10 @@ pub async fn run(
                 summary.ticks_without_price += 1;
                 continue; // fail closed: no price, no order
             };
-            let decision = match ai.call(symbol.to_string()).await {
+            summary.calls_made += 1;
+            let decision = ai.call(symbol.to_string()).await;
+            summary.replies_received += 1;
+            let decision = match decision {
                 Ok(reply) => {
                     if !reply.is_live() {
                         *degraded.entry("ai_agents").or_default() += 1;
@@ -301,7 +322,10 @@ pub async fn run(
                 }
                 Err(_) => continue,
             };
-            let position = match db.call(DbCall::Position(symbol.to_string())).await {
+            summary.calls_made += 1;
+            let position = db.call(DbCall::Position(symbol.to_string())).await;
+            summary.replies_received += 1;
+            let position = match position {
                 Ok(reply) => {
                     if !reply.is_live() {
                         *degraded.entry("database").or_default() += 1;
@@ -323,7 +347,7 @@ pub async fn run(
                 symbol: symbol.to_string(),
                 side,
                 quantity,
-                tag: format!("sw{trade_id}"),
+                tag: format!("sw{}", summary.orders_attempted),
             };
             let request = if side == Side::Sell && position > 0 {
                 BrokerRequest::Exit(order)
@@ -331,7 +355,10 @@ pub async fn run(
                 BrokerRequest::Place(order)
             };
             summary.orders_attempted += 1;
-            match kite.call(request).await {
+            summary.calls_made += 1;
+            let placed = kite.call(request).await;
+            summary.replies_received += 1;
+            match placed {
                 Ok(Reply::Live(_)) => {
                     trade_id += 1;
                     let signed = if side == Side::Buy {
@@ -339,6 +366,7 @@ pub async fn run(
                     } else {
                         -i64::from(quantity)
                     };
+                    summary.calls_made += 1;
                     let written = db
                         .call(DbCall::RecordTrade {
                             id: trade_id,
@@ -347,6 +375,7 @@ pub async fn run(
                             price,
                         })
                         .await;
+                    summary.replies_received += 1;
                     match written {
                         Ok(reply) => {
                             summary.trades_recorded += 1;
@@ -385,6 +414,7 @@ pub async fn run(
     .await;
     summary.orders_placed = ledger.placed.load(Ordering::SeqCst);
     summary.orders_placed_while_halted = ledger.placed_while_halted.load(Ordering::SeqCst);
+    summary.duplicate_orders = ledger.duplicate_tags.load(Ordering::SeqCst);
     let mut counts = counts.lock().unwrap_or_else(|p| p.into_inner()).clone();
     for control in seawall.breakers() {
         let entry = counts.entry(control.name().to_string()).or_default();

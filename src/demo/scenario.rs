@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// Scenario names `--scenario` accepts.
-pub const SCENARIOS: [&str; 2] = ["default", "calm"];
+pub const SCENARIOS: [&str; 3] = ["default", "calm", "random"];
 
 fn phase(total: Duration, from: f64, until: f64, fault: Fault, probability: f64) -> ChaosPhase {
     ChaosPhase {
@@ -20,11 +20,57 @@ fn phase(total: Duration, from: f64, until: f64, fault: Fault, probability: f64)
 /// The chaos phases per service for scenario `name` over `total`, or `None`
 /// for an unknown name. `default`: Kite down, then the database, then AI
 /// timeouts, then a market-data stall, each followed by recovery; the last
-/// quarter is calm so every breaker can close. `calm`: no faults.
+/// quarter is calm so every breaker can close. `calm`: no faults. `random`:
+/// seeded random phases of every fault kind in the first 70 %, then calm.
 pub fn scenario(name: &str, total: Duration) -> Option<BTreeMap<&'static str, Vec<ChaosPhase>>> {
+    scenario_seeded(name, total, 0)
+}
+
+/// [`scenario`] with a seed for `random`.
+pub fn scenario_seeded(
+    name: &str,
+    total: Duration,
+    seed: u64,
+) -> Option<BTreeMap<&'static str, Vec<ChaosPhase>>> {
     let mut plan = BTreeMap::new();
     match name {
         "calm" => {}
+        "random" => {
+            let mut rng = fastrand::Rng::with_seed(seed);
+            for service in ["kite_api", "database", "ai_agents", "market_data"] {
+                let mut phases = Vec::new();
+                let mut at = rng.f64() * 0.1;
+                while at < 0.65 {
+                    let length = 0.01 + rng.f64() * 0.05;
+                    let fault = match rng.u32(0..6) {
+                        0 => Fault::Outage,
+                        1 => Fault::Timeout,
+                        2 => Fault::Panic,
+                        3 => Fault::Latency {
+                            latency: Duration::from_millis(rng.u64(50..800)),
+                        },
+                        _ => Fault::Error {
+                            kind: [
+                                "NetworkException",
+                                "DataException",
+                                "GeneralException",
+                                "429",
+                                "InputException",
+                            ][rng.usize(0..5)]
+                            .to_string(),
+                        },
+                    };
+                    let probability = if fault == Fault::Panic {
+                        0.05
+                    } else {
+                        0.3 + rng.f64() * 0.7
+                    };
+                    phases.push(phase(total, at, (at + length).min(0.7), fault, probability));
+                    at += length + rng.f64() * 0.08;
+                }
+                plan.insert(service, phases);
+            }
+        }
         "default" => {
             plan.insert(
                 "kite_api",

@@ -1,0 +1,155 @@
+//! Scale: 10,000 protected services in one process.
+//!
+//! * `scale/spawn/N`: time to spawn a tree of N services (shut down untimed).
+//! * `scale/health_report/N`: the aggregate health report over N services.
+//! * `scale/throughput/N`: protected calls spread over N services by 64
+//!   concurrent callers on a 2-worker runtime; report calls per second.
+//!
+//! Memory per service (RSS growth over a spawn of 10,000 divided by N) is
+//! printed once at the start, as `scale/memory_per_service`.
+
+use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use seawall::config::{Config, ServiceConfig};
+use seawall::{Seawall, Service, ServiceHandle};
+use std::time::{Duration, Instant};
+
+struct Echo;
+
+#[derive(Debug, thiserror::Error)]
+#[error("down")]
+struct Down;
+
+impl Service for Echo {
+    type Request = u64;
+    type Response = u64;
+    type Error = Down;
+    async fn call(&mut self, n: u64) -> Result<u64, Down> {
+        Ok(n)
+    }
+}
+
+fn config(n: usize) -> Config {
+    let mut config = Config::default();
+    config.runtime.auto_recovery_enabled = false;
+    for i in 0..n {
+        config
+            .services
+            .insert(format!("svc{i:05}"), ServiceConfig::default());
+    }
+    config
+}
+
+async fn spawn(config: &Config) -> Seawall {
+    let mut builder = Seawall::builder(config.clone());
+    for name in config.services.keys() {
+        builder = builder.service(name, || Echo);
+    }
+    builder.start().await.expect("tree starts")
+}
+
+fn rss_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * 4096)
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn scale(c: &mut Criterion) {
+    let rt = runtime();
+    let big = config(10_000);
+
+    // Memory: one spawn of 10,000, measured by RSS.
+    rt.block_on(async {
+        let before = rss_bytes().unwrap_or(0);
+        let started = Instant::now();
+        let seawall = spawn(&big).await;
+        let spawned_in = started.elapsed();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let after = rss_bytes().unwrap_or(0);
+        eprintln!(
+            "scale/memory_per_service: {:.1} KiB ({} services, RSS +{:.1} MiB, spawned in {:?})",
+            after.saturating_sub(before) as f64 / 1024.0 / 10_000.0,
+            10_000,
+            after.saturating_sub(before) as f64 / 1024.0 / 1024.0,
+            spawned_in
+        );
+        seawall.shutdown().await;
+    });
+
+    let mut group = c.benchmark_group("scale/spawn");
+    group.sample_size(10);
+    group.bench_function(BenchmarkId::from_parameter(10_000), |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let started = Instant::now();
+                    let seawall = spawn(&big).await;
+                    total += started.elapsed();
+                    seawall.shutdown().await;
+                }
+                total
+            })
+        })
+    });
+    group.finish();
+
+    let (seawall, handles) = rt.block_on(async {
+        let seawall = spawn(&big).await;
+        let handles: Vec<ServiceHandle<Echo>> = big
+            .services
+            .keys()
+            .map(|n| seawall.handle::<Echo>(n).unwrap())
+            .collect();
+        (seawall, handles)
+    });
+    let mut group = c.benchmark_group("scale/health_report");
+    group.sample_size(20);
+    group.bench_function(BenchmarkId::from_parameter(10_000), |b| {
+        let _guard = rt.enter();
+        b.iter(|| black_box(seawall.health_report()))
+    });
+    group.finish();
+
+    let mut group = c.benchmark_group("scale/throughput");
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(1));
+    for n in [1usize, 100, 10_000] {
+        let targets: Vec<ServiceHandle<Echo>> = handles[..n].to_vec();
+        group.bench_function(BenchmarkId::from_parameter(n), |b| {
+            b.iter_custom(|iters| {
+                rt.block_on(async {
+                    const CALLERS: u64 = 64;
+                    let per = iters.div_ceil(CALLERS);
+                    let started = Instant::now();
+                    let mut tasks = tokio::task::JoinSet::new();
+                    for c in 0..CALLERS {
+                        let targets = targets.clone();
+                        tasks.spawn(async move {
+                            for i in 0..per {
+                                let h = &targets[((c * per + i) as usize) % targets.len()];
+                                black_box(h.call(i).await.ok());
+                            }
+                        });
+                    }
+                    while tasks.join_next().await.is_some() {}
+                    started
+                        .elapsed()
+                        .mul_f64(iters as f64 / (per * CALLERS) as f64)
+                })
+            })
+        });
+    }
+    group.finish();
+    rt.block_on(seawall.shutdown());
+}
+
+criterion_group!(benches, scale);
+criterion_main!(benches);
