@@ -5,8 +5,8 @@
 //! * `call_path/handle_call_closed`: the same request through a
 //!   `ServiceHandle` (admission, bulkhead, dispatch, outcome accounting).
 //! * `call_path/handle_call_rejected_open`: a call refused by an Open breaker.
-//! * `state_machine/seawall_admit_record` vs `state_machine/failsafe_call`:
-//!   the pure breakers on the same closure.
+//! * `state_machine/seawall_admit_record` vs `state_machine/failsafe_call`
+//!   and `state_machine/recloser_call`: the pure breakers on the same closure.
 //!
 //! Everything async runs on one current-thread runtime, timed with
 //! `iter_custom` inside a single `block_on`, so runtime entry is not measured.
@@ -171,6 +171,15 @@ fn state_machine(c: &mut Criterion) {
         b.iter(|| {
             j += 1;
             black_box(failsafe::CircuitBreaker::call(&failsafe, || work(j)))
+        })
+    });
+
+    let recloser = recloser::Recloser::default();
+    let mut k = 0u64;
+    group.bench_function("recloser_call", |b| {
+        b.iter(|| {
+            k += 1;
+            black_box(recloser.call(|| work(k)))
         })
     });
     group.finish();

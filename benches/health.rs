@@ -94,5 +94,75 @@ fn health(c: &mut Criterion) {
     rt.block_on(seawall.shutdown());
 }
 
-criterion_group!(benches, health);
+/// From the moment a dependency comes back to the moment its breaker is
+/// Closed, for kite_api's shipped recovery backoff (from 1 s): recovery
+/// attempt → HalfOpen → 3 probe successes. Measured in tokio's virtual time
+/// (the figure is dominated by the configured waits, not by CPU).
+fn back_to_closed(c: &mut Criterion) {
+    let mut group = c.benchmark_group("recovery");
+    group.sample_size(10);
+    group.bench_function("service_back_to_closed_virtual", |b| {
+        b.iter_custom(|iters| {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .start_paused(true)
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                let down = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+                let d = std::sync::Arc::clone(&down);
+                let mut config = Config::seed_defaults();
+                config.runtime.seed = Some(1);
+                config.services.retain(|n, _| n == "kite_api");
+                let seawall = Seawall::builder(config)
+                    .service("kite_api", move || Flaky(std::sync::Arc::clone(&d)))
+                    .start()
+                    .await
+                    .unwrap();
+                let kite = seawall.handle::<Flaky>("kite_api").unwrap();
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    down.store(true, std::sync::atomic::Ordering::SeqCst);
+                    while kite.state() == seawall::BreakerState::Closed {
+                        let _ = kite.call(()).await;
+                    }
+                    down.store(false, std::sync::atomic::Ordering::SeqCst);
+                    let back = tokio::time::Instant::now();
+                    while kite.state() != seawall::BreakerState::Closed {
+                        let _ = kite.call(()).await;
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
+                    total += back.elapsed();
+                }
+                seawall.shutdown().await;
+                total
+            })
+        })
+    });
+    group.finish();
+}
+
+struct Flaky(std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+impl Service for Flaky {
+    type Request = ();
+    type Response = ();
+    type Error = Down;
+    async fn call(&mut self, _: ()) -> Result<(), Down> {
+        if self.0.load(std::sync::atomic::Ordering::SeqCst) {
+            Err(Down)
+        } else {
+            Ok(())
+        }
+    }
+    async fn reconnect(&mut self) -> Result<(), Down> {
+        if self.0.load(std::sync::atomic::Ordering::SeqCst) {
+            Err(Down)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+criterion_group!(benches, health, back_to_closed);
 criterion_main!(benches);

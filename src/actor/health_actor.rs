@@ -331,13 +331,13 @@ impl Actor for HealthActor {
             }
             HealthMsg::TrendTick => {
                 let at = now();
-                let mut computed = HashMap::new();
+                let mut computed = BTreeMap::new();
                 for control in Self::controls(state).to_vec() {
                     let name: Arc<str> = Arc::from(control.name());
                     let (ok, bad, latency) = control.trend_point();
                     let tracker = state.trends.entry(Arc::clone(&name)).or_default();
                     tracker.push(at, ok, bad, latency);
-                    computed.insert(name, tracker.trends());
+                    computed.insert(name, Arc::new(tracker.trends()));
                 }
                 if let Ok(mut cache) = state.args.shared.cache.lock() {
                     cache.trends = computed;

@@ -118,6 +118,36 @@ impl LatencyHistogram {
         }
     }
 
+    /// The median and the 99th percentile in one pass.
+    pub fn p50_p99(&self) -> (Option<Duration>, Option<Duration>) {
+        if self.total == 0 {
+            return (None, None);
+        }
+        let rank = |q: f64| ((q * self.total as f64).ceil() as u64).max(1);
+        let (r50, r99) = (rank(0.5), rank(0.99));
+        let mut seen = 0u64;
+        let mut p50 = None;
+        for (index, count) in self.counts.iter().enumerate() {
+            if *count == 0 {
+                continue;
+            }
+            seen += u64::from(*count);
+            let value = || {
+                Some(Duration::from_micros(
+                    bucket_value(index).min(self.max_micros),
+                ))
+            };
+            if p50.is_none() && seen >= r50 {
+                p50 = value();
+            }
+            if seen >= r99 {
+                return (p50, value());
+            }
+        }
+        let max = Some(Duration::from_micros(self.max_micros));
+        (p50.or(max), max)
+    }
+
     /// Forgets everything (after an operator reset).
     pub fn clear(&mut self) {
         *self = Self::default();
@@ -195,6 +225,7 @@ mod tests {
         }
         let p50 = h.quantile(0.5).unwrap().as_secs_f64() * 1000.0;
         let p99 = h.quantile(0.99).unwrap().as_secs_f64() * 1000.0;
+        assert_eq!(h.p50_p99(), (h.quantile(0.5), h.quantile(0.99)));
         assert!((500.0 * 0.88..=500.0 * 1.13).contains(&p50), "p50 {p50}");
         assert!((990.0 * 0.88..=1000.0).contains(&p99), "p99 {p99}");
         let mean = h.mean().unwrap().as_secs_f64() * 1000.0;

@@ -613,6 +613,7 @@ impl CircuitBreaker {
     /// Copies out every counter.
     pub fn metrics(&self) -> BreakerMetrics {
         let decided = self.successes + self.failures + self.timeouts;
+        let (p50_response, p99_response) = self.latency.p50_p99();
         let (window_failure_rate, window_slow_rate) = match (&self.window, &self.settings.rate_rule)
         {
             (Some(window), Some(rule)) if window.calls() >= rule.minimum_calls => {
@@ -638,8 +639,8 @@ impl CircuitBreaker {
             window_failure_rate,
             window_slow_rate,
             mean_response: self.latency.mean(),
-            p50_response: self.latency.quantile(0.5),
-            p99_response: self.latency.quantile(0.99),
+            p50_response,
+            p99_response,
             state_changed_at: self.state_changed_at,
             open_until: self.open_until,
             transitions: self.epoch,

@@ -11,6 +11,9 @@ use crate::runtime::BreakerControl;
 use crate::stats::SupervisionStats;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
+
+/// Report maps are keyed by the service's shared name (no copy per report).
+pub type Name = Arc<str>;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -35,7 +38,7 @@ pub(crate) struct HealthCache {
     pub(crate) system: Option<SystemSample>,
     pub(crate) trading: TradingMetrics,
     pub(crate) trading_reported_at: Option<SystemTime>,
-    pub(crate) trends: HashMap<Arc<str>, Trends>,
+    pub(crate) trends: BTreeMap<Arc<str>, Arc<Trends>>,
 }
 
 /// The comprehensive health report (`GET /api/v1/system/health/comprehensive`).
@@ -57,13 +60,13 @@ pub struct HealthReport {
     /// CPU, memory, disk and network.
     pub system_metrics: SystemMetrics,
     /// Each service's last health check.
-    pub services: BTreeMap<String, ServiceHealth>,
+    pub services: BTreeMap<Name, ServiceHealth>,
     /// Trading status and modes.
     pub trading: TradingHealth,
     /// Each breaker in detail (the circuit-breakers endpoint's entries).
-    pub circuit_breakers: BTreeMap<String, BreakerReport>,
+    pub circuit_breakers: BTreeMap<Name, BreakerReport>,
     /// Success rate and latency trends per service.
-    pub trends: BTreeMap<String, Trends>,
+    pub trends: BTreeMap<Name, Arc<Trends>>,
     /// What to do, naming the service and the action.
     pub recommendations: Vec<String>,
 }
@@ -75,9 +78,9 @@ pub struct ResilienceSummary {
     /// unhealthy, critical (nothing left).
     pub overall_status: HealthStatus,
     /// Per breaker.
-    pub services: BTreeMap<String, ResilienceService>,
+    pub services: BTreeMap<Name, ResilienceService>,
     /// Name → state.
-    pub circuit_breakers: BTreeMap<String, BreakerState>,
+    pub circuit_breakers: BTreeMap<Name, BreakerState>,
     /// When.
     #[serde(with = "super::rfc3339")]
     pub timestamp: SystemTime,
@@ -348,6 +351,7 @@ pub(crate) fn build(
     let mut services = BTreeMap::new();
     let mut recommendations = Vec::new();
     for control in controls {
+        let key = control.shared_name();
         let name = control.name();
         let m = control.metrics();
         let check = cache.checks.get(name);
@@ -359,7 +363,7 @@ pub(crate) fn build(
         });
         recommend(control, &m, check, healthy, &clock, &mut recommendations);
         services.insert(
-            name.to_string(),
+            Arc::clone(&key),
             ServiceHealth {
                 status: match healthy {
                     None => "unknown",
@@ -372,7 +376,7 @@ pub(crate) fn build(
             },
         );
         resilience_services.insert(
-            name.to_string(),
+            Arc::clone(&key),
             ResilienceService {
                 state: m.state,
                 success_rate: m.success_rate,
@@ -382,8 +386,8 @@ pub(crate) fn build(
                 last_failure: m.last_failure.map(|t| clock.wall(t)),
             },
         );
-        states.insert(name.to_string(), m.state);
-        breakers.insert(name.to_string(), breaker_report(control, &m, &clock));
+        states.insert(Arc::clone(&key), m.state);
+        breakers.insert(key, breaker_report(control, &m, &clock));
     }
     let system = cache.system.as_ref();
     let (cpu, memory, disk) = (
@@ -474,11 +478,7 @@ pub(crate) fn build(
             metrics: cache.trading,
         },
         circuit_breakers: breakers,
-        trends: cache
-            .trends
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.clone()))
-            .collect(),
+        trends: cache.trends.clone(),
         recommendations,
     }
     .timed(ctx.started)

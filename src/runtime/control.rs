@@ -32,6 +32,11 @@ impl BreakerControl {
         self.cell.name()
     }
 
+    /// The service's name, shared (for map keys that outlive a borrow).
+    pub fn shared_name(&self) -> Arc<str> {
+        Arc::clone(self.cell.name())
+    }
+
     /// The service's effective configuration.
     pub fn config(&self) -> &ServiceConfig {
         &self.config
