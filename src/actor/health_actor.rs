@@ -340,7 +340,7 @@ impl Actor for HealthActor {
                     computed.insert(name, Arc::new(tracker.trends()));
                 }
                 if let Ok(mut cache) = state.args.shared.cache.lock() {
-                    cache.trends = computed;
+                    cache.trends = Arc::new(computed);
                 }
             }
             HealthMsg::Trading(metrics) => {

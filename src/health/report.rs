@@ -38,7 +38,7 @@ pub(crate) struct HealthCache {
     pub(crate) system: Option<SystemSample>,
     pub(crate) trading: TradingMetrics,
     pub(crate) trading_reported_at: Option<SystemTime>,
-    pub(crate) trends: BTreeMap<Arc<str>, Arc<Trends>>,
+    pub(crate) trends: Arc<BTreeMap<Arc<str>, Arc<Trends>>>,
 }
 
 /// The comprehensive health report (`GET /api/v1/system/health/comprehensive`).
@@ -66,7 +66,7 @@ pub struct HealthReport {
     /// Each breaker in detail (the circuit-breakers endpoint's entries).
     pub circuit_breakers: BTreeMap<Name, BreakerReport>,
     /// Success rate and latency trends per service.
-    pub trends: BTreeMap<Name, Arc<Trends>>,
+    pub trends: Arc<BTreeMap<Name, Arc<Trends>>>,
     /// What to do, naming the service and the action.
     pub recommendations: Vec<String>,
 }
@@ -345,10 +345,12 @@ pub(crate) fn build(
 ) -> HealthReport {
     let clock = WallClock::new(now);
     let mut inputs = Vec::with_capacity(controls.len());
-    let mut breakers = BTreeMap::new();
-    let mut resilience_services = BTreeMap::new();
-    let mut states = BTreeMap::new();
-    let mut services = BTreeMap::new();
+    // Built as vectors and collected at the end: collecting sorted input
+    // bulk-builds each map instead of searching it on every insert.
+    let mut breakers = Vec::with_capacity(controls.len());
+    let mut resilience_services = Vec::with_capacity(controls.len());
+    let mut states = Vec::with_capacity(controls.len());
+    let mut services = Vec::with_capacity(controls.len());
     let mut recommendations = Vec::new();
     for control in controls {
         let key = control.shared_name();
@@ -362,7 +364,7 @@ pub(crate) fn build(
             healthy,
         });
         recommend(control, &m, check, healthy, &clock, &mut recommendations);
-        services.insert(
+        services.push((
             Arc::clone(&key),
             ServiceHealth {
                 status: match healthy {
@@ -374,8 +376,8 @@ pub(crate) fn build(
                 latency_ms: check.map(|c| c.latency.as_secs_f64() * 1000.0),
                 error: check.and_then(|c| c.error.clone()),
             },
-        );
-        resilience_services.insert(
+        ));
+        resilience_services.push((
             Arc::clone(&key),
             ResilienceService {
                 state: m.state,
@@ -385,9 +387,9 @@ pub(crate) fn build(
                 last_success: m.last_success.map(|t| clock.wall(t)),
                 last_failure: m.last_failure.map(|t| clock.wall(t)),
             },
-        );
-        states.insert(Arc::clone(&key), m.state);
-        breakers.insert(key, breaker_report(control, &m, &clock));
+        ));
+        states.push((Arc::clone(&key), m.state));
+        breakers.push((key, breaker_report(control, &m, &clock)));
     }
     let system = cache.system.as_ref();
     let (cpu, memory, disk) = (
@@ -439,8 +441,8 @@ pub(crate) fn build(
         response_time_ms: 0.0,
         resilience: ResilienceSummary {
             overall_status,
-            services: resilience_services,
-            circuit_breakers: states,
+            services: resilience_services.into_iter().collect(),
+            circuit_breakers: states.into_iter().collect(),
             timestamp: wall_now,
         },
         system_metrics: SystemMetrics {
@@ -469,7 +471,7 @@ pub(crate) fn build(
             },
             sampled_at: system.map(|s| s.taken_at),
         },
-        services,
+        services: services.into_iter().collect(),
         trading: TradingHealth {
             status: ctx.modes.trading,
             trading_enabled: ctx.modes.trading == TradingMode::Active,
@@ -477,8 +479,8 @@ pub(crate) fn build(
             modes: ctx.modes.clone(),
             metrics: cache.trading,
         },
-        circuit_breakers: breakers,
-        trends: cache.trends.clone(),
+        circuit_breakers: breakers.into_iter().collect(),
+        trends: Arc::clone(&cache.trends),
         recommendations,
     }
     .timed(ctx.started)
