@@ -61,6 +61,22 @@ fn runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
+/// A trivial ractor actor: the floor one actor costs.
+struct Bare;
+
+impl ractor::Actor for Bare {
+    type Msg = ();
+    type State = ();
+    type Arguments = ();
+    async fn pre_start(
+        &self,
+        _: ractor::ActorRef<()>,
+        _: (),
+    ) -> Result<(), ractor::ActorProcessingErr> {
+        Ok(())
+    }
+}
+
 fn scale(c: &mut Criterion) {
     let rt = runtime();
     let big = config(10_000);
@@ -81,6 +97,28 @@ fn scale(c: &mut Criterion) {
             spawned_in
         );
         seawall.shutdown().await;
+    });
+
+    // The floor, measured after the tree so freed memory is not reused by it:
+    // 10,000 bare ractor actors.
+    rt.block_on(async {
+        let before = rss_bytes().unwrap_or(0);
+        let mut actors = Vec::with_capacity(10_000);
+        for _ in 0..10_000 {
+            actors.push(ractor::Actor::spawn(None, Bare, ()).await.unwrap().0);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let after = rss_bytes().unwrap_or(0);
+        eprintln!(
+            "scale/memory_per_bare_ractor_actor: {:.1} KiB",
+            after.saturating_sub(before) as f64 / 1024.0 / 10_000.0
+        );
+        for a in &actors {
+            a.stop(None);
+        }
+        for a in actors {
+            let _ = a.wait(None).await;
+        }
     });
 
     let mut group = c.benchmark_group("scale/spawn");

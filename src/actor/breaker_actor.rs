@@ -221,7 +221,7 @@ impl<S: Service> Actor for BreakerActor<S> {
             closing: false,
         };
         for worker in 0..state.args.actors.len() {
-            if let Err(error) = Self::spawn_worker(&myself, &mut state, worker).await {
+            if let Err(error) = Box::pin(Self::spawn_worker(&myself, &mut state, worker)).await {
                 Self::on_crash(&myself, &mut state, worker, error, false);
             }
         }
@@ -260,7 +260,7 @@ impl<S: Service> Actor for BreakerActor<S> {
                 if state.suspended && !transition.to.rejects_all() && !state.closing {
                     // An operator reset (or a recovery) lifted the escalation:
                     // bring the service actors back.
-                    if let Err(error) = Self::revive(&myself, state).await {
+                    if let Err(error) = Box::pin(Self::revive(&myself, state)).await {
                         tracing::warn!(%service, %error, "could not restart service actors");
                     }
                 }
@@ -279,7 +279,7 @@ impl<S: Service> Actor for BreakerActor<S> {
                 if state.closing || state.suspended || state.args.actors.get(worker).is_some() {
                     return Ok(());
                 }
-                match Self::spawn_worker(&myself, state, worker).await {
+                match Box::pin(Self::spawn_worker(&myself, state, worker)).await {
                     Ok(()) => {
                         let service = Self::service(state);
                         tracing::info!(%service, worker, "service actor restarted");
@@ -296,7 +296,7 @@ impl<S: Service> Actor for BreakerActor<S> {
                 let result = if state.closing {
                     Err("shutting down".to_string())
                 } else {
-                    Self::revive(&myself, state).await
+                    Box::pin(Self::revive(&myself, state)).await
                 };
                 let _ = reply.send(result);
             }
@@ -306,7 +306,7 @@ impl<S: Service> Actor for BreakerActor<S> {
                 Self::reschedule(&myself, state);
                 for worker in 0..state.args.actors.len() {
                     if let Some(actor) = state.args.actors.get(worker) {
-                        if actor.drain_and_wait(Some(grace)).await.is_err() {
+                        if Box::pin(actor.drain_and_wait(Some(grace))).await.is_err() {
                             actor.kill();
                         }
                     }
