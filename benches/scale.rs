@@ -77,49 +77,53 @@ impl ractor::Actor for Bare {
     }
 }
 
+async fn memory_probe(which: &str, big: &Config) {
+    let before = rss_bytes().unwrap_or(0);
+    let started = Instant::now();
+    let mut keep = Vec::new();
+    let tree = if which == "tree" {
+        Some(spawn(big).await)
+    } else {
+        for _ in 0..10_000 {
+            keep.push(ractor::Actor::spawn(None, Bare, ()).await.unwrap().0);
+        }
+        None
+    };
+    let spawned_in = started.elapsed();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let after = rss_bytes().unwrap_or(0);
+    let per = after.saturating_sub(before) as f64 / 1024.0 / 10_000.0;
+    match which {
+        "tree" => eprintln!(
+            "scale/memory_per_service: {per:.1} KiB (10000 services, RSS +{:.1} MiB, spawned in {spawned_in:?})",
+            after.saturating_sub(before) as f64 / 1024.0 / 1024.0
+        ),
+        _ => eprintln!("scale/memory_per_bare_ractor_actor: {per:.1} KiB (the floor for one actor)"),
+    }
+    drop(tree);
+    drop(keep);
+}
+
 fn scale(c: &mut Criterion) {
     let rt = runtime();
     let big = config(10_000);
 
-    // Memory: one spawn of 10,000, measured by RSS.
-    rt.block_on(async {
-        let before = rss_bytes().unwrap_or(0);
-        let started = Instant::now();
-        let seawall = spawn(&big).await;
-        let spawned_in = started.elapsed();
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        let after = rss_bytes().unwrap_or(0);
-        eprintln!(
-            "scale/memory_per_service: {:.1} KiB ({} services, RSS +{:.1} MiB, spawned in {:?})",
-            after.saturating_sub(before) as f64 / 1024.0 / 10_000.0,
-            10_000,
-            after.saturating_sub(before) as f64 / 1024.0 / 1024.0,
-            spawned_in
-        );
-        seawall.shutdown().await;
-    });
-
-    // The floor, measured after the tree so freed memory is not reused by it:
-    // 10,000 bare ractor actors.
-    rt.block_on(async {
-        let before = rss_bytes().unwrap_or(0);
-        let mut actors = Vec::with_capacity(10_000);
-        for _ in 0..10_000 {
-            actors.push(ractor::Actor::spawn(None, Bare, ()).await.unwrap().0);
+    // Memory, each figure in a fresh process (RSS never shrinks, so a
+    // second measurement in one process would reuse the first's pages).
+    if let Ok(probe) = std::env::var("SEAWALL_MEMORY_PROBE") {
+        rt.block_on(memory_probe(&probe, &big));
+        std::process::exit(0);
+    }
+    for probe in ["tree", "bare"] {
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--bench", "no-such-benchmark"])
+            .env("SEAWALL_MEMORY_PROBE", probe)
+            .output();
+        match out {
+            Ok(out) => eprint!("{}", String::from_utf8_lossy(&out.stderr)),
+            Err(e) => eprintln!("memory probe {probe} failed: {e}"),
         }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        let after = rss_bytes().unwrap_or(0);
-        eprintln!(
-            "scale/memory_per_bare_ractor_actor: {:.1} KiB",
-            after.saturating_sub(before) as f64 / 1024.0 / 10_000.0
-        );
-        for a in &actors {
-            a.stop(None);
-        }
-        for a in actors {
-            let _ = a.wait(None).await;
-        }
-    });
+    }
 
     let mut group = c.benchmark_group("scale/spawn");
     group.sample_size(10);
