@@ -82,16 +82,26 @@ pub(crate) enum HealthMsg {
     Sampled(SystemSample),
     TrendTick,
     Trading(TradingMetrics),
+    /// Re-score after a burst of events (debounced).
+    ScoreTick,
 }
+
+/// How long score alerts may lag the events behind them: a burst of
+/// transitions (a mass outage over thousands of services) costs one report,
+/// not one per event. Modes are never delayed.
+const SCORE_DEBOUNCE: Duration = Duration::from_millis(100);
 
 pub(crate) struct HealthState {
     args: HealthArgs,
+    /// Service name → index in `controls`, so an event costs O(1) at 10k services.
+    index: HashMap<Arc<str>, usize>,
     out_of_service: BTreeMap<Arc<str>, (String, ModeEffects)>,
     checking: HashSet<Arc<str>>,
     sampler: Arc<Mutex<SystemSampler>>,
     sampling: bool,
     trends: HashMap<Arc<str>, TrendTracker>,
     below_threshold: Option<bool>,
+    score_pending: bool,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -99,6 +109,13 @@ pub(crate) struct HealthState {
 pub(crate) struct HealthActor;
 
 impl HealthActor {
+    fn rescore_soon(myself: &ActorRef<HealthMsg>, state: &mut HealthState) {
+        if !state.score_pending {
+            state.score_pending = true;
+            myself.send_after(SCORE_DEBOUNCE, || HealthMsg::ScoreTick);
+        }
+    }
+
     /// Re-reads one service's breaker and updates the modes if they change.
     fn refresh_service(state: &mut HealthState, control: &BreakerControl) {
         let name: Arc<str> = Arc::from(control.name());
@@ -207,7 +224,15 @@ impl Actor for HealthActor {
             myself.send_interval(sample_interval, || HealthMsg::SampleTick),
             myself.send_interval(TREND_INTERVAL, || HealthMsg::TrendTick),
         ];
+        let index = args
+            .shared
+            .controls
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.shared_name(), i))
+            .collect();
         let mut state = HealthState {
+            index,
             args,
             out_of_service: BTreeMap::new(),
             checking: HashSet::new(),
@@ -215,6 +240,7 @@ impl Actor for HealthActor {
             sampling: false,
             trends: HashMap::new(),
             below_threshold: None,
+            score_pending: false,
             tasks,
         };
         // Breakers may have moved before this actor subscribed.
@@ -246,15 +272,12 @@ impl Actor for HealthActor {
     ) -> Result<(), ActorProcessingErr> {
         match message {
             HealthMsg::Bus(Event::Transition { service, .. }) => {
-                if let Some(control) = Self::controls(state)
-                    .iter()
-                    .find(|c| c.name() == &*service)
-                    .cloned()
-                {
+                let found = state.index.get(&service).copied();
+                if let Some(control) = found.map(|i| Self::controls(state)[i].clone()) {
                     Self::refresh_service(state, &control);
                     Self::publish_modes(state);
                 }
-                Self::check_score(state);
+                Self::rescore_soon(&myself, state);
             }
             HealthMsg::Bus(Event::Escalated { service, reason }) => {
                 let _ = state
@@ -268,6 +291,10 @@ impl Actor for HealthActor {
                     Self::refresh_service(state, &control);
                 }
                 Self::publish_modes(state);
+                Self::rescore_soon(&myself, state);
+            }
+            HealthMsg::ScoreTick => {
+                state.score_pending = false;
                 Self::check_score(state);
             }
             HealthMsg::CheckTick => {
@@ -307,7 +334,7 @@ impl Actor for HealthActor {
                 if let Ok(mut cache) = state.args.shared.cache.lock() {
                     cache.checks.insert(service, result);
                 }
-                Self::check_score(state);
+                Self::rescore_soon(&myself, state);
             }
             HealthMsg::SampleTick => {
                 if !state.sampling {
