@@ -7,15 +7,22 @@
 //! a threshold the breaker opens and calls are refused at once instead of
 //! hanging.
 //!
-//! Where to look:
+//! Where to look, following a call:
 //!
-//! * [`breaker`] — the state machine: pure logic, time as an argument.
 //! * [`service`] — the [`Service`] trait you implement per dependency.
-//! * [`handle`] — the call path: admission, bulkhead, dispatch, outcome.
-//! * `actor` (private) — the service and breaker actors behind a handle.
+//! * [`handle`] — the call path: admission, bulkhead, dispatch, outcome; retries.
+//! * [`breaker`] — the state machine: pure logic, time as an argument.
+//! * `actor` (private) — the service, breaker, recovery, health and root actors.
+//! * [`recovery`] — recovery strategies, restart intensity, escalation.
+//! * [`health`] and [`modes`] — the 0–100 score, the report, trading modes.
+//! * [`degradation`] — fallbacks that say so in their type.
 //! * [`runtime`] — [`Seawall`]: spawn the tree, get handles, shut down.
 //! * [`config`] — `actors.toml`, environment overrides, validation.
 //! * [`event`] — the event bus observers subscribe to.
+//! * [`http`] — the health endpoints, probes, metrics and admin controls.
+//! * [`chaos`] — fault injection for rehearsing outages.
+//! * [`demo`] — the demo trading engine the binary runs.
+//! * [`backoff`] and [`stats`] — shared pieces.
 #![warn(missing_docs)]
 
 mod actor;

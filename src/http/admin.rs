@@ -126,18 +126,17 @@ pub(crate) async fn force_open(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let control = match authorize(&state, &headers, &service) {
-        Ok(c) => c,
-        Err(e) => return e.into_response(),
-    };
-    match reason(&body) {
-        Ok(why) => {
-            control
-                .force_open(why.unwrap_or_else(|| format!("forced open by operator at {client}")));
-            done(control, "forced open", client)
-        }
-        Err(e) => e.into_response(),
-    }
+    manual(
+        &state,
+        client,
+        &service,
+        &headers,
+        &body,
+        "forced open",
+        |c, why| {
+            c.force_open(why);
+        },
+    )
 }
 
 pub(crate) async fn disable(
@@ -147,14 +146,40 @@ pub(crate) async fn disable(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let control = match authorize(&state, &headers, &service) {
+    manual(
+        &state,
+        client,
+        &service,
+        &headers,
+        &body,
+        "disabled",
+        |c, why| {
+            c.disable(why);
+        },
+    )
+}
+
+/// A manual state with an optional `{"reason": …}` body.
+fn manual(
+    state: &Shared,
+    client: SocketAddr,
+    service: &str,
+    headers: &HeaderMap,
+    body: &Bytes,
+    action: &str,
+    apply: impl FnOnce(&BreakerControl, String),
+) -> Response {
+    let control = match authorize(state, headers, service) {
         Ok(c) => c,
         Err(e) => return e.into_response(),
     };
-    match reason(&body) {
+    match reason(body) {
         Ok(why) => {
-            control.disable(why.unwrap_or_else(|| format!("disabled by operator at {client}")));
-            done(control, "disabled", client)
+            apply(
+                control,
+                why.unwrap_or_else(|| format!("{action} by operator at {client}")),
+            );
+            done(control, action, client)
         }
         Err(e) => e.into_response(),
     }
