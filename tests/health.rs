@@ -346,3 +346,60 @@ async fn test_trading_metrics_when_reported_then_scored_and_shown() {
     assert!(t.seawall.health_report().trading.last_check.is_some());
     t.seawall.shutdown().await;
 }
+
+/// A feed that answers calls but whose health check reports stale data.
+struct StaleFeed(Arc<std::sync::atomic::AtomicBool>);
+
+impl seawall::Service for StaleFeed {
+    type Request = ();
+    type Response = ();
+    type Error = support::TestError;
+    async fn call(&mut self, _: ()) -> Result<(), support::TestError> {
+        Ok(())
+    }
+    async fn health_check(&mut self) -> Result<(), support::TestError> {
+        if self.0.load(Ordering::SeqCst) {
+            Err(support::TestError::Down)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn test_modes_when_market_data_stale_without_a_trip_then_last_known_and_reducing() {
+    let stale = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let s = Arc::clone(&stale);
+    let mut config = Config::seed_defaults();
+    config.services.retain(|name, _| name == "market_data");
+    config.runtime.health_check_interval = Duration::from_secs(5);
+    let seawall = Seawall::builder(config)
+        .service("market_data", move || StaleFeed(Arc::clone(&s)))
+        .start()
+        .await
+        .unwrap();
+    let mut modes = seawall.modes();
+    stale.store(true, Ordering::SeqCst);
+    let m = modes
+        .wait_for(|m| m.price == PriceMode::LastKnown)
+        .await
+        .unwrap()
+        .clone();
+    assert_eq!(m.trading, TradingMode::Reducing);
+    assert!(
+        m.reason.contains("market_data health check failing"),
+        "{}",
+        m.reason
+    );
+    assert_eq!(
+        seawall.breaker("market_data").unwrap().state(),
+        BreakerState::Closed,
+        "no trip needed"
+    );
+    stale.store(false, Ordering::SeqCst);
+    modes
+        .wait_for(|m| m.price == PriceMode::Live)
+        .await
+        .unwrap();
+    seawall.shutdown().await;
+}

@@ -117,23 +117,43 @@ impl HealthActor {
     }
 
     /// Re-reads one service's breaker and updates the modes if they change.
+    /// Re-reads one service's breaker (and its last health check) and
+    /// updates its entry in the out-of-service set. A service is out of
+    /// service while its breaker is not Closed, and also while its last
+    /// health check fails: a feed that answers but is stale, or a database
+    /// that refuses connections between calls, degrades the modes without
+    /// waiting for traffic to trip the breaker.
     fn refresh_service(state: &mut HealthState, control: &BreakerControl) {
-        let name: Arc<str> = Arc::from(control.name());
+        let name = control.shared_name();
         let s = control.state();
-        let in_service = matches!(
+        let breaker_in_service = matches!(
             s,
             BreakerState::Closed | BreakerState::Disabled | BreakerState::MetricsOnly
         );
+        let failing_check = state.args.shared.cache.lock().ok().and_then(|cache| {
+            cache
+                .checks
+                .get(&name)
+                .filter(|c| !c.healthy)
+                .map(|c| c.error.clone().unwrap_or_default())
+        });
         let effects = state.args.effects.get(&name).copied().unwrap_or_default();
-        if in_service || effects == ModeEffects::default() {
+        if effects == ModeEffects::default() || (breaker_in_service && failing_check.is_none()) {
             state.out_of_service.remove(&name);
+            return;
+        }
+        let why = if breaker_in_service {
+            format!(
+                "health check failing ({})",
+                failing_check.unwrap_or_default()
+            )
         } else {
-            let why = match control.metrics().manual_reason {
+            match control.metrics().manual_reason {
                 Some(reason) => format!("breaker {s} ({reason})"),
                 None => format!("breaker {s}"),
-            };
-            state.out_of_service.insert(name, (why, effects));
-        }
+            }
+        };
+        state.out_of_service.insert(name, (why, effects));
     }
 
     fn publish_modes(state: &mut HealthState) {
@@ -332,7 +352,12 @@ impl Actor for HealthActor {
             HealthMsg::CheckDone { service, result } => {
                 state.checking.remove(&service);
                 if let Ok(mut cache) = state.args.shared.cache.lock() {
-                    cache.checks.insert(service, result);
+                    cache.checks.insert(Arc::clone(&service), result);
+                }
+                if let Some(i) = state.index.get(&service).copied() {
+                    let control = Self::controls(state)[i].clone();
+                    Self::refresh_service(state, &control);
+                    Self::publish_modes(state);
                 }
                 Self::rescore_soon(&myself, state);
             }
