@@ -74,6 +74,7 @@ pub(crate) struct BreakerCell {
     next_worker: AtomicUsize,
     actor: OnceLock<ActorRef<BreakerMsg>>,
     pub(crate) stats: SupervisionCounters,
+    auth_failed: std::sync::atomic::AtomicBool,
 }
 
 impl BreakerCell {
@@ -95,6 +96,7 @@ impl BreakerCell {
             next_worker: AtomicUsize::new(0),
             actor: OnceLock::new(),
             stats: SupervisionCounters::default(),
+            auth_failed: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -223,6 +225,27 @@ impl BreakerCell {
         );
         if let Some(actor) = self.actor.get() {
             let _ = actor.cast(BreakerMsg::Transitioned(t));
+        }
+    }
+
+    /// The service reported an auth failure: tell the breaker actor once.
+    pub(crate) fn auth_failed(&self, message: String) {
+        if !self.auth_failed.swap(true, Ordering::AcqRel) {
+            if let Some(actor) = self.actor.get() {
+                let _ = actor.cast(BreakerMsg::Auth(Some(message)));
+            }
+        }
+    }
+
+    /// A call succeeded: clears an auth failure (one relaxed load otherwise).
+    #[inline]
+    pub(crate) fn auth_ok(&self) {
+        if self.auth_failed.load(Ordering::Relaxed)
+            && self.auth_failed.swap(false, Ordering::AcqRel)
+        {
+            if let Some(actor) = self.actor.get() {
+                let _ = actor.cast(BreakerMsg::Auth(None));
+            }
         }
     }
 

@@ -62,6 +62,14 @@ pub enum Event {
         /// Attempts made.
         attempts: u32,
     },
+    /// A service's credentials failed (`failure` is the error) or work
+    /// again (`None`). Orders are halted while any credentials fail.
+    Auth {
+        /// The service.
+        service: Arc<str>,
+        /// The error, or `None` once a call succeeds again.
+        failure: Option<String>,
+    },
     /// The trading modes changed (also on `Seawall::modes`).
     ModesChanged(Modes),
     /// Something an operator should see now.
@@ -79,13 +87,15 @@ impl Event {
         match self {
             Event::ModesChanged(_) => "",
             Event::Alert(Alert::ScoreCrossed { .. }) => "",
-            Event::Alert(Alert::Escalation { service, .. }) => service,
+            Event::Alert(Alert::Escalation { service, .. })
+            | Event::Alert(Alert::Auth { service, .. }) => service,
             Event::Transition { service, .. }
             | Event::ServiceActorFailed { service, .. }
             | Event::ServiceActorRestarted { service, .. }
             | Event::Escalated { service, .. }
             | Event::RecoveryAttempted { service, .. }
             | Event::RecoveryGaveUp { service, .. }
+            | Event::Auth { service, .. }
             | Event::ServiceStopped { service } => service,
         }
     }
@@ -107,6 +117,13 @@ pub enum Alert {
         status: HealthStatus,
         /// What to do.
         recommendations: Vec<String>,
+    },
+    /// A service's credentials failed (trading rule 5).
+    Auth {
+        /// The service.
+        service: Arc<str>,
+        /// The error.
+        error: String,
     },
     /// Supervision escalated a service.
     Escalation {

@@ -35,6 +35,15 @@ pub trait Service: Send + 'static {
         Outcome::Failure(FailureKind::Other)
     }
 
+    /// Whether `error` means the engine's credentials are no longer valid
+    /// (Kite's `TokenException`). Trading rule 5: such an error should be
+    /// classified `Ignored` (it does not trip or retry); this flag raises an
+    /// auth alert and halts orders until a call succeeds again.
+    fn is_auth_failure(&self, error: &Self::Error) -> bool {
+        let _ = error;
+        false
+    }
+
     /// Whether `request` may be sent twice with the effect of once. Only
     /// idempotent requests are ever retried, and a timeout of a request that
     /// is not idempotent is reported as `CallError::Unknown`. The default,

@@ -403,3 +403,71 @@ async fn test_modes_when_market_data_stale_without_a_trip_then_last_known_and_re
         .unwrap();
     seawall.shutdown().await;
 }
+
+/// A broker whose token can expire.
+struct Broker(Arc<std::sync::atomic::AtomicBool>);
+
+#[derive(Debug, thiserror::Error)]
+#[error("TokenException: access token expired")]
+struct TokenExpired;
+
+impl seawall::Service for Broker {
+    type Request = ();
+    type Response = ();
+    type Error = TokenExpired;
+    async fn call(&mut self, _: ()) -> Result<(), TokenExpired> {
+        if self.0.load(Ordering::SeqCst) {
+            Err(TokenExpired)
+        } else {
+            Ok(())
+        }
+    }
+    fn classify(&self, _: &TokenExpired) -> seawall::Outcome {
+        seawall::Outcome::Ignored
+    }
+    fn is_auth_failure(&self, _: &TokenExpired) -> bool {
+        true
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn test_auth_failure_when_token_expires_then_alert_and_halt_without_trip_until_success() {
+    let expired = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let e = Arc::clone(&expired);
+    let mut config = Config::seed_defaults();
+    config.services.retain(|name, _| name == "kite_api");
+    let seawall = Seawall::builder(config)
+        .service("kite_api", move || Broker(Arc::clone(&e)))
+        .start()
+        .await
+        .unwrap();
+    let kite = seawall.handle::<Broker>("kite_api").unwrap();
+    let mut events = seawall.subscribe();
+    let mut modes = seawall.modes();
+    expired.store(true, Ordering::SeqCst);
+    for _ in 0..10 {
+        kite.call(()).await.unwrap_err();
+    }
+    assert_eq!(
+        kite.state(),
+        BreakerState::Closed,
+        "an expired token does not trip"
+    );
+    let halted = modes
+        .wait_for(|m| m.trading == TradingMode::Halted)
+        .await
+        .unwrap()
+        .clone();
+    assert!(halted.reason.contains("auth failure"), "{}", halted.reason);
+    wait_for(&mut events, |e| {
+        matches!(e, Event::Alert(Alert::Auth { .. }))
+    })
+    .await;
+    expired.store(false, Ordering::SeqCst);
+    kite.call(()).await.unwrap();
+    modes
+        .wait_for(|m| m.trading == TradingMode::Active)
+        .await
+        .unwrap();
+    seawall.shutdown().await;
+}

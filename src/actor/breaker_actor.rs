@@ -33,6 +33,8 @@ pub(crate) enum BreakerMsg {
     Revive {
         reply: RpcReplyPort<Result<(), String>>,
     },
+    /// The service's credentials failed (`Some`) or work again (`None`).
+    Auth(Option<String>),
     /// Drain the service actors within `grace`, then stop.
     Shutdown {
         grace: Duration,
@@ -85,6 +87,7 @@ impl<S: Service> BreakerActor<S> {
     ) -> Result<(), String> {
         let actor = ServiceActor {
             factory: Arc::clone(&state.args.factory),
+            cell: Arc::clone(&state.args.cell),
         };
         match Actor::spawn_linked(None, actor, (), myself.get_cell()).await {
             Ok((actor, _)) => {
@@ -291,6 +294,16 @@ impl<S: Service> Actor for BreakerActor<S> {
                     }
                     Err(error) => Self::on_crash(&myself, state, worker, error, false),
                 }
+            }
+            BreakerMsg::Auth(failure) => {
+                let service = Self::service(state);
+                match &failure {
+                    Some(error) => {
+                        tracing::error!(%service, %error, "auth failure: orders halted until a call succeeds")
+                    }
+                    None => tracing::info!(%service, "auth restored"),
+                }
+                let _ = state.args.events.send(Event::Auth { service, failure });
             }
             BreakerMsg::Revive { reply } => {
                 let result = if state.closing {

@@ -96,6 +96,8 @@ pub(crate) struct HealthState {
     /// Service name → index in `controls`, so an event costs O(1) at 10k services.
     index: HashMap<Arc<str>, usize>,
     out_of_service: BTreeMap<Arc<str>, (String, ModeEffects)>,
+    /// Services whose credentials failed, with the error.
+    auth_failures: HashMap<Arc<str>, String>,
     checking: HashSet<Arc<str>>,
     sampler: Arc<Mutex<SystemSampler>>,
     sampling: bool,
@@ -137,7 +139,14 @@ impl HealthActor {
                 .filter(|c| !c.healthy)
                 .map(|c| c.error.clone().unwrap_or_default())
         });
-        let effects = state.args.effects.get(&name).copied().unwrap_or_default();
+        let mut effects = state.args.effects.get(&name).copied().unwrap_or_default();
+        if let Some(error) = state.auth_failures.get(&name) {
+            // Trading rule 5: failed credentials halt orders, whatever the breaker says.
+            effects.trading = Some(crate::modes::TradingMode::Halted);
+            let why = format!("auth failure ({error})");
+            state.out_of_service.insert(name, (why, effects));
+            return;
+        }
         if effects == ModeEffects::default() || (breaker_in_service && failing_check.is_none()) {
             state.out_of_service.remove(&name);
             return;
@@ -221,7 +230,11 @@ impl Actor for HealthActor {
         let forwarder = tokio::spawn(async move {
             loop {
                 match events.recv().await {
-                    Ok(event @ (Event::Transition { .. } | Event::Escalated { .. })) => {
+                    Ok(
+                        event @ (Event::Transition { .. }
+                        | Event::Escalated { .. }
+                        | Event::Auth { .. }),
+                    ) => {
                         if me.cast(HealthMsg::Bus(event)).is_err() {
                             break;
                         }
@@ -255,6 +268,7 @@ impl Actor for HealthActor {
             index,
             args,
             out_of_service: BTreeMap::new(),
+            auth_failures: HashMap::new(),
             checking: HashSet::new(),
             sampler: Arc::new(Mutex::new(SystemSampler::new())),
             sampling: false,
@@ -304,6 +318,28 @@ impl Actor for HealthActor {
                     .args
                     .events
                     .send(Event::Alert(Alert::Escalation { service, reason }));
+            }
+            HealthMsg::Bus(Event::Auth { service, failure }) => {
+                match failure {
+                    Some(error) => {
+                        state
+                            .auth_failures
+                            .insert(Arc::clone(&service), error.clone());
+                        let _ = state.args.events.send(Event::Alert(Alert::Auth {
+                            service: Arc::clone(&service),
+                            error,
+                        }));
+                    }
+                    None => {
+                        state.auth_failures.remove(&service);
+                    }
+                }
+                if let Some(i) = state.index.get(&service).copied() {
+                    let control = Self::controls(state)[i].clone();
+                    Self::refresh_service(state, &control);
+                    Self::publish_modes(state);
+                }
+                Self::rescore_soon(&myself, state);
             }
             HealthMsg::Bus(_) => {}
             HealthMsg::Lagged => {

@@ -146,6 +146,16 @@ impl<S: Service> ServiceActors<S> {
 /// The actor around one service value.
 pub(crate) struct ServiceActor<S: Service> {
     pub(crate) factory: Factory<S>,
+    pub(crate) cell: Arc<BreakerCell>,
+}
+
+impl<S: Service> ServiceActor<S> {
+    fn classify(&self, service: &S, error: &S::Error) -> Outcome {
+        if service.is_auth_failure(error) {
+            self.cell.auth_failed(error.to_string());
+        }
+        service.classify(error)
+    }
 }
 
 impl<S: Service> Actor for ServiceActor<S> {
@@ -190,9 +200,12 @@ impl<S: Service> Actor for ServiceActor<S> {
                     tokio::select! {
                         biased;
                         result = call => match result {
-                            Ok(Ok(response)) => Ok(response),
+                            Ok(Ok(response)) => {
+                                self.cell.auth_ok();
+                                Ok(response)
+                            }
                             Ok(Err(error)) => {
-                                let outcome = service.classify(&error);
+                                let outcome = self.classify(service, &error);
                                 Err(CallFailure::Service(error, outcome))
                             }
                             Err(payload) => {
@@ -215,8 +228,11 @@ impl<S: Service> Actor for ServiceActor<S> {
             } => {
                 let call = AssertUnwindSafe(service.call(request)).catch_unwind();
                 let outcome = match tokio::time::timeout_at(deadline, call).await {
-                    Ok(Ok(Ok(_))) => Outcome::Success,
-                    Ok(Ok(Err(error))) => service.classify(&error),
+                    Ok(Ok(Ok(_))) => {
+                        self.cell.auth_ok();
+                        Outcome::Success
+                    }
+                    Ok(Ok(Err(error))) => self.classify(service, &error),
                     Ok(Err(payload)) => {
                         drop(slot);
                         completion.finish(Outcome::Failure(FailureKind::Crash));

@@ -196,4 +196,8 @@ impl Service for SimBroker {
     fn is_idempotent(request: &BrokerRequest) -> bool {
         matches!(request, BrokerRequest::Quote(_))
     }
+
+    fn is_auth_failure(&self, error: &KiteError) -> bool {
+        error.error_type == KiteErrorType::TokenException
+    }
 }
