@@ -15,7 +15,7 @@
 //!    before the caller sees it, so sequential accounting is exact.
 //!
 //! If the caller drops the future mid-call, the outcome is recorded as
-//! [`Outcome::Ignored`](crate::breaker::Outcome::Ignored): the dependency did
+//! [`Outcome::Ignored`]: the dependency did
 //! nothing wrong, and a HalfOpen probe slot is never leaked.
 
 mod call_error;
