@@ -1,8 +1,9 @@
 //! A flaky broker behind a breaker, in about a dozen seconds of real time.
 //!
 //! The broker fails for a while; the breaker opens after 5 failures and
-//! refuses calls at once, moves to HalfOpen when its (shortened) open
-//! duration passes, and closes after 3 successful probes.
+//! refuses calls at once; the recovery actor tries to reconnect on its
+//! backoff, moves the breaker to HalfOpen when that works, and 3 successful
+//! probes close it.
 //!
 //! ```text
 //! cargo run --example quickstart
@@ -40,6 +41,15 @@ impl Service for Broker {
 
     fn classify(&self, _: &BrokerError) -> Outcome {
         Outcome::Failure(FailureKind::Connection)
+    }
+
+    /// The recovery actor calls this on its backoff while the breaker is open.
+    async fn reconnect(&mut self) -> Result<(), BrokerError> {
+        if self.down.load(Ordering::Relaxed) {
+            Err(BrokerError::Network)
+        } else {
+            Ok(())
+        }
     }
 }
 
