@@ -305,6 +305,18 @@ async fn test_bad_path_or_method_when_requested_then_json_error_not_panic() {
     let (code, body) = request("GET", format!("{base}{CB}/kite_api/reset"), None, None).await;
     assert_eq!(code, 405);
     assert!(json(&body)["detail"].is_string());
+    let (code, body) = request(
+        "POST",
+        format!("{base}{CB}/kite_api/explode"),
+        Some("t"),
+        None,
+    )
+    .await;
+    assert_eq!(code, 404);
+    assert!(json(&body)["detail"]
+        .as_str()
+        .unwrap()
+        .contains("reset, force-open or disable"));
     let (code, _) = request("GET", format!("{base}/livez"), None, None).await;
     assert_eq!(code, 200, "still serving");
     seawall.shutdown().await;

@@ -104,59 +104,50 @@ fn done(control: &BreakerControl, action: &str, client: SocketAddr) -> Response 
     .into_response()
 }
 
-pub(crate) async fn reset(
+/// `POST …/circuit-breakers/{service}/{action}`: reset, force-open or disable.
+pub(crate) async fn command(
     State(state): State<Shared>,
     ConnectInfo(client): ConnectInfo<SocketAddr>,
-    Path(service): Path<String>,
+    Path((service, action)): Path<(String, String)>,
     headers: HeaderMap,
+    body: Bytes,
 ) -> Response {
-    match authorize(&state, &headers, &service) {
-        Ok(control) => {
-            control.reset();
-            done(control, "reset", client)
-        }
-        Err(e) => e.into_response(),
+    match action.as_str() {
+        "reset" => match authorize(&state, &headers, &service) {
+            Ok(control) => {
+                control.reset();
+                done(control, "reset", client)
+            }
+            Err(e) => e.into_response(),
+        },
+        "force-open" => manual(
+            &state,
+            client,
+            &service,
+            &headers,
+            &body,
+            "forced open",
+            |c, why| {
+                c.force_open(why);
+            },
+        ),
+        "disable" => manual(
+            &state,
+            client,
+            &service,
+            &headers,
+            &body,
+            "disabled",
+            |c, why| {
+                c.disable(why);
+            },
+        ),
+        other => ApiError(
+            StatusCode::NOT_FOUND,
+            format!("no breaker command {other:?}; use reset, force-open or disable"),
+        )
+        .into_response(),
     }
-}
-
-pub(crate) async fn force_open(
-    State(state): State<Shared>,
-    ConnectInfo(client): ConnectInfo<SocketAddr>,
-    Path(service): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    manual(
-        &state,
-        client,
-        &service,
-        &headers,
-        &body,
-        "forced open",
-        |c, why| {
-            c.force_open(why);
-        },
-    )
-}
-
-pub(crate) async fn disable(
-    State(state): State<Shared>,
-    ConnectInfo(client): ConnectInfo<SocketAddr>,
-    Path(service): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    manual(
-        &state,
-        client,
-        &service,
-        &headers,
-        &body,
-        "disabled",
-        |c, why| {
-            c.disable(why);
-        },
-    )
 }
 
 /// A manual state with an optional `{"reason": …}` body.

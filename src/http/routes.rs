@@ -23,16 +23,8 @@ pub(crate) fn router(state: Shared) -> Router {
             get(circuit_breakers),
         )
         .route(
-            "/api/v1/system/health/circuit-breakers/{service}/reset",
-            post(admin::reset),
-        )
-        .route(
-            "/api/v1/system/health/circuit-breakers/{service}/force-open",
-            post(admin::force_open),
-        )
-        .route(
-            "/api/v1/system/health/circuit-breakers/{service}/disable",
-            post(admin::disable),
+            "/api/v1/system/health/circuit-breakers/{service}/{action}",
+            post(admin::command),
         )
         .route("/livez", get(livez))
         .route("/readyz", get(readyz))
