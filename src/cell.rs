@@ -218,11 +218,13 @@ impl BreakerCell {
     }
 
     fn publish(&self, machine: &CircuitBreaker, t: Transition) {
-        let closing = self.word.load(Ordering::Acquire) & CLOSING != 0;
-        self.word.store(
-            pack(machine.state(), machine.epoch(), closing),
-            Ordering::Release,
-        );
+        // A CAS loop, so a concurrent `begin_closing` is never overwritten.
+        let (state, epoch) = (machine.state(), machine.epoch());
+        let _ = self
+            .word
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |word| {
+                Some(pack(state, epoch, word & CLOSING != 0))
+            });
         if let Some(actor) = self.actor.get() {
             let _ = actor.cast(BreakerMsg::Transitioned(t));
         }
