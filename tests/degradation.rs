@@ -201,6 +201,57 @@ impl Service for Kite {
             Ok("ok")
         }
     }
+    async fn reconnect(&mut self) -> Result<(), Down> {
+        self.health_check().await
+    }
+    async fn health_check(&mut self) -> Result<(), Down> {
+        if self.0.load(Ordering::SeqCst) {
+            Err(Down("NetworkException"))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// With only orders flowing (refused while Halted), a HalfOpen broker breaker
+/// gets no probes; `confirm_with_health_checks` closes it anyway.
+async fn orders_only_recovery(confirm: bool) -> BreakerState {
+    let down = Arc::new(AtomicBool::new(false));
+    let d = Arc::clone(&down);
+    let config = one_service("kite_api", |s| {
+        s.recovery.confirm_with_health_checks = confirm
+    });
+    let seawall = Seawall::builder(config)
+        .service("kite_api", move || Kite(Arc::clone(&d)))
+        .start()
+        .await
+        .unwrap();
+    let kite = seawall
+        .set_degradation::<Kite>("kite_api", DisableOrders)
+        .unwrap();
+    down.store(true, Ordering::SeqCst);
+    for _ in 0..5 {
+        kite.call(KiteReq::Place).await.unwrap_err();
+    }
+    assert_eq!(kite.handle().state(), BreakerState::Open);
+    down.store(false, Ordering::SeqCst);
+    for _ in 0..100 {
+        let _ = kite.call(KiteReq::Place).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let state = kite.handle().state();
+    seawall.shutdown().await;
+    state
+}
+
+#[tokio::test(start_paused = true)]
+async fn test_recovery_when_confirm_with_health_checks_then_closes_without_read_traffic() {
+    assert_eq!(orders_only_recovery(true).await, BreakerState::Closed);
+    assert_eq!(
+        orders_only_recovery(false).await,
+        BreakerState::HalfOpen,
+        "the contrast: without confirmation, refused orders never probe"
+    );
 }
 
 #[tokio::test(start_paused = true)]

@@ -155,7 +155,12 @@ async fn test_report_when_all_in_service_then_healthy_and_active() {
 
 #[tokio::test(start_paused = true)]
 async fn test_modes_when_kite_trips_then_halted_unhealthy_and_back_to_active_after_recovery() {
-    let t = tree(|_| {}).await;
+    // Calls do the probing here (health-check confirmation has its own test).
+    let t = tree(|c| {
+        let kite = c.services.get_mut("kite_api").unwrap();
+        kite.recovery.confirm_with_health_checks = false;
+    })
+    .await;
     let kite = t.handle("kite_api");
     let mut modes = t.seawall.modes();
     let mut events = t.seawall.subscribe();

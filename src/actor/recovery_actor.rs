@@ -22,6 +22,7 @@ pub(crate) type AttemptFn =
 /// A service the recovery actor can bring back.
 pub(crate) struct Recoverable {
     pub(crate) attempt: AttemptFn,
+    pub(crate) check: super::CheckFn,
     pub(crate) config: RecoveryConfig,
     pub(crate) control: BreakerControl,
     pub(crate) seed: u64,
@@ -205,7 +206,14 @@ impl Actor for RecoveryActor {
                     Ok(()) => {
                         SupervisionCounters::bump(&stats.recoveries);
                         tracing::info!(%service, attempt, "recovery succeeded");
-                        job.recoverable.control.recovery_succeeded();
+                        let moved = job.recoverable.control.recovery_succeeded().is_some();
+                        if moved && job.recoverable.config.confirm_with_health_checks {
+                            let probes = job.recoverable.control.config().success_threshold;
+                            let check = Arc::clone(&job.recoverable.check);
+                            let control = job.recoverable.control.clone();
+                            let timeout = job.recoverable.config.attempt_timeout;
+                            tokio::spawn(confirm(control, check, probes, timeout));
+                        }
                     }
                     Err(error) => {
                         SupervisionCounters::bump(&stats.recovery_failures);
@@ -224,5 +232,37 @@ impl Actor for RecoveryActor {
             }
         }
         Ok(())
+    }
+}
+
+/// Probes a HalfOpen breaker with the service's health check, through the
+/// breaker's own probe permits, until it closes, a probe fails, or the
+/// engine's traffic holds the probe slots.
+async fn confirm(
+    control: BreakerControl,
+    check: super::CheckFn,
+    probes: u32,
+    timeout: std::time::Duration,
+) {
+    use crate::breaker::{BreakerState, FailureKind, Outcome};
+    for _ in 0..probes {
+        if control.state() != BreakerState::HalfOpen {
+            return;
+        }
+        let cell = control.cell();
+        let Ok(permit) = cell.admit(crate::cell::now) else {
+            return; // real calls are probing
+        };
+        let started = tokio::time::Instant::now();
+        let outcome = match tokio::time::timeout(timeout, check()).await {
+            Ok(Ok(())) => Outcome::Success,
+            Ok(Err(_)) => Outcome::Failure(FailureKind::Other),
+            Err(_) => Outcome::Failure(FailureKind::Timeout),
+        };
+        let now = tokio::time::Instant::now();
+        cell.record(permit, outcome, now - started, now.into_std());
+        if outcome != Outcome::Success {
+            return;
+        }
     }
 }

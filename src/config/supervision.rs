@@ -25,6 +25,11 @@ pub struct RecoveryConfig {
     /// Deadline for one attempt of the strategy.
     #[serde(with = "humantime_serde")]
     pub attempt_timeout: Duration,
+    /// After a successful recovery, probe the HalfOpen breaker with the
+    /// service's health check (up to `success_threshold` times), so it can
+    /// close even when the engine's own calls are refused upstream (orders
+    /// while trading is Halted).
+    pub confirm_with_health_checks: bool,
 }
 
 impl Default for RecoveryConfig {
@@ -37,6 +42,7 @@ impl Default for RecoveryConfig {
             jitter: 0.2,
             max_attempts: MaxAttempts::Count(50),
             attempt_timeout: Duration::from_secs(30),
+            confirm_with_health_checks: false,
         }
     }
 }

@@ -318,15 +318,6 @@ async fn spawn_service<S: Service, R: RecoveryStrategy<S>>(
             Box::pin(async move { strategy.recover(&ctx).await.map_err(|e| e.to_string()) })
         })
     };
-    let _ = ctx.recovery.cast(RecoveryMsg::Register {
-        service: Arc::clone(&ctx.name),
-        recoverable: Box::new(Recoverable {
-            attempt,
-            config: ctx.config.recovery.clone(),
-            control: control.clone(),
-            seed: seed.rotate_left(31),
-        }),
-    });
     let check: CheckFn = {
         let handle = handle.clone();
         Arc::new(move || {
@@ -334,6 +325,16 @@ async fn spawn_service<S: Service, R: RecoveryStrategy<S>>(
             Box::pin(async move { handle.health_check().await.map_err(|e| e.to_string()) })
         })
     };
+    let _ = ctx.recovery.cast(RecoveryMsg::Register {
+        service: Arc::clone(&ctx.name),
+        recoverable: Box::new(Recoverable {
+            attempt,
+            check: Arc::clone(&check),
+            config: ctx.config.recovery.clone(),
+            control: control.clone(),
+            seed: seed.rotate_left(31),
+        }),
+    });
     Ok(Registered {
         name: ctx.name,
         check,
