@@ -315,4 +315,21 @@ mod tests {
         tokio::time::advance(Duration::from_secs(1)).await;
         assert!(plan.current().is_none(), "after the phase: nothing");
     }
+
+    #[tokio::test(start_paused = true)]
+    async fn test_plan_when_changed_at_run_time_then_new_schedule_counts_from_restart() {
+        let plan = ChaosPlan::new(Vec::new(), 1, |k: &str| k.to_string());
+        tokio::time::advance(Duration::from_secs(100)).await;
+        assert!(plan.current().is_none());
+        plan.set_phases(vec![ChaosPhase {
+            from: Duration::ZERO,
+            until: Duration::from_secs(5),
+            probability: 1.0,
+            fault: Fault::Outage,
+        }]);
+        assert!(plan.current().is_none(), "100 s in: past the new phase");
+        plan.restart();
+        assert_eq!(plan.current(), Some(Fault::Outage));
+        assert!(plan.in_outage());
+    }
 }

@@ -5,7 +5,7 @@ use proptest::prelude::*;
 use seawall::config::{Config, ServiceConfig, StrategyKind};
 use seawall::degradation::{
     Action, ConservativeHold, DbOp, DbRequest, Decision, DecisionSource, DisableOrders, Failover,
-    Instrument, LastKnownPrice, OrderIntent, OrderRequest, PriceBook, Quote, ReadOnlyCache, Reply,
+    LastKnownPrice, OrderIntent, OrderRequest, PriceBook, Quote, ReadOnlyCache, Reply,
 };
 use seawall::modes::TradingMode;
 use seawall::{BreakerState, CallError, DegradationError, FailureKind, Outcome, Seawall, Service};
@@ -646,11 +646,4 @@ proptest! {
             }
         }
     }
-}
-
-#[allow(dead_code)]
-fn assert_instrument_impls() {
-    fn takes<I: Instrument>(_: I) {}
-    takes("NSE:INFY");
-    takes(String::from("NSE:INFY"));
 }

@@ -126,6 +126,7 @@ async fn test_health_check_and_reconnect_when_called_then_reach_service() {
     kite.health_check().await.unwrap();
     kite.reconnect_worker(0).await.unwrap();
     assert_eq!(probe.health_checks.load(Ordering::SeqCst), 1);
+    assert_eq!(probe.reconnects.load(Ordering::SeqCst), 1);
     seawall.shutdown().await;
 }
 

@@ -147,11 +147,6 @@ impl LatencyHistogram {
         let max = Some(Duration::from_micros(self.max_micros));
         (p50.or(max), max)
     }
-
-    /// Forgets everything (after an operator reset).
-    pub fn clear(&mut self) {
-        *self = Self::default();
-    }
 }
 
 /// A compact copy of a [`LatencyHistogram`]'s non-empty buckets, kept by

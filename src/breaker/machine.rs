@@ -279,11 +279,6 @@ impl CircuitBreaker {
         }
     }
 
-    /// Counts a rejection made without the lock from published state.
-    pub fn count_rejections(&mut self, n: u64) {
-        self.rejected += n;
-    }
-
     /// Records the outcome of an admitted call that took `elapsed`, at `now`.
     #[inline]
     pub fn record(

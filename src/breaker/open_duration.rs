@@ -39,15 +39,6 @@ impl OpenDurationPolicy {
         }
         self.schedule().delay(reopens, jitter).max(self.base)
     }
-
-    /// The bounds a jittered duration for `reopens` must fall within.
-    pub fn bounds(&self, reopens: u32) -> (Duration, Duration) {
-        if reopens == 0 {
-            return (self.base, self.base);
-        }
-        let (low, high) = self.schedule().bounds(reopens);
-        (low.max(self.base), high.max(self.base))
-    }
 }
 
 #[cfg(test)]

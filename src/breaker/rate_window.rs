@@ -1,7 +1,7 @@
 //! Sliding windows over recent outcomes, for the rate-based trip rules.
 
 use super::WindowKind;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// Failure and slow-call counts over the last N calls or N seconds.
 ///
@@ -163,19 +163,12 @@ impl RateWindow {
     pub fn slow_rate(&self) -> Option<f64> {
         (self.calls > 0).then(|| f64::from(self.slow) / f64::from(self.calls))
     }
-
-    /// The window's span, for a time window.
-    pub fn span(&self) -> Option<Duration> {
-        match &self.inner {
-            Inner::Time { buckets, .. } => Some(Duration::from_secs(buckets.len() as u64)),
-            Inner::Count { .. } => None,
-        }
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn test_count_window_when_full_then_oldest_outcome_slides_out() {

@@ -25,6 +25,11 @@ pub(crate) async fn metrics(State(state): State<Shared>) -> Response {
         .into_response()
 }
 
+/// The `# HELP` and `# TYPE` lines of one metric family.
+fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
 pub(crate) fn render(state: &Shared) -> String {
     let mut out = String::with_capacity(4096);
     let all: Vec<_> = state
@@ -32,31 +37,22 @@ pub(crate) fn render(state: &Shared) -> String {
         .iter()
         .map(|c| (label(c.name()), c.metrics(), c.supervision()))
         .collect();
-    let mut family = |name: &str, kind: &str, help: &str| {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-    };
     family(
+        &mut out,
         "seawall_circuitbreaker_state",
         "gauge",
         "The state of each circuit breaker, one-hot.",
     );
-    let mut body = String::new();
     for (name, m, _) in &all {
         for s in BreakerState::ALL {
             let _ = writeln!(
-                body,
+                out,
                 "seawall_circuitbreaker_state{{name=\"{name}\",state=\"{}\"}} {}",
                 s.as_str(),
                 u8::from(m.state == s)
             );
         }
     }
-    out.push_str(&body);
-    body.clear();
-
-    let family = |out: &mut String, name: &str, kind: &str, help: &str| {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-    };
     family(
         &mut out,
         "seawall_circuitbreaker_calls_seconds",
