@@ -10,7 +10,7 @@
 //! ```
 
 use seawall::config::Config;
-use seawall::{CallError, Event, FailureKind, Outcome, Seawall, Service};
+use seawall::{CallError, Event, Evidence, FailureKind, Outcome, Seawall, Service};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -43,12 +43,15 @@ impl Service for Broker {
         Outcome::Failure(FailureKind::Connection)
     }
 
-    /// The recovery actor calls this on its backoff while the breaker is open.
-    async fn reconnect(&mut self) -> Result<(), BrokerError> {
+    /// The recovery actor calls this on its backoff while the breaker is
+    /// open. It reaches the dependency, so its `Ok` is evidence: the breaker
+    /// moves to HalfOpen early. Without it, the breaker would wait out
+    /// `open_timeout`.
+    async fn reconnect(&mut self) -> Result<Evidence, BrokerError> {
         if self.down.load(Ordering::Relaxed) {
             Err(BrokerError::Network)
         } else {
-            Ok(())
+            Ok(Evidence::Observed)
         }
     }
 }

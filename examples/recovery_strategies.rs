@@ -15,7 +15,7 @@
 
 use seawall::config::Config;
 use seawall::recovery::{RecoveryContext, RecoveryError, RecoveryStrategy};
-use seawall::{Event, FailureKind, Outcome, Seawall, Service};
+use seawall::{Event, Evidence, FailureKind, Outcome, Seawall, Service};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -74,9 +74,9 @@ impl Service for Kite {
         true
     }
 
-    async fn reconnect(&mut self) -> Result<(), KiteError> {
+    async fn reconnect(&mut self) -> Result<Evidence, KiteError> {
         if self.world.broker_up.load(Ordering::SeqCst) {
-            Ok(())
+            Ok(Evidence::Observed)
         } else {
             Err(KiteError::Network)
         }
@@ -89,7 +89,7 @@ struct KiteRelogin {
 }
 
 impl RecoveryStrategy<Kite> for KiteRelogin {
-    async fn recover(&self, ctx: &RecoveryContext<Kite>) -> Result<(), RecoveryError> {
+    async fn recover(&self, ctx: &RecoveryContext<Kite>) -> Result<Evidence, RecoveryError> {
         if !self.world.broker_up.load(Ordering::SeqCst) {
             return Err("login endpoint unreachable".into());
         }
@@ -125,11 +125,11 @@ impl Service for Feed {
         }
     }
 
-    async fn reconnect(&mut self) -> Result<(), FeedError> {
+    async fn reconnect(&mut self) -> Result<Evidence, FeedError> {
         if self.world.feed_up.load(Ordering::SeqCst) {
             // A new socket starts with no subscriptions.
             self.world.subscribed.lock().unwrap().clear();
-            Ok(())
+            Ok(Evidence::Observed)
         } else {
             Err(FeedError)
         }
@@ -143,8 +143,8 @@ struct Resubscribe {
 }
 
 impl RecoveryStrategy<Feed> for Resubscribe {
-    async fn recover(&self, ctx: &RecoveryContext<Feed>) -> Result<(), RecoveryError> {
-        ctx.reconnect_all().await?;
+    async fn recover(&self, ctx: &RecoveryContext<Feed>) -> Result<Evidence, RecoveryError> {
+        let evidence = ctx.reconnect_all().await?;
         self.world
             .subscribed
             .lock()
@@ -155,7 +155,7 @@ impl RecoveryStrategy<Feed> for Resubscribe {
             ctx.attempt(),
             self.symbols
         );
-        Ok(())
+        Ok(evidence)
     }
 }
 

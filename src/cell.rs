@@ -22,9 +22,10 @@ use crate::actor::BreakerMsg;
 use crate::breaker::{
     BreakerMetrics, BreakerState, CircuitBreaker, Outcome, Permit, Rejected, Transition,
 };
+use crate::modes::{OrderGate, TradingMode};
 use crate::stats::SupervisionCounters;
 use ractor::ActorRef;
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -38,6 +39,8 @@ pub(crate) enum Refusal {
     Rejected(BreakerState),
     ShuttingDown,
     Shed,
+    /// No service actor is running to take the call (all restarting).
+    Unavailable,
 }
 
 /// A bulkhead slot on one service actor, released on drop.
@@ -71,10 +74,13 @@ pub(crate) struct BreakerCell {
     in_flight: AtomicU32,
     max_in_flight: u32,
     busy: Box<[AtomicU32]>,
+    /// Which service actors are running; a restarting one takes no calls.
+    up: Box<[AtomicBool]>,
     next_worker: AtomicUsize,
     actor: OnceLock<ActorRef<BreakerMsg>>,
     pub(crate) stats: SupervisionCounters,
-    auth_failed: std::sync::atomic::AtomicBool,
+    auth_failed: AtomicBool,
+    gate: Arc<OrderGate>,
 }
 
 impl BreakerCell {
@@ -83,6 +89,7 @@ impl BreakerCell {
         machine: CircuitBreaker,
         concurrency: usize,
         max_in_flight: u32,
+        gate: Arc<OrderGate>,
     ) -> Self {
         let word = pack(machine.state(), machine.epoch(), false);
         Self {
@@ -93,10 +100,14 @@ impl BreakerCell {
             in_flight: AtomicU32::new(0),
             max_in_flight,
             busy: (0..concurrency.max(1)).map(|_| AtomicU32::new(0)).collect(),
+            up: (0..concurrency.max(1))
+                .map(|_| AtomicBool::new(false))
+                .collect(),
             next_worker: AtomicUsize::new(0),
             actor: OnceLock::new(),
             stats: SupervisionCounters::default(),
-            auth_failed: std::sync::atomic::AtomicBool::new(false),
+            auth_failed: AtomicBool::new(false),
+            gate,
         }
     }
 
@@ -135,48 +146,76 @@ impl BreakerCell {
                 self.rejected_unlocked.fetch_add(1, Ordering::Relaxed);
                 Err(Refusal::Rejected(state))
             }
-            BreakerState::HalfOpen => self
-                .lock()
-                .try_acquire(now())
-                .map_err(|Rejected { state, .. }| Refusal::Rejected(state)),
+            BreakerState::HalfOpen => {
+                let permit = self
+                    .lock()
+                    .try_acquire(now())
+                    .map_err(|Rejected { state, .. }| Refusal::Rejected(state))?;
+                // The probe's deadline is a timer in the breaker actor: arm
+                // it now, or a probe that never returns holds HalfOpen.
+                if let Some(actor) = self.actor.get() {
+                    let _ = actor.cast(BreakerMsg::Rearm);
+                }
+                Ok(permit)
+            }
         }
     }
 
-    /// Takes a bulkhead slot on the least busy service actor.
+    /// Marks service actor `worker` as running or not. The breaker actor
+    /// calls it on every start, crash and stop.
+    pub(crate) fn set_worker_up(&self, worker: usize, up: bool) {
+        if let Some(flag) = self.up.get(worker) {
+            flag.store(up, Ordering::Release);
+        }
+    }
+
+    /// Takes a bulkhead slot on the least busy running service actor.
     #[inline]
-    pub(crate) fn take_slot(self: &Arc<Self>) -> Option<Slot> {
+    pub(crate) fn take_slot(self: &Arc<Self>) -> Result<Slot, Refusal> {
         let taken = self.in_flight.fetch_add(1, Ordering::AcqRel);
         if taken >= self.max_in_flight {
             self.in_flight.fetch_sub(1, Ordering::AcqRel);
-            return None;
+            return Err(Refusal::Shed);
         }
         // One service actor needs no load balancing (and no busy counter).
         let worker = if self.busy.len() > 1 {
-            let worker = self.pick_worker();
-            self.busy[worker].fetch_add(1, Ordering::AcqRel);
-            worker
+            self.pick_worker()
+        } else if self.up[0].load(Ordering::Acquire) {
+            Some(0)
         } else {
-            0
+            None
         };
-        Some(Slot {
+        let Some(worker) = worker else {
+            self.in_flight.fetch_sub(1, Ordering::AcqRel);
+            return Err(Refusal::Unavailable);
+        };
+        if self.busy.len() > 1 {
+            self.busy[worker].fetch_add(1, Ordering::AcqRel);
+        }
+        Ok(Slot {
             cell: Arc::clone(self),
             worker,
         })
     }
 
-    fn pick_worker(&self) -> usize {
+    /// The least busy running service actor: a restarting one's slot takes
+    /// no calls, so healthy siblings serve them.
+    fn pick_worker(&self) -> Option<usize> {
         let n = self.busy.len();
         let start = self.next_worker.fetch_add(1, Ordering::Relaxed) % n;
-        let mut best = start;
+        let mut best = None;
         let mut best_load = u32::MAX;
         for i in 0..n {
             let idx = (start + i) % n;
+            if !self.up[idx].load(Ordering::Acquire) {
+                continue;
+            }
             let load = self.busy[idx].load(Ordering::Acquire);
             if load == 0 {
-                return idx;
+                return Some(idx);
             }
             if load < best_load {
-                best = idx;
+                best = Some(idx);
                 best_load = load;
             }
         }
@@ -230,8 +269,10 @@ impl BreakerCell {
         }
     }
 
-    /// The service reported an auth failure: tell the breaker actor once.
+    /// The service reported an auth failure: orders stop at once (trading
+    /// rule 5), and the breaker actor is told once.
     pub(crate) fn auth_failed(&self, message: String) {
+        self.gate.raise(TradingMode::Halted);
         if !self.auth_failed.swap(true, Ordering::AcqRel) {
             if let Some(actor) = self.actor.get() {
                 let _ = actor.cast(BreakerMsg::Auth(Some(message)));
@@ -280,6 +321,15 @@ impl BreakerCell {
 
 fn pack(state: BreakerState, epoch: u64, closing: bool) -> u64 {
     (epoch << EPOCH_SHIFT) | if closing { CLOSING } else { 0 } | state as u64
+}
+
+/// `at + d`, saturating about 30 years ahead instead of panicking on an
+/// absurd duration.
+pub(crate) fn deadline_after(at: tokio::time::Instant, d: Duration) -> tokio::time::Instant {
+    const FAR: Duration = Duration::from_secs(86_400 * 365 * 30);
+    at.checked_add(d.min(FAR))
+        .or_else(|| at.checked_add(Duration::from_secs(86_400)))
+        .unwrap_or(at)
 }
 
 /// The clock every breaker in the tree reads: tokio's, so paused-time tests

@@ -4,6 +4,8 @@
 //! [`ChaosPlan`] is active, makes calls fail with an error of a chosen kind,
 //! adds latency, hangs (so the call times out), panics, or takes the whole
 //! dependency out (calls, reconnects, health checks and start-ups fail).
+//! Every fault hits reconnects and health checks as it hits calls: an
+//! injected outage must not let recovery believe the dependency is back.
 //! Each phase fires with a probability drawn from a seeded generator, so a
 //! run can be reproduced. The plan is shared by every instance of the
 //! service and can be changed while running ([`ChaosPlan::set_phases`]).
@@ -12,7 +14,8 @@
 //! outage before the market does it for you.
 
 use crate::breaker::Outcome;
-use crate::service::Service;
+use crate::modes::OrderIntent;
+use crate::service::{Evidence, Service};
 use serde::{Deserialize, Serialize};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -231,6 +234,28 @@ impl<S: Service> Chaos<S> {
     }
 }
 
+impl<E> ChaosPlan<E> {
+    /// The fault for a reconnect or health check: an outage is an outage
+    /// everywhere. Errors and outages fail, a timeout hangs (the caller's
+    /// deadline fires), latency delays, a panic panics.
+    async fn inject(&self) -> Result<(), E> {
+        match self.current() {
+            None => Ok(()),
+            Some(Fault::Error { kind }) => Err(self.error(&kind)),
+            Some(Fault::Outage) => Err(self.error("outage")),
+            Some(Fault::Latency { latency }) => {
+                tokio::time::sleep(latency).await;
+                Ok(())
+            }
+            Some(Fault::Timeout) => std::future::pending().await,
+            Some(Fault::Panic) => panic!("chaos: injected panic"),
+        }
+    }
+}
+
+/// Every policy of `S` is forwarded (`classify`, `is_auth_failure`,
+/// `is_idempotent`, `order_intent`): a wrapper must never drop one.
+/// `tests/chaos_policies.rs` enumerates them.
 impl<S: Service> Service for Chaos<S>
 where
     S::Error: Send,
@@ -257,8 +282,16 @@ where
         self.inner.classify(error)
     }
 
+    fn is_auth_failure(&self, error: &S::Error) -> bool {
+        self.inner.is_auth_failure(error)
+    }
+
     fn is_idempotent(request: &S::Request) -> bool {
         S::is_idempotent(request)
+    }
+
+    fn order_intent(request: &S::Request) -> Option<OrderIntent> {
+        S::order_intent(request)
     }
 
     async fn start(&mut self) -> Result<(), S::Error> {
@@ -268,17 +301,15 @@ where
         self.inner.start().await
     }
 
-    async fn reconnect(&mut self) -> Result<(), S::Error> {
-        if self.plan.in_outage() {
-            return Err(self.plan.error("outage"));
-        }
+    async fn reconnect(&mut self) -> Result<Evidence, S::Error> {
+        let plan = Arc::clone(&self.plan);
+        plan.inject().await?;
         self.inner.reconnect().await
     }
 
-    async fn health_check(&mut self) -> Result<(), S::Error> {
-        if self.plan.in_outage() {
-            return Err(self.plan.error("outage"));
-        }
+    async fn health_check(&mut self) -> Result<Evidence, S::Error> {
+        let plan = Arc::clone(&self.plan);
+        plan.inject().await?;
         self.inner.health_check().await
     }
 }

@@ -31,7 +31,7 @@ mod reply;
 
 pub use cache::{DbOp, DbRequest, ReadOnlyCache};
 pub use hold::{Action, ConservativeHold, Decision, DecisionSource};
-pub use orders::{DisableOrders, OrderIntent, OrderRequest};
+pub use orders::{DisableOrders, OrderIntent};
 pub use price_book::{Instrument, LastKnownPrice, PriceBook, PriceRefused, Quote};
 pub use reply::{Fallback, Reply};
 

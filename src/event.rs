@@ -88,6 +88,7 @@ impl Event {
             Event::ModesChanged(_) => "",
             Event::Alert(Alert::ScoreCrossed { .. }) => "",
             Event::Alert(Alert::Escalation { service, .. })
+            | Event::Alert(Alert::Flap { service, .. })
             | Event::Alert(Alert::Auth { service, .. }) => service,
             Event::Transition { service, .. }
             | Event::ServiceActorFailed { service, .. }
@@ -131,5 +132,15 @@ pub enum Alert {
         service: Arc<str>,
         /// Why.
         reason: String,
+    },
+    /// A breaker re-opened within its stability window after recovering:
+    /// flapping is worse than staying open, so its next open lasts longer.
+    Flap {
+        /// The service.
+        service: Arc<str>,
+        /// Flaps so far.
+        flaps: u64,
+        /// When this longer open period ends.
+        open_until: Option<std::time::Instant>,
     },
 }

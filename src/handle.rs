@@ -19,15 +19,19 @@
 //! nothing wrong, and a HalfOpen probe slot is never leaked.
 
 mod call_error;
+mod health_probe;
 mod retry;
 
 pub use call_error::CallError;
 pub use retry::RetryPolicy;
 
+pub(crate) use health_probe::HealthProbe;
+
 use crate::actor::{CallFailure, CastCompletion, ServiceActors, ServiceMsg};
 use crate::breaker::{BreakerMetrics, BreakerState, FailureKind, Outcome, Permit};
-use crate::cell::{now, BreakerCell, Refusal};
-use crate::service::Service;
+use crate::cell::{deadline_after, now, BreakerCell, Refusal};
+use crate::modes::OrderGate;
+use crate::service::{Evidence, Service};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -42,6 +46,8 @@ struct Inner<S: Service> {
     actors: Arc<ServiceActors<S>>,
     call_timeout: Duration,
     retry: RetryPolicy,
+    gate: Arc<OrderGate>,
+    probe: HealthProbe<S>,
 }
 
 impl<S: Service> Clone for ServiceHandle<S> {
@@ -91,6 +97,8 @@ impl<S: Service> ServiceHandle<S> {
         actors: Arc<ServiceActors<S>>,
         call_timeout: Duration,
         retry: RetryPolicy,
+        gate: Arc<OrderGate>,
+        probe: HealthProbe<S>,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
@@ -98,6 +106,8 @@ impl<S: Service> ServiceHandle<S> {
                 actors,
                 call_timeout,
                 retry,
+                gate,
+                probe,
             }),
         }
     }
@@ -141,6 +151,20 @@ impl<S: Service> ServiceHandle<S> {
     fn refused(&self, refusal: Refusal) -> CallError<S::Error> {
         refusal_error(&self.inner.cell, refusal)
     }
+
+    /// The one order gate: an order the trading mode does not allow never
+    /// reaches admission. A request that is not an order costs nothing here
+    /// (`order_intent` is a static function, `None` for most services).
+    #[inline]
+    fn gate(&self, request: &S::Request) -> Result<(), CallError<S::Error>> {
+        match S::order_intent(request) {
+            None => Ok(()),
+            Some(intent) => self.inner.gate.check(intent).map_err(|reason| CallError::Refused {
+                service: Arc::clone(self.inner.cell.name()),
+                reason,
+            }),
+        }
+    }
 }
 
 /// The error for a refusal, naming the service and its bound.
@@ -157,6 +181,7 @@ pub(crate) fn refusal_error<E: std::error::Error>(
                 service,
                 max_in_flight: cell.max_in_flight(),
             },
+            Refusal::Unavailable => CallError::Unavailable { service },
         }
     }
 }
@@ -167,19 +192,37 @@ impl<S: Service> ServiceHandle<S> {
     /// A timeout counts as a failure for the breaker. The request is only
     /// sent to the dependency if it is still wanted: one that waited in a
     /// mailbox past its deadline is dropped unsent. For a request that is not
-    /// [idempotent](Service::is_idempotent), a timeout is
-    /// [`CallError::Unknown`]: it may have taken effect.
+    /// [idempotent](Service::is_idempotent), any unknown outcome (a timeout,
+    /// a crash or panic after it was sent) is [`CallError::Unknown`]: it may
+    /// have taken effect. An [order](Service::order_intent) the trading mode
+    /// does not allow is refused before admission.
     pub async fn call(&self, request: S::Request) -> Result<S::Response, CallError<S::Error>> {
+        self.call_checked(request, |_| Ok(())).await
+    }
+
+    /// [`Self::call`], with `check` judging a successful reply before its
+    /// outcome is recorded: a reply it refuses (a quote with a price of 0)
+    /// is a failure of the dependency, counted by the breaker, and the
+    /// caller gets [`CallError::Invalid`].
+    pub(crate) async fn call_checked(
+        &self,
+        request: S::Request,
+        check: impl FnOnce(&S::Response) -> Result<(), String>,
+    ) -> Result<S::Response, CallError<S::Error>> {
+        self.gate(&request)?;
         let inner = &*self.inner;
         let cell = &*inner.cell;
         let permit = cell.admit(now).map_err(|r| self.refused(r))?;
-        let Some(slot) = inner.cell.take_slot() else {
-            cell.cancel(permit);
-            return Err(self.refused(Refusal::Shed));
+        let slot = match inner.cell.take_slot() {
+            Ok(slot) => slot,
+            Err(refusal) => {
+                cell.cancel(permit);
+                return Err(self.refused(refusal));
+            }
         };
         let idempotent = S::is_idempotent(&request);
         let started = Instant::now();
-        let deadline = started + inner.call_timeout;
+        let deadline = deadline_after(started, inner.call_timeout);
         let mut pending = PendingOutcome {
             cell,
             permit: Some(permit),
@@ -193,17 +236,33 @@ impl<S: Service> ServiceHandle<S> {
             slot,
         };
         if !inner.actors.send(worker, msg) {
-            pending.finish(Outcome::Failure(FailureKind::Unavailable));
+            // The service actor stopped between the slot and the send: its
+            // crash is counted once by supervision, not again per call.
+            pending.finish(Outcome::Ignored);
             return Err(CallError::Unavailable {
                 service: Arc::clone(cell.name()),
             });
         }
         let service = || Arc::clone(cell.name());
+        let unknown = |reason: String| CallError::Unknown {
+            service: service(),
+            reason,
+            source: None,
+        };
         match tokio::time::timeout_at(deadline, rx).await {
-            Ok(Ok(Ok(response))) => {
-                pending.finish(Outcome::Success);
-                Ok(response)
-            }
+            Ok(Ok(Ok(response))) => match check(&response) {
+                Ok(()) => {
+                    pending.finish(Outcome::Success);
+                    Ok(response)
+                }
+                Err(reason) => {
+                    pending.finish(Outcome::Failure(FailureKind::Invalid));
+                    Err(CallError::Invalid {
+                        service: service(),
+                        reason,
+                    })
+                }
+            },
             Ok(Ok(Err(CallFailure::Service(error, outcome)))) => {
                 pending.finish(outcome);
                 if outcome == Outcome::Failure(FailureKind::Ambiguous) {
@@ -227,26 +286,37 @@ impl<S: Service> ServiceHandle<S> {
                         timeout: inner.call_timeout,
                     })
                 } else {
-                    Err(CallError::Unknown {
-                        service: service(),
-                        reason: format!(
-                            "no answer within {} for a request that is not idempotent",
-                            humantime::format_duration(inner.call_timeout)
-                        ),
-                        source: None,
-                    })
+                    Err(unknown(format!(
+                        "no answer within {} for a request that is not idempotent",
+                        humantime::format_duration(inner.call_timeout)
+                    )))
                 }
             }
             Ok(Ok(Err(CallFailure::Panicked))) => {
                 pending.finish(Outcome::Failure(FailureKind::Crash));
-                Err(CallError::Crashed { service: service() })
+                if idempotent {
+                    Err(CallError::Crashed { service: service() })
+                } else {
+                    Err(unknown(
+                        "the service panicked after the request reached it".to_string(),
+                    ))
+                }
             }
             Ok(Err(_)) => {
                 // The service actor stopped before answering: it crashed
-                // while this request waited behind another, or was killed.
-                // The crash itself is counted once by supervision.
+                // while this request waited behind another, or was killed
+                // mid-call. The crash itself is counted once by supervision.
+                // Which of the two cannot be told here, so a request that is
+                // not idempotent may have been sent: unknown.
                 pending.finish(Outcome::Ignored);
-                Err(CallError::Crashed { service: service() })
+                if idempotent {
+                    Err(CallError::Crashed { service: service() })
+                } else {
+                    Err(unknown(
+                        "the service actor stopped before answering; the request may have been sent"
+                            .to_string(),
+                    ))
+                }
             }
         }
     }
@@ -255,18 +325,22 @@ impl<S: Service> ServiceHandle<S> {
     /// bulkhead apply as for [`Self::call`]; the outcome is recorded by the
     /// service actor when the request finishes (or by its crash).
     pub fn cast(&self, request: S::Request) -> Result<(), CallError<S::Error>> {
+        self.gate(&request)?;
         let inner = &*self.inner;
         let cell = &inner.cell;
         let permit = cell.admit(now).map_err(|r| self.refused(r))?;
-        let Some(slot) = cell.take_slot() else {
-            cell.cancel(permit);
-            return Err(self.refused(Refusal::Shed));
+        let slot = match cell.take_slot() {
+            Ok(slot) => slot,
+            Err(refusal) => {
+                cell.cancel(permit);
+                return Err(self.refused(refusal));
+            }
         };
         let started = Instant::now();
         let worker = slot.worker();
         let msg = ServiceMsg::Cast {
             request,
-            deadline: started + inner.call_timeout,
+            deadline: deadline_after(started, inner.call_timeout),
             completion: CastCompletion::new(Arc::clone(cell), permit, started),
             slot,
         };
@@ -287,16 +361,25 @@ impl<S: Service> ServiceHandle<S> {
 
     /// Asks service actor `worker` to [`Service::reconnect`] its connection.
     /// Recovery strategies use this; it bypasses the breaker on purpose.
-    pub async fn reconnect_worker(&self, worker: usize) -> Result<(), CallError<S::Error>> {
+    pub async fn reconnect_worker(&self, worker: usize) -> Result<Evidence, CallError<S::Error>> {
         self.control(worker, |reply| ServiceMsg::Reconnect { reply })
             .await
     }
 
-    /// Runs the service's health check on its first service actor. It
-    /// bypasses the breaker, so it can tell whether an open dependency is back.
-    pub async fn health_check(&self) -> Result<(), CallError<S::Error>> {
-        self.control(0, |reply| ServiceMsg::HealthCheck { reply })
-            .await
+    /// Runs the service's health check on an instance of its own, within
+    /// `call_timeout`. It bypasses the breaker (so it can tell whether an
+    /// open dependency is back) and the service actors' mailboxes (so a slow
+    /// but successful call never makes it time out).
+    pub async fn health_check(&self) -> Result<Evidence, CallError<S::Error>> {
+        let inner = &*self.inner;
+        let check = inner.probe.check(inner.cell.name());
+        match tokio::time::timeout(inner.call_timeout, check).await {
+            Ok(result) => result,
+            Err(_) => Err(CallError::Timeout {
+                service: Arc::clone(inner.cell.name()),
+                timeout: inner.call_timeout,
+            }),
+        }
     }
 
     pub(crate) fn cell(&self) -> &Arc<BreakerCell> {
@@ -306,8 +389,8 @@ impl<S: Service> ServiceHandle<S> {
     async fn control(
         &self,
         worker: usize,
-        build: impl FnOnce(ractor::RpcReplyPort<Result<(), S::Error>>) -> ServiceMsg<S>,
-    ) -> Result<(), CallError<S::Error>> {
+        build: impl FnOnce(ractor::RpcReplyPort<Result<Evidence, S::Error>>) -> ServiceMsg<S>,
+    ) -> Result<Evidence, CallError<S::Error>> {
         let inner = &*self.inner;
         let service = || Arc::clone(inner.cell.name());
         let (tx, rx) = tokio::sync::oneshot::channel();
@@ -315,7 +398,7 @@ impl<S: Service> ServiceHandle<S> {
             return Err(CallError::Unavailable { service: service() });
         }
         match tokio::time::timeout(inner.call_timeout, rx).await {
-            Ok(Ok(Ok(()))) => Ok(()),
+            Ok(Ok(Ok(evidence))) => Ok(evidence),
             Ok(Ok(Err(source))) => Err(CallError::Service {
                 service: service(),
                 outcome: Outcome::Failure(FailureKind::Other),

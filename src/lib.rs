@@ -49,4 +49,4 @@ pub use handle::{CallError, ServiceHandle};
 pub use runtime::{
     BreakerControl, DegradationError, HandleError, Seawall, SeawallBuilder, StartError,
 };
-pub use service::Service;
+pub use service::{Evidence, Service};

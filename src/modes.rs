@@ -14,7 +14,25 @@
 //! ReadOnly > ReadWrite.
 
 use serde::{Deserialize, Serialize};
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::OnceLock;
 use std::time::SystemTime;
+use tokio::sync::watch;
+
+/// What an order request does to exposure: the one thing the order gate
+/// needs to know about a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OrderIntent {
+    /// A new order that adds risk.
+    Open,
+    /// A change to a resting order (may add risk, so gated like `Open`).
+    Modify,
+    /// A cancel of a resting order (reduces risk; always allowed).
+    Cancel,
+    /// An order that closes or reduces a position.
+    Exit,
+}
 
 /// Whether new orders may be sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -26,6 +44,77 @@ pub enum TradingMode {
     Reducing,
     /// No new orders.
     Halted,
+}
+
+impl TradingMode {
+    /// The one order gate (trading rules 6 and 7): everything while Active;
+    /// exits and cancels while Reducing; only cancels while Halted.
+    pub fn allows(self, intent: OrderIntent) -> bool {
+        match self {
+            TradingMode::Active => true,
+            TradingMode::Reducing => matches!(intent, OrderIntent::Cancel | OrderIntent::Exit),
+            TradingMode::Halted => intent == OrderIntent::Cancel,
+        }
+    }
+
+    fn from_u8(v: u8) -> Self {
+        match v {
+            0 => TradingMode::Active,
+            1 => TradingMode::Reducing,
+            _ => TradingMode::Halted,
+        }
+    }
+}
+
+/// The trading mode as every order path reads it: one atomic load, kept in
+/// step with the modes on the watch channel by the health actor. A cause
+/// that must stop orders before the health actor has run (an expired token)
+/// raises it at once; it never lowers without the health actor.
+#[derive(Debug, Default)]
+pub(crate) struct OrderGate {
+    trading: AtomicU8,
+    modes: OnceLock<watch::Receiver<Modes>>,
+}
+
+impl OrderGate {
+    /// The trading mode right now.
+    #[inline]
+    pub(crate) fn trading(&self) -> TradingMode {
+        TradingMode::from_u8(self.trading.load(Ordering::Acquire))
+    }
+
+    /// Publishes the health actor's computed mode.
+    pub(crate) fn set(&self, mode: TradingMode) {
+        self.trading.store(mode as u8, Ordering::Release);
+    }
+
+    /// Raises the mode to at least `mode` at once.
+    pub(crate) fn raise(&self, mode: TradingMode) {
+        self.trading.fetch_max(mode as u8, Ordering::AcqRel);
+    }
+
+    pub(crate) fn attach(&self, modes: watch::Receiver<Modes>) {
+        let _ = self.modes.set(modes);
+    }
+
+    /// `Ok` when an order of `intent` may be sent now, or why not.
+    pub(crate) fn check(&self, intent: OrderIntent) -> Result<(), String> {
+        let trading = self.trading();
+        if trading.allows(intent) {
+            return Ok(());
+        }
+        let (reason, since) = match self.modes.get() {
+            Some(modes) => {
+                let m = modes.borrow();
+                (m.reason.clone(), m.changed_at)
+            }
+            None => ("the tree is starting".to_string(), SystemTime::now()),
+        };
+        Err(format!(
+            "orders disabled: {reason} since {} (trading {trading:?}; {intent:?} orders refused)",
+            humantime::format_rfc3339_seconds(since)
+        ))
+    }
 }
 
 /// Where trading decisions come from.

@@ -4,15 +4,37 @@
 //! database pool member, an AI agent, the market-data feed). seawall runs
 //! each instance inside its own service actor, so methods take `&mut self`
 //! and need no locking: with `concurrency = N` the runtime builds N
-//! instances from your factory, like a connection pool.
+//! instances from your factory, like a connection pool, and one more for
+//! health checks, so a check never queues behind the service's calls.
+//!
+//! # Evidence
+//!
+//! Recovery shortens an outage only on evidence from the dependency itself.
+//! [`Service::reconnect`] and [`Service::health_check`] answer
+//! [`Evidence::Observed`] when they really reached the dependency. Their
+//! defaults answer [`Evidence::NotImplemented`]: a service that implements
+//! only `call` gives no evidence, so its breaker waits out `open_timeout`
+//! and closes only on `success_threshold` real probe successes.
 
 use crate::breaker::{FailureKind, Outcome};
+use crate::modes::OrderIntent;
 use std::future::Future;
+
+/// What a reconnect or health check learned about the dependency.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Evidence {
+    /// It reached the dependency, and the dependency answered well.
+    Observed,
+    /// This probe is not implemented: nothing was learned, and nothing may
+    /// be concluded from the `Ok`.
+    NotImplemented,
+}
 
 /// One protected dependency.
 ///
 /// Only [`Service::call`] is required. The rest have safe defaults: every
-/// error counts as a failure, reconnecting and health checks succeed.
+/// error counts as a failure, no request is idempotent or an order, and
+/// reconnects and health checks give no evidence.
 pub trait Service: Send + 'static {
     /// What the engine asks of the dependency.
     type Request: Send + 'static;
@@ -37,21 +59,31 @@ pub trait Service: Send + 'static {
 
     /// Whether `error` means the engine's credentials are no longer valid
     /// (Kite's `TokenException`). Trading rule 5: such an error should be
-    /// classified `Ignored` (it does not trip or retry); this flag raises an
-    /// auth alert and halts orders until a call succeeds again.
+    /// classified `Ignored` (it does not trip or retry); this flag halts
+    /// orders at once and raises an auth alert, until a call succeeds again.
     fn is_auth_failure(&self, error: &Self::Error) -> bool {
         let _ = error;
         false
     }
 
     /// Whether `request` may be sent twice with the effect of once. Only
-    /// idempotent requests are ever retried, and a timeout of a request that
-    /// is not idempotent is reported as `CallError::Unknown`. The default,
-    /// `false`, is the safe one: order placement, modification and
-    /// cancellation must never say `true` (Kite has no idempotency key).
+    /// idempotent requests are ever retried, and any unknown outcome of a
+    /// request that is not idempotent (a timeout, a crash after it was sent)
+    /// is reported as `CallError::Unknown`. The default, `false`, is the
+    /// safe one: order placement, modification and cancellation must never
+    /// say `true` (Kite has no idempotency key).
     fn is_idempotent(request: &Self::Request) -> bool {
         let _ = request;
         false
+    }
+
+    /// Whether `request` is an order, and what it does to exposure. Every
+    /// path that sends a request checks this against the trading mode (the
+    /// one order gate), so a broker service must answer it for every order
+    /// it can send. The default, `None`, is for services that send no orders.
+    fn order_intent(request: &Self::Request) -> Option<OrderIntent> {
+        let _ = request;
+        None
     }
 
     /// Runs when the service actor starts (connect, log in). An error here
@@ -61,13 +93,17 @@ pub trait Service: Send + 'static {
     }
 
     /// Re-establishes the connection after an outage; the default recovery
-    /// strategy calls it.
-    fn reconnect(&mut self) -> impl Future<Output = Result<(), Self::Error>> + Send {
-        async { Ok(()) }
+    /// strategy calls it. Answer [`Evidence::Observed`] only when the
+    /// dependency answered; the default answers `NotImplemented`.
+    fn reconnect(&mut self) -> impl Future<Output = Result<Evidence, Self::Error>> + Send {
+        async { Ok(Evidence::NotImplemented) }
     }
 
-    /// A cheap probe of the dependency's health, run on the health interval.
-    fn health_check(&mut self) -> impl Future<Output = Result<(), Self::Error>> + Send {
-        async { Ok(()) }
+    /// A cheap probe of the dependency, run on the health interval on an
+    /// instance of its own (never behind the service's calls), and by the
+    /// default recovery strategy. Answer [`Evidence::Observed`] only when
+    /// the dependency answered; the default answers `NotImplemented`.
+    fn health_check(&mut self) -> impl Future<Output = Result<Evidence, Self::Error>> + Send {
+        async { Ok(Evidence::NotImplemented) }
     }
 }

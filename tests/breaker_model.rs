@@ -65,6 +65,10 @@ struct Model {
     probes: Vec<Instant>,
     open_until: Option<Instant>,
     reopens: u32,
+    /// When the model last closed after probes, and how long its last open was.
+    recovered_at: Option<Instant>,
+    last_open: Duration,
+    flaps: u64,
     admitted: u64,
     decided: u64,
     escalated: bool,
@@ -93,7 +97,24 @@ impl Model {
             Duration::from_secs_f64(grown.min(self.max.as_secs_f64()))
         };
         self.enter(BreakerState::Open);
+        self.last_open = duration;
         self.open_until = Some(now + duration);
+    }
+
+    /// Closed → Open: a trip within the stability window (the last open
+    /// duration) after a recovery is a flap and keeps growing the backoff.
+    fn trip(&mut self, now: Instant) {
+        let flap = self
+            .recovered_at
+            .take()
+            .is_some_and(|at| now - at < self.last_open);
+        if flap {
+            self.flaps += 1;
+            self.reopens += 1;
+        } else {
+            self.reopens = 0;
+        }
+        self.open(now);
     }
 
     fn poll(&mut self, now: Instant) {
@@ -149,6 +170,9 @@ fn run(
         probes: Vec::new(),
         open_until: None,
         reopens: 0,
+        recovered_at: None,
+        last_open: Duration::ZERO,
+        flaps: 0,
         admitted: 0,
         decided: 0,
         escalated: false,
@@ -213,14 +237,14 @@ fn run(
                             if model.state == BreakerState::Closed
                                 && model.consecutive_failures >= model.failure_threshold
                             {
-                                model.open(now);
+                                model.trip(now);
                             }
                         }
                         (BreakerState::HalfOpen, Outcome::Success) => {
                             model.probe_successes += 1;
                             if model.probe_successes >= model.success_threshold {
                                 prop_assert_eq!(model.probe_successes, model.success_threshold);
-                                model.reopens = 0;
+                                model.recovered_at = Some(now);
                                 model.enter(BreakerState::Closed);
                             }
                         }
@@ -268,6 +292,7 @@ fn run(
             Op::Reset => {
                 breaker.reset(now);
                 model.reopens = 0;
+                model.recovered_at = None;
                 model.enter(BreakerState::Closed);
             }
             Op::Recovered => {
@@ -296,6 +321,7 @@ fn run(
         prop_assert_eq!(breaker.is_escalated(), model.escalated);
         prop_assert_eq!(breaker.epoch(), model.epoch);
         prop_assert_eq!(breaker.open_until(), model.open_until);
+        prop_assert_eq!(m.flaps, model.flaps);
         prop_assert!(breaker.probes_in_flight() <= max_probes);
         prop_assert_eq!(breaker.probes_in_flight() as usize, model.probes.len());
         prop_assert_eq!(

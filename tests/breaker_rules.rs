@@ -138,7 +138,7 @@ fn test_time_window_when_old_failures_slide_out_then_rate_forgets_them() {
 }
 
 #[test]
-fn test_half_open_when_probe_fails_then_reopens_longer_and_clean_close_resets_duration() {
+fn test_half_open_when_probe_fails_then_reopens_longer_and_only_a_stable_close_resets_duration() {
     let t0 = Instant::now();
     let mut b = CircuitBreaker::with_jitter(kite(), t0, Box::new(0.5));
     for _ in 0..5 {
@@ -160,12 +160,34 @@ fn test_half_open_when_probe_fails_then_reopens_longer_and_clean_close_resets_du
         call(&mut b, Outcome::Success, MS, t2);
     }
     assert_eq!(b.state(), BreakerState::Closed);
+    // A trip inside the stability window (the last open duration, 10 min)
+    // is a flap: it is counted and the open grows again.
+    let t3 = t2 + Duration::from_secs(599);
     for _ in 0..5 {
-        call(&mut b, FAIL, MS, t2);
+        call(&mut b, FAIL, t3 - t2, t3);
     }
+    assert_eq!(b.metrics().flaps, 1);
     assert_eq!(
         b.open_until(),
-        Some(t2 + Duration::from_secs(300)),
+        Some(t3 + Duration::from_secs(1200)),
+        "a flap doubles the open again"
+    );
+    let t4 = t3 + Duration::from_secs(1200);
+    b.poll(t4);
+    for _ in 0..3 {
+        call(&mut b, Outcome::Success, MS, t4);
+    }
+    assert_eq!(b.state(), BreakerState::Closed);
+    // Closed for the whole window (now 20 min): the next trip is no flap,
+    // and the open duration is back to base.
+    let t5 = t4 + Duration::from_secs(1200);
+    for _ in 0..5 {
+        call(&mut b, FAIL, MS, t5);
+    }
+    assert_eq!(b.metrics().flaps, 1, "a stable close is no flap");
+    assert_eq!(
+        b.open_until(),
+        Some(t5 + Duration::from_secs(300)),
         "back to base"
     );
 }

@@ -5,10 +5,12 @@ use proptest::prelude::*;
 use seawall::config::{Config, ServiceConfig, StrategyKind};
 use seawall::degradation::{
     Action, ConservativeHold, DbOp, DbRequest, Decision, DecisionSource, DisableOrders, Failover,
-    LastKnownPrice, OrderIntent, OrderRequest, PriceBook, Quote, ReadOnlyCache, Reply,
+    LastKnownPrice, OrderIntent, PriceBook, Quote, ReadOnlyCache, Reply,
 };
 use seawall::modes::TradingMode;
-use seawall::{BreakerState, CallError, DegradationError, FailureKind, Outcome, Seawall, Service};
+use seawall::{
+    BreakerState, CallError, DegradationError, Evidence, FailureKind, Outcome, Seawall, Service,
+};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
@@ -68,11 +70,11 @@ impl Service for Db {
         })
     }
 
-    async fn reconnect(&mut self) -> Result<(), Down> {
+    async fn reconnect(&mut self) -> Result<Evidence, Down> {
         if self.0.down.load(Ordering::SeqCst) {
             Err(Down("database unreachable"))
         } else {
-            Ok(())
+            Ok(Evidence::Observed)
         }
     }
 }
@@ -177,15 +179,13 @@ enum KiteReq {
     Exit,
 }
 
-impl OrderRequest for KiteReq {
-    fn order_intent(&self) -> Option<OrderIntent> {
-        match self {
+fn kite_intent(request: &KiteReq) -> Option<OrderIntent> {
+        match request {
             KiteReq::Quote => None,
             KiteReq::Place => Some(OrderIntent::Open),
             KiteReq::Cancel => Some(OrderIntent::Cancel),
             KiteReq::Exit => Some(OrderIntent::Exit),
         }
-    }
 }
 
 struct Kite(Arc<AtomicBool>);
@@ -201,15 +201,18 @@ impl Service for Kite {
             Ok("ok")
         }
     }
-    async fn reconnect(&mut self) -> Result<(), Down> {
+    async fn reconnect(&mut self) -> Result<Evidence, Down> {
         self.health_check().await
     }
-    async fn health_check(&mut self) -> Result<(), Down> {
+    async fn health_check(&mut self) -> Result<Evidence, Down> {
         if self.0.load(Ordering::SeqCst) {
             Err(Down("NetworkException"))
         } else {
-            Ok(())
+            Ok(Evidence::Observed)
         }
+    }
+    fn order_intent(request: &KiteReq) -> Option<OrderIntent> {
+        kite_intent(request)
     }
 }
 

@@ -362,11 +362,11 @@ impl seawall::Service for StaleFeed {
     async fn call(&mut self, _: ()) -> Result<(), support::TestError> {
         Ok(())
     }
-    async fn health_check(&mut self) -> Result<(), support::TestError> {
+    async fn health_check(&mut self) -> Result<seawall::Evidence, support::TestError> {
         if self.0.load(Ordering::SeqCst) {
             Err(support::TestError::Down)
         } else {
-            Ok(())
+            Ok(seawall::Evidence::Observed)
         }
     }
 }

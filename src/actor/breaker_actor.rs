@@ -27,6 +27,8 @@ pub(crate) enum BreakerMsg {
     Transitioned(Transition),
     /// A timer fired: poll the state machine for timed transitions.
     Tick,
+    /// A deadline may have moved (a probe was admitted): re-arm the timer.
+    Rearm,
     /// Start service actor number `worker` again after a crash.
     Respawn { worker: usize },
     /// Start every service actor that is not running (recovery after escalation).
@@ -92,6 +94,7 @@ impl<S: Service> BreakerActor<S> {
         match Actor::spawn_linked(None, actor, (), myself.get_cell()).await {
             Ok((actor, _)) => {
                 state.args.actors.set(worker, Some(actor));
+                state.args.cell.set_worker_up(worker, true);
                 Ok(())
             }
             Err(error) => Err(error.to_string()),
@@ -107,6 +110,7 @@ impl<S: Service> BreakerActor<S> {
         error: String,
         already_counted: bool,
     ) {
+        state.args.cell.set_worker_up(worker, false);
         state.args.actors.set(worker, None);
         if state.closing {
             return;
@@ -191,13 +195,11 @@ impl<S: Service> BreakerActor<S> {
         };
         let service = Self::service(state);
         let escalated = matches!(transition.reason, TransitionReason::Escalated(_));
+        let flap = transition.flap;
         let msg = match transition.to {
-            BreakerState::Open => RecoveryMsg::BreakerOpened { service },
-            BreakerState::ForcedOpen if escalated => RecoveryMsg::BreakerOpened { service },
-            to => RecoveryMsg::BreakerLeftOpen {
-                service,
-                closed: to == BreakerState::Closed,
-            },
+            BreakerState::Open => RecoveryMsg::BreakerOpened { service, flap },
+            BreakerState::ForcedOpen if escalated => RecoveryMsg::BreakerOpened { service, flap },
+            _ => RecoveryMsg::BreakerLeftOpen { service },
         };
         let _ = recovery.cast(msg);
     }
@@ -278,6 +280,7 @@ impl<S: Service> Actor for BreakerActor<S> {
                 state.args.cell.apply(|m| m.poll(now()));
                 Self::reschedule(&myself, state);
             }
+            BreakerMsg::Rearm => Self::reschedule(&myself, state),
             BreakerMsg::Respawn { worker } => {
                 if state.closing || state.suspended || state.args.actors.get(worker).is_some() {
                     return Ok(());
@@ -323,6 +326,7 @@ impl<S: Service> Actor for BreakerActor<S> {
                             actor.kill();
                         }
                     }
+                    state.args.cell.set_worker_up(worker, false);
                     state.args.actors.set(worker, None);
                 }
                 let service = Self::service(state);

@@ -10,6 +10,7 @@ use crate::health::system::{SystemSample, SystemSampler};
 use crate::health::trends::TrendTracker;
 use crate::modes::{ModeEffects, Modes};
 use crate::runtime::BreakerControl;
+use crate::service::Evidence;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
@@ -19,9 +20,12 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
 
-/// One service's health check, type-erased.
-pub(crate) type CheckFn =
-    Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Result<(), String>> + Send>> + Send + Sync>;
+/// One service's health check, type-erased. `Ok(NotImplemented)` also
+/// stands for an inconclusive answer (throttled, or an auth error): neither
+/// healthy nor a failure.
+pub(crate) type CheckFn = Arc<
+    dyn Fn() -> Pin<Box<dyn Future<Output = Result<Evidence, String>> + Send>> + Send + Sync,
+>;
 
 /// How often trend snapshots are taken.
 const TREND_INTERVAL: Duration = Duration::from_secs(60);
@@ -65,6 +69,8 @@ pub(crate) struct HealthArgs {
     pub(crate) check_timeout: Duration,
     pub(crate) sample_interval: Duration,
     pub(crate) alert_threshold: u32,
+    /// The order gate every order path reads; set with every published mode.
+    pub(crate) gate: Arc<crate::modes::OrderGate>,
 }
 
 /// What the health actor is told.
@@ -74,9 +80,11 @@ pub(crate) enum HealthMsg {
     /// The bus dropped events: rebuild from the breakers' published states.
     Lagged,
     CheckTick,
+    /// A check finished; `None` when it taught nothing (not implemented,
+    /// or inconclusive), which leaves the last result in place.
     CheckDone {
         service: Arc<str>,
-        result: CheckResult,
+        result: Option<CheckResult>,
     },
     SampleTick,
     Sampled(SystemSample),
@@ -173,6 +181,7 @@ impl HealthActor {
                 .map(|(name, (why, e))| (&**name, why.clone(), *e)),
             SystemTime::now(),
         );
+        state.args.gate.set(modes.trading);
         let changed = !state.args.modes.borrow().same_modes(&modes);
         if changed {
             tracing::warn!(trading = ?modes.trading, decision = ?modes.decision, price = ?modes.price,
@@ -305,7 +314,22 @@ impl Actor for HealthActor {
         state: &mut HealthState,
     ) -> Result<(), ActorProcessingErr> {
         match message {
-            HealthMsg::Bus(Event::Transition { service, .. }) => {
+            HealthMsg::Bus(Event::Transition {
+                service,
+                transition,
+            }) => {
+                if transition.flap {
+                    let flaps = state
+                        .index
+                        .get(&service)
+                        .map(|i| Self::controls(state)[*i].metrics().flaps)
+                        .unwrap_or(0);
+                    let _ = state.args.events.send(Event::Alert(Alert::Flap {
+                        service: Arc::clone(&service),
+                        flaps,
+                        open_until: transition.open_until,
+                    }));
+                }
                 let found = state.index.get(&service).copied();
                 if let Some(control) = found.map(|i| Self::controls(state)[i].clone()) {
                     Self::refresh_service(state, &control);
@@ -365,7 +389,14 @@ impl Actor for HealthActor {
                         let outcome = tokio::time::timeout(timeout, check()).await;
                         let at = now();
                         let (healthy, error) = match outcome {
-                            Ok(Ok(())) => (true, None),
+                            Ok(Ok(Evidence::NotImplemented)) => {
+                                let _ = me.cast(HealthMsg::CheckDone {
+                                    service,
+                                    result: None,
+                                });
+                                return;
+                            }
+                            Ok(Ok(Evidence::Observed)) => (true, None),
                             Ok(Err(e)) => (false, Some(e)),
                             Err(_) => (
                                 false,
@@ -375,18 +406,21 @@ impl Actor for HealthActor {
                                 )),
                             ),
                         };
-                        let result = CheckResult {
+                        let result = Some(CheckResult {
                             healthy,
                             at,
                             latency: at.saturating_duration_since(started),
                             error,
-                        };
+                        });
                         let _ = me.cast(HealthMsg::CheckDone { service, result });
                     });
                 }
             }
             HealthMsg::CheckDone { service, result } => {
                 state.checking.remove(&service);
+                let Some(result) = result else {
+                    return Ok(());
+                };
                 if let Ok(mut cache) = state.args.shared.cache.lock() {
                     cache.checks.insert(Arc::clone(&service), result);
                 }

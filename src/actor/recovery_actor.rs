@@ -5,6 +5,7 @@ use crate::breaker::SeededJitter;
 use crate::config::RecoveryConfig;
 use crate::event::Event;
 use crate::runtime::BreakerControl;
+use crate::service::Evidence;
 use crate::stats::SupervisionCounters;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use std::collections::HashMap;
@@ -15,9 +16,10 @@ use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 
 /// One attempt of a service's strategy, type-erased: takes the 1-based
-/// attempt number and reports success or what went wrong.
-pub(crate) type AttemptFn =
-    Arc<dyn Fn(u32) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send>> + Send + Sync>;
+/// attempt number and reports what it learned, or what went wrong.
+pub(crate) type AttemptFn = Arc<
+    dyn Fn(u32) -> Pin<Box<dyn Future<Output = Result<Evidence, String>> + Send>> + Send + Sync,
+>;
 
 /// A service the recovery actor can bring back.
 pub(crate) struct Recoverable {
@@ -35,22 +37,25 @@ pub(crate) enum RecoveryMsg {
         service: Arc<str>,
         recoverable: Box<Recoverable>,
     },
-    /// Its breaker opened (or was forced open by escalation).
-    BreakerOpened { service: Arc<str> },
-    /// Its breaker left Open; `closed` when it closed cleanly (backoff resets).
-    BreakerLeftOpen { service: Arc<str>, closed: bool },
+    /// Its breaker opened (or was forced open by escalation); `flap` when
+    /// it re-opened within the stability window after its last recovery.
+    BreakerOpened { service: Arc<str>, flap: bool },
+    /// Its breaker left Open (the backoff is not reset here: only a close
+    /// that holds for the stability window resets it, seen at the next open).
+    BreakerLeftOpen { service: Arc<str> },
     /// An attempt finished.
     AttemptFinished {
         service: Arc<str>,
         generation: u64,
-        result: Result<(), String>,
+        result: Result<Evidence, String>,
     },
 }
 
 struct Job {
     recoverable: Recoverable,
     jitter: SeededJitter,
-    /// Attempts since the last clean close: the backoff exponent.
+    /// Attempts since the breaker last stayed Closed for its stability
+    /// window: the backoff exponent. A flapping breaker keeps backing off.
     attempts: u32,
     /// Attempts in the current open period, for `max_attempts`.
     attempts_this_open: u32,
@@ -60,7 +65,7 @@ struct Job {
 
 pub(crate) struct RecoveryState {
     jobs: HashMap<Arc<str>, Job>,
-    pending_open: Vec<Arc<str>>,
+    pending_open: Vec<(Arc<str>, bool)>,
     events: broadcast::Sender<Event>,
 }
 
@@ -158,26 +163,27 @@ impl Actor for RecoveryActor {
                     generation: 0,
                     running: None,
                 };
-                if let Some(i) = state.pending_open.iter().position(|s| *s == service) {
+                if let Some(i) = state.pending_open.iter().position(|(s, _)| *s == service) {
                     state.pending_open.swap_remove(i);
                     Self::schedule(&myself, &service, &mut job);
                 }
                 state.jobs.insert(service, job);
             }
-            RecoveryMsg::BreakerOpened { service } => match state.jobs.get_mut(&service) {
+            RecoveryMsg::BreakerOpened { service, flap } => match state.jobs.get_mut(&service) {
                 Some(job) => {
                     job.attempts_this_open = 0;
-                    Self::schedule(&myself, &service, job);
-                }
-                None => state.pending_open.push(service),
-            },
-            RecoveryMsg::BreakerLeftOpen { service, closed } => {
-                state.pending_open.retain(|s| *s != service);
-                if let Some(job) = state.jobs.get_mut(&service) {
-                    Self::stop(job);
-                    if closed {
+                    if !flap {
+                        // The last close held for its stability window.
                         job.attempts = 0;
                     }
+                    Self::schedule(&myself, &service, job);
+                }
+                None => state.pending_open.push((service, flap)),
+            },
+            RecoveryMsg::BreakerLeftOpen { service } => {
+                state.pending_open.retain(|(s, _)| *s != service);
+                if let Some(job) = state.jobs.get_mut(&service) {
+                    Self::stop(job);
                 }
             }
             RecoveryMsg::AttemptFinished {
@@ -203,7 +209,14 @@ impl Actor for RecoveryActor {
                     error: result.as_ref().err().cloned(),
                 });
                 match result {
-                    Ok(()) => {
+                    Ok(Evidence::NotImplemented) => {
+                        // Nothing was learned from the dependency: the
+                        // breaker waits out its open duration, and trying
+                        // again would learn nothing more.
+                        tracing::info!(%service, attempt,
+                            "recovery has no evidence (reconnect and health check not implemented); waiting out the open duration");
+                    }
+                    Ok(Evidence::Observed) => {
                         SupervisionCounters::bump(&stats.recoveries);
                         tracing::info!(%service, attempt, "recovery succeeded");
                         let moved = job.recoverable.control.recovery_succeeded().is_some();
@@ -255,7 +268,12 @@ async fn confirm(
         };
         let started = tokio::time::Instant::now();
         let outcome = match tokio::time::timeout(timeout, check()).await {
-            Ok(Ok(())) => Outcome::Success,
+            Ok(Ok(Evidence::Observed)) => Outcome::Success,
+            Ok(Ok(Evidence::NotImplemented)) => {
+                // No check to confirm with: real probes must do it.
+                cell.cancel(permit);
+                return;
+            }
             Ok(Err(_)) => Outcome::Failure(FailureKind::Other),
             Err(_) => Outcome::Failure(FailureKind::Timeout),
         };

@@ -52,10 +52,7 @@ pub(crate) enum ServiceMsg<S: Service> {
         slot: Slot,
     },
     Reconnect {
-        reply: RpcReplyPort<Result<(), S::Error>>,
-    },
-    HealthCheck {
-        reply: RpcReplyPort<Result<(), S::Error>>,
+        reply: RpcReplyPort<Result<crate::service::Evidence, S::Error>>,
     },
 }
 
@@ -245,9 +242,6 @@ impl<S: Service> Actor for ServiceActor<S> {
             }
             ServiceMsg::Reconnect { reply } => {
                 let _ = reply.send(service.reconnect().await);
-            }
-            ServiceMsg::HealthCheck { reply } => {
-                let _ = reply.send(service.health_check().await);
             }
         }
         Ok(())

@@ -7,6 +7,15 @@ use super::{
 use std::fmt;
 use std::time::{Duration, Instant};
 
+/// `at + d`, saturating about 30 years ahead: no duration from config or
+/// code can panic the breaker.
+fn saturating_add(at: Instant, d: Duration) -> Instant {
+    const FAR: Duration = Duration::from_secs(86_400 * 365 * 30);
+    at.checked_add(d.min(FAR))
+        .or_else(|| at.checked_add(Duration::from_secs(86_400)))
+        .unwrap_or(at)
+}
+
 /// Proof that a call was admitted; hand it back to [`CircuitBreaker::record`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[must_use = "an admitted call must record its outcome, or the probe slot leaks"]
@@ -78,6 +87,11 @@ pub struct CircuitBreaker {
     state_changed_at: Instant,
     open_until: Option<Instant>,
     reopens: u32,
+    /// When the breaker last closed after probes, for the stability window.
+    recovered_at: Option<Instant>,
+    /// How long the last open period was set to last.
+    last_open_duration: Duration,
+    flaps: u64,
     probe_started: Box<[Option<Instant>]>,
     probes_in_flight: u32,
     probe_successes: u32,
@@ -147,6 +161,9 @@ impl CircuitBreaker {
             state_changed_at: now,
             open_until: None,
             reopens: 0,
+            recovered_at: None,
+            last_open_duration: Duration::ZERO,
+            flaps: 0,
             probe_started: vec![None; probes].into_boxed_slice(),
             probes_in_flight: 0,
             probe_successes: 0,
@@ -324,10 +341,19 @@ impl CircuitBreaker {
                 // A non-probe call admitted in this epoch cannot exist in
                 // HalfOpen; only probes decide it.
                 permit.probe_slot?;
+                if let Some(rule) = &self.settings.rate_rule {
+                    if rule.slow_call_rate_threshold.is_some() && elapsed >= rule.slow_call_duration
+                    {
+                        self.reopens = self.reopens.saturating_add(1);
+                        return Some(self.open(TransitionReason::ProbeSlow { elapsed }, now));
+                    }
+                }
                 self.probe_successes += 1;
                 if self.probe_successes >= self.settings.success_threshold {
                     let successes = self.probe_successes;
-                    self.reopens = 0;
+                    // The re-open backoff is kept until the breaker has
+                    // stayed Closed for the stability window (see `trip`).
+                    self.recovered_at = Some(now);
                     Some(self.enter(
                         BreakerState::Closed,
                         TransitionReason::ProbesSucceeded { successes },
@@ -392,7 +418,39 @@ impl CircuitBreaker {
             return None;
         }
         let reason = self.trip_reason()?;
-        Some(self.open(reason, now))
+        Some(self.trip(reason, now))
+    }
+
+    /// Closed → Open. A trip within the stability window after the last
+    /// recovery is a flap: it is counted, and the open lasts longer than the
+    /// last one. Only a close that held for the window resets the backoff.
+    fn trip(&mut self, reason: TransitionReason, now: Instant) -> Transition {
+        let window = self.stability_window();
+        let flap = self
+            .recovered_at
+            .take()
+            .is_some_and(|at| now.saturating_duration_since(at) < window);
+        if flap {
+            self.flaps += 1;
+            self.reopens = self.reopens.saturating_add(1);
+        } else {
+            self.reopens = 0;
+        }
+        let mut transition = self.open(reason, now);
+        transition.flap = flap;
+        transition
+    }
+
+    /// How long a close must hold before the re-open backoff resets.
+    pub fn stability_window(&self) -> Duration {
+        self.settings
+            .stability_window
+            .unwrap_or(self.last_open_duration)
+    }
+
+    /// Trips that came within the stability window after a recovery.
+    pub fn flaps(&self) -> u64 {
+        self.flaps
     }
 
     #[inline]
@@ -434,7 +492,8 @@ impl CircuitBreaker {
         let duration = self
             .open_policy
             .duration(self.reopens, self.jitter.as_mut());
-        self.open_until = Some(now + duration);
+        self.last_open_duration = duration;
+        self.open_until = Some(saturating_add(now, duration));
         self.enter(BreakerState::Open, reason, now)
     }
 
@@ -466,6 +525,7 @@ impl CircuitBreaker {
             at: now,
             epoch: self.epoch,
             open_until: self.open_until,
+            flap: false,
         }
     }
 
@@ -514,7 +574,7 @@ impl CircuitBreaker {
                 .iter()
                 .flatten()
                 .min()
-                .map(|started| *started + self.settings.half_open_probe_timeout),
+                .map(|started| saturating_add(*started, self.settings.half_open_probe_timeout)),
             _ => None,
         }
     }
@@ -591,6 +651,7 @@ impl CircuitBreaker {
     /// empty window. Lifetime counters and latency are kept.
     pub fn reset(&mut self, now: Instant) -> Transition {
         self.reopens = 0;
+        self.recovered_at = None;
         self.consecutive_successes = 0;
         self.enter(BreakerState::Closed, TransitionReason::Reset, now)
     }
@@ -640,6 +701,7 @@ impl CircuitBreaker {
             open_until: self.open_until,
             transitions: self.epoch,
             reopens: self.reopens,
+            flaps: self.flaps,
             last_success: self.last_success,
             last_failure: self.last_failure,
         }

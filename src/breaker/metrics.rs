@@ -57,6 +57,8 @@ pub struct BreakerMetrics {
     pub transitions: u64,
     /// Re-opens since the last clean close (drives open-duration growth).
     pub reopens: u32,
+    /// Re-opens within the stability window after a close: flaps.
+    pub flaps: u64,
     /// When the last success and failure were recorded.
     pub last_success: Option<Instant>,
     /// When the last failure was recorded.

@@ -43,6 +43,9 @@ pub enum FailureKind {
     /// timed out at the broker). Counts against the dependency, and the
     /// caller gets `CallError::Unknown`: reconcile, never retry.
     Ambiguous,
+    /// The dependency answered, but with something unusable (a quote with a
+    /// price of 0, NaN or an epoch timestamp): a failure of the dependency.
+    Invalid,
     /// Any other failure the service's `classify` chose to count.
     Other,
 }
@@ -57,6 +60,7 @@ impl FailureKind {
             FailureKind::Crash => "crash",
             FailureKind::Unavailable => "unavailable",
             FailureKind::Ambiguous => "ambiguous",
+            FailureKind::Invalid => "invalid",
             FailureKind::Other => "other",
         }
     }

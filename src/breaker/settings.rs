@@ -27,6 +27,10 @@ pub struct BreakerSettings {
     pub half_open_probe_timeout: Duration,
     /// An optional failure-rate / slow-call-rate rule.
     pub rate_rule: Option<RateRule>,
+    /// How long a breaker must stay Closed after a recovery before the
+    /// re-open backoff resets; a trip sooner is a flap. `None`: the last
+    /// open duration.
+    pub stability_window: Option<Duration>,
 }
 
 impl BreakerSettings {
@@ -43,6 +47,7 @@ impl BreakerSettings {
             half_open_max_calls: 1,
             half_open_probe_timeout: Duration::from_secs(30),
             rate_rule: None,
+            stability_window: None,
         }
     }
 }

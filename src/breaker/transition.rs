@@ -20,6 +20,9 @@ pub struct Transition {
     pub epoch: u64,
     /// When an Open state will let probes in, if the new state is Open.
     pub open_until: Option<Instant>,
+    /// A trip within the stability window after the last recovery: the
+    /// breaker is flapping, and this open lasts longer than the last.
+    pub flap: bool,
 }
 
 /// Why a breaker changed state.
@@ -65,6 +68,12 @@ pub enum TransitionReason {
     ProbeFailed,
     /// A probe did not return within `half_open_probe_timeout`.
     ProbeTimedOut,
+    /// A probe succeeded, but slower than `slow_call_duration` while the
+    /// slow-call rule is on: it counts against closing.
+    ProbeSlow {
+        /// How long it took.
+        elapsed: Duration,
+    },
     /// A recovery strategy reported the dependency back.
     RecoverySucceeded,
     /// An operator or escalation forced the state; the text says why.
@@ -111,6 +120,14 @@ impl fmt::Display for TransitionReason {
             }
             TransitionReason::ProbeFailed => f.write_str("a probe failed"),
             TransitionReason::ProbeTimedOut => f.write_str("a probe timed out"),
+            TransitionReason::ProbeSlow { elapsed } => {
+                let millis = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
+                write!(
+                    f,
+                    "a probe was slow ({})",
+                    humantime::format_duration(Duration::from_millis(millis))
+                )
+            }
             TransitionReason::RecoverySucceeded => f.write_str("recovery succeeded"),
             TransitionReason::Manual(reason) => write!(f, "manual: {reason}"),
             TransitionReason::Escalated(reason) => write!(f, "escalated: {reason}"),

@@ -29,6 +29,12 @@ pub struct ServiceConfig {
     /// A probe outstanding longer than this re-opens the breaker.
     #[serde(with = "humantime_serde")]
     pub half_open_probe_timeout: Duration,
+    /// How long the breaker must stay Closed after a recovery before its
+    /// re-open backoff and recovery attempt count reset; a trip sooner is a
+    /// flap (counted, alerted, and the next open lasts longer). Absent: the
+    /// last open duration.
+    #[serde(with = "humantime_serde")]
+    pub stability_window: Option<Duration>,
     /// Deadline for one call; a timeout counts as a failure.
     #[serde(with = "humantime_serde")]
     pub call_timeout: Duration,
@@ -65,6 +71,7 @@ impl Default for ServiceConfig {
             open_jitter: 0.1,
             half_open_max_calls: 1,
             half_open_probe_timeout: Duration::from_secs(30),
+            stability_window: None,
             call_timeout: Duration::from_secs(10),
             concurrency: 1,
             max_in_flight: 64,
@@ -117,6 +124,7 @@ impl ServiceConfig {
             open_jitter: self.open_jitter,
             half_open_max_calls: self.half_open_max_calls,
             half_open_probe_timeout: self.half_open_probe_timeout,
+            stability_window: self.stability_window,
             rate_rule: self.rate_window.as_ref().map(|w| RateRule {
                 window: match (w.calls, w.duration) {
                     (Some(calls), _) => WindowKind::Count(calls),

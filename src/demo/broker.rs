@@ -1,6 +1,6 @@
 //! A simulated Kite Connect broker, with Kite's error types.
 
-use crate::degradation::{OrderIntent, OrderRequest};
+use crate::degradation::OrderIntent;
 use crate::modes::{Modes, TradingMode};
 use crate::{FailureKind, Outcome, Service};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -42,8 +42,9 @@ pub enum BrokerRequest {
     Cancel(u64),
 }
 
-impl OrderRequest for BrokerRequest {
-    fn order_intent(&self) -> Option<OrderIntent> {
+impl BrokerRequest {
+    /// What the request does to exposure, if it is an order.
+    pub fn order_intent(&self) -> Option<OrderIntent> {
         match self {
             BrokerRequest::Quote(_) => None,
             BrokerRequest::Place(_) => Some(OrderIntent::Open),
@@ -195,6 +196,10 @@ impl Service for SimBroker {
 
     fn is_idempotent(request: &BrokerRequest) -> bool {
         matches!(request, BrokerRequest::Quote(_))
+    }
+
+    fn order_intent(request: &BrokerRequest) -> Option<OrderIntent> {
+        request.order_intent()
     }
 
     fn is_auth_failure(&self, error: &KiteError) -> bool {

@@ -1,8 +1,9 @@
 //! A simulated trade store on a real embedded SQLite file.
 
 use crate::degradation::{DbOp, DbRequest};
-use crate::Service;
+use crate::{Evidence, Service};
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 
 /// What the engine asks the database.
 #[derive(Debug, Clone, PartialEq)]
@@ -45,10 +46,13 @@ pub enum DbReply {
 #[error("database: {0}")]
 pub struct DbError(pub String);
 
-/// One SQLite connection (the database runs `concurrency = 1`: ordered writes).
+/// One SQLite connection (the database runs `concurrency = 1`: ordered
+/// writes). SQLite is blocking, so every statement runs on tokio's blocking
+/// pool, never on an async worker thread; the file is in WAL mode, so the
+/// health check's own connection reads while the writer writes.
 pub struct SimDatabase {
     path: PathBuf,
-    conn: Option<rusqlite::Connection>,
+    conn: Option<Arc<Mutex<rusqlite::Connection>>>,
 }
 
 impl SimDatabase {
@@ -57,19 +61,41 @@ impl SimDatabase {
         Self { path, conn: None }
     }
 
-    fn connect(&mut self) -> Result<&rusqlite::Connection, DbError> {
-        if self.conn.is_none() {
-            let conn =
-                rusqlite::Connection::open(&self.path).map_err(|e| DbError(e.to_string()))?;
-            conn.execute_batch(
-                "CREATE TABLE IF NOT EXISTS trades (id INTEGER PRIMARY KEY, symbol TEXT NOT NULL, quantity INTEGER NOT NULL, price REAL NOT NULL);",
-            )
+    fn open(path: &std::path::Path) -> Result<rusqlite::Connection, DbError> {
+        let conn = rusqlite::Connection::open(path).map_err(|e| DbError(e.to_string()))?;
+        conn.busy_timeout(std::time::Duration::from_secs(2))
             .map_err(|e| DbError(e.to_string()))?;
-            self.conn = Some(conn);
-        }
-        self.conn
-            .as_ref()
-            .ok_or_else(|| DbError("not connected".into()))
+        conn.query_row("PRAGMA journal_mode=WAL", [], |_| Ok(()))
+            .map_err(|e| DbError(e.to_string()))?;
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS trades (id INTEGER PRIMARY KEY, symbol TEXT NOT NULL, quantity INTEGER NOT NULL, price REAL NOT NULL);",
+        )
+        .map_err(|e| DbError(e.to_string()))?;
+        Ok(conn)
+    }
+
+    /// Runs `f` on the connection (opening it first) on the blocking pool.
+    async fn blocking<T: Send + 'static>(
+        &mut self,
+        f: impl FnOnce(&rusqlite::Connection) -> Result<T, DbError> + Send + 'static,
+    ) -> Result<T, DbError> {
+        let conn = self.conn.clone();
+        let path = self.path.clone();
+        let (conn, result) = tokio::task::spawn_blocking(move || {
+            let conn = match conn {
+                Some(conn) => conn,
+                None => Arc::new(Mutex::new(Self::open(&path)?)),
+            };
+            let result = {
+                let guard = conn.lock().unwrap_or_else(|p| p.into_inner());
+                f(&guard)
+            };
+            Ok::<_, DbError>((conn, result))
+        })
+        .await
+        .map_err(|e| DbError(format!("blocking task failed: {e}")))??;
+        self.conn = Some(conn);
+        result
     }
 }
 
@@ -79,8 +105,7 @@ impl Service for SimDatabase {
     type Error = DbError;
 
     async fn call(&mut self, request: DbCall) -> Result<DbReply, DbError> {
-        let conn = self.connect()?;
-        match request {
+        self.blocking(move |conn| match request {
             DbCall::RecordTrade {
                 id,
                 symbol,
@@ -104,7 +129,8 @@ impl Service for SimDatabase {
                     .map_err(|e| DbError(e.to_string()))?;
                 Ok(DbReply::Position(position))
             }
-        }
+        })
+        .await
     }
 
     fn is_idempotent(request: &DbCall) -> bool {
@@ -113,17 +139,25 @@ impl Service for SimDatabase {
     }
 
     async fn start(&mut self) -> Result<(), DbError> {
-        self.connect().map(|_| ())
+        self.blocking(|_| Ok(())).await
     }
 
-    async fn reconnect(&mut self) -> Result<(), DbError> {
+    async fn reconnect(&mut self) -> Result<Evidence, DbError> {
         self.conn = None;
-        self.connect().map(|_| ())
+        self.blocking(|conn| {
+            conn.query_row("SELECT 1", [], |_| Ok(()))
+                .map_err(|e| DbError(e.to_string()))
+        })
+        .await?;
+        Ok(Evidence::Observed)
     }
 
-    async fn health_check(&mut self) -> Result<(), DbError> {
-        self.connect()?
-            .query_row("SELECT 1", [], |_| Ok(()))
-            .map_err(|e| DbError(e.to_string()))
+    async fn health_check(&mut self) -> Result<Evidence, DbError> {
+        self.blocking(|conn| {
+            conn.query_row("SELECT 1", [], |_| Ok(()))
+                .map_err(|e| DbError(e.to_string()))
+        })
+        .await?;
+        Ok(Evidence::Observed)
     }
 }

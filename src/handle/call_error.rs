@@ -36,7 +36,8 @@ pub enum CallError<E: std::error::Error + 'static> {
         /// The deadline that passed.
         timeout: Duration,
     },
-    /// The service actor crashed while handling the request.
+    /// The service actor crashed while handling an idempotent request (for
+    /// one that is not idempotent, the outcome is [`CallError::Unknown`]).
     #[error("{service}: the service actor crashed while handling the call")]
     Crashed {
         /// The service.
@@ -77,6 +78,15 @@ pub enum CallError<E: std::error::Error + 'static> {
         /// Why, with what to expect.
         reason: String,
     },
+    /// The dependency answered with something unusable (a quote with a
+    /// price of 0, NaN or an epoch timestamp); counted as its failure.
+    #[error("{service}: unusable answer: {reason}")]
+    Invalid {
+        /// The service.
+        service: Arc<str>,
+        /// What was wrong with it.
+        reason: String,
+    },
     /// The service answered with an error.
     #[error("{service}: {source}")]
     Service {
@@ -101,6 +111,7 @@ impl<E: std::error::Error + 'static> CallError<E> {
             | CallError::ShuttingDown { service }
             | CallError::Unknown { service, .. }
             | CallError::Refused { service, .. }
+            | CallError::Invalid { service, .. }
             | CallError::Service { service, .. } => service,
         }
     }
@@ -123,6 +134,7 @@ impl<E: std::error::Error + 'static> CallError<E> {
         match self {
             CallError::Timeout { .. }
             | CallError::Crashed { .. }
+            | CallError::Invalid { .. }
             | CallError::Unavailable { .. } => true,
             CallError::Service { outcome, .. } => outcome.is_failure(),
             _ => false,

@@ -2,7 +2,7 @@
 
 use crate::actor::BreakerMsg;
 use crate::handle::ServiceHandle;
-use crate::service::Service;
+use crate::service::{Evidence, Service};
 use ractor::ActorRef;
 use std::future::Future;
 
@@ -10,15 +10,21 @@ use std::future::Future;
 pub type RecoveryError = Box<dyn std::error::Error + Send + Sync>;
 
 /// How to bring one service back after an outage. Runs on the recovery
-/// actor's backoff while the breaker is open; `Ok` moves the breaker to
-/// HalfOpen at once.
+/// actor's backoff while the breaker is open.
+///
+/// Only evidence shortens an outage: `Ok(Evidence::Observed)` says the
+/// attempt reached the dependency and it answered, and moves the breaker to
+/// HalfOpen at once (it still closes only on `success_threshold` real probe
+/// successes). `Ok(Evidence::NotImplemented)` says nothing was learned: the
+/// breaker waits out its open duration, and no further attempt is made in
+/// this open period. An `Err` is retried on the backoff.
 pub trait RecoveryStrategy<S: Service>: Send + Sync + 'static {
     /// One attempt. Keep it bounded: it is cut off at
     /// `[services.NAME.recovery].attempt_timeout`.
     fn recover(
         &self,
         ctx: &RecoveryContext<S>,
-    ) -> impl Future<Output = Result<(), RecoveryError>> + Send;
+    ) -> impl Future<Output = Result<Evidence, RecoveryError>> + Send;
 }
 
 /// What a strategy can use during an attempt.
@@ -48,8 +54,10 @@ impl<S: Service> RecoveryContext<S> {
 
     /// Starts any service actor that is not running (one whose restarts
     /// were exhausted), then asks every one to [`Service::reconnect`] its
-    /// own connection. Fails on the first that cannot.
-    pub async fn reconnect_all(&self) -> Result<(), RecoveryError> {
+    /// own connection. Fails on the first that cannot. When the service does
+    /// not implement reconnect, its [`Service::health_check`] is the
+    /// evidence instead; with neither, the answer is `NotImplemented`.
+    pub async fn reconnect_all(&self) -> Result<Evidence, RecoveryError> {
         let timeout = self.handle.call_timeout();
         let revived = self
             .breaker
@@ -60,20 +68,27 @@ impl<S: Service> RecoveryContext<S> {
             Ok(ractor::rpc::CallResult::Success(Err(e))) => return Err(e.into()),
             _ => return Err(format!("{}: breaker actor did not answer", self.service()).into()),
         }
+        let mut evidence = Evidence::Observed;
         for worker in 0..self.handle.concurrency() {
-            self.handle.reconnect_worker(worker).await?;
+            if self.handle.reconnect_worker(worker).await? == Evidence::NotImplemented {
+                evidence = Evidence::NotImplemented;
+            }
         }
-        Ok(())
+        if evidence == Evidence::Observed {
+            return Ok(evidence);
+        }
+        Ok(self.handle.health_check().await?)
     }
 }
 
 /// The default strategy: restart what is not running and reconnect every
-/// service actor through [`Service::reconnect`].
+/// service actor through [`Service::reconnect`] (or, without one, run the
+/// health check). A service that implements neither gives no evidence.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Reconnect;
 
 impl<S: Service> RecoveryStrategy<S> for Reconnect {
-    async fn recover(&self, ctx: &RecoveryContext<S>) -> Result<(), RecoveryError> {
+    async fn recover(&self, ctx: &RecoveryContext<S>) -> Result<Evidence, RecoveryError> {
         ctx.reconnect_all().await
     }
 }

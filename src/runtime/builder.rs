@@ -9,12 +9,12 @@ use crate::breaker::{CircuitBreaker, SeededJitter};
 use crate::cell::{now, BreakerCell};
 use crate::config::{Config, ServiceConfig};
 use crate::event::Event;
-use crate::handle::{RetryPolicy, ServiceHandle};
+use crate::handle::{CallError, HealthProbe, RetryPolicy, ServiceHandle};
 use crate::health::report::HealthCache;
 use crate::health::score::Thresholds;
-use crate::modes::Modes;
+use crate::modes::{Modes, OrderGate};
 use crate::recovery::{Reconnect, RecoveryContext, RecoveryStrategy};
-use crate::service::Service;
+use crate::service::{Evidence, Service};
 use ractor::{Actor, ActorCell, ActorRef, SpawnErr};
 use std::future::Future;
 use std::pin::Pin;
@@ -70,6 +70,7 @@ struct SpawnContext {
     seed: Option<u64>,
     breakers_enabled: bool,
     auto_recovery: bool,
+    gate: Arc<OrderGate>,
 }
 
 /// Describes a tree: the config plus one factory per service.
@@ -160,6 +161,7 @@ impl SeawallBuilder {
                     what: "recovery".to_string(),
                     source,
                 })?;
+        let gate = Arc::new(OrderGate::default());
         let mut services = Vec::with_capacity(self.services.len());
         for (name, _, spawner) in self.services {
             let ctx = SpawnContext {
@@ -171,6 +173,7 @@ impl SeawallBuilder {
                 seed: self.config.runtime.seed,
                 breakers_enabled: self.config.runtime.circuit_breaker_enabled,
                 auto_recovery: self.config.runtime.auto_recovery_enabled,
+                gate: Arc::clone(&gate),
             };
             match spawner(ctx).await {
                 Ok(registered) => services.push(registered),
@@ -182,6 +185,7 @@ impl SeawallBuilder {
         }
         let runtime = &self.config.runtime;
         let (modes_tx, modes_rx) = watch::channel(Modes::normal(std::time::SystemTime::now()));
+        gate.attach(modes_rx.clone());
         let shared = Arc::new(HealthShared {
             cache: std::sync::Mutex::new(HealthCache::default()),
             controls: services.iter().map(|s| s.control.clone()).collect(),
@@ -214,6 +218,7 @@ impl SeawallBuilder {
             check_timeout: runtime.health_check_timeout,
             sample_interval: runtime.system_sample_interval,
             alert_threshold: runtime.health_score_threshold,
+            gate,
         };
         let (health, _) = Actor::spawn_linked(None, HealthActor, health_args, root.get_cell())
             .await
@@ -280,8 +285,10 @@ async fn spawn_service<S: Service, R: RecoveryStrategy<S>>(
         machine,
         concurrency,
         ctx.config.max_in_flight,
+        Arc::clone(&ctx.gate),
     ));
     let actors = Arc::new(ServiceActors::<S>::new(concurrency));
+    let probe = HealthProbe::new(Arc::clone(&factory));
     let args = BreakerArgs {
         cell: Arc::clone(&cell),
         actors: Arc::clone(&actors),
@@ -303,6 +310,8 @@ async fn spawn_service<S: Service, R: RecoveryStrategy<S>>(
         actors,
         ctx.config.call_timeout,
         RetryPolicy::from(&ctx.config.retry),
+        ctx.gate,
+        probe,
     );
     let control = BreakerControl::new(cell, Arc::clone(&ctx.config));
     let attempt: AttemptFn = {
@@ -322,7 +331,17 @@ async fn spawn_service<S: Service, R: RecoveryStrategy<S>>(
         let handle = handle.clone();
         Arc::new(move || {
             let handle = handle.clone();
-            Box::pin(async move { handle.health_check().await.map_err(|e| e.to_string()) })
+            Box::pin(async move {
+                match handle.health_check().await {
+                    Ok(evidence) => Ok(evidence),
+                    // Throttled, or credentials refused: the dependency
+                    // answered, but that says neither healthy nor down.
+                    Err(CallError::Service { outcome, .. }) if !outcome.is_failure() => {
+                        Ok(Evidence::NotImplemented)
+                    }
+                    Err(e) => Err(e.to_string()),
+                }
+            })
         })
     };
     let _ = ctx.recovery.cast(RecoveryMsg::Register {

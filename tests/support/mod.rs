@@ -4,7 +4,7 @@
 #![allow(dead_code)]
 
 use seawall::config::{Config, ServiceConfig};
-use seawall::{FailureKind, Outcome, Service};
+use seawall::{Evidence, FailureKind, Outcome, Service};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -126,7 +126,7 @@ impl Service for Scripted {
         Ok(())
     }
 
-    async fn reconnect(&mut self) -> Result<(), TestError> {
+    async fn reconnect(&mut self) -> Result<Evidence, TestError> {
         self.probe.reconnects.fetch_add(1, Ordering::SeqCst);
         self.probe
             .reconnect_times
@@ -136,12 +136,15 @@ impl Service for Scripted {
         if self.probe.down.load(Ordering::SeqCst) {
             return Err(TestError::Connect);
         }
-        Ok(())
+        Ok(Evidence::Observed)
     }
 
-    async fn health_check(&mut self) -> Result<(), TestError> {
+    async fn health_check(&mut self) -> Result<Evidence, TestError> {
         self.probe.health_checks.fetch_add(1, Ordering::SeqCst);
-        Ok(())
+        if self.probe.down.load(Ordering::SeqCst) {
+            return Err(TestError::Connect);
+        }
+        Ok(Evidence::Observed)
     }
 }
 
