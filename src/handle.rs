@@ -389,12 +389,12 @@ impl<S: Service> ServiceHandle<S> {
     async fn control(
         &self,
         worker: usize,
-        build: impl FnOnce(ractor::RpcReplyPort<Result<Evidence, S::Error>>) -> ServiceMsg<S>,
+        build: impl FnOnce(tokio::sync::oneshot::Sender<Result<Evidence, S::Error>>) -> ServiceMsg<S>,
     ) -> Result<Evidence, CallError<S::Error>> {
         let inner = &*self.inner;
         let service = || Arc::clone(inner.cell.name());
         let (tx, rx) = tokio::sync::oneshot::channel();
-        if worker >= inner.actors.len() || !inner.actors.send(worker, build(tx.into())) {
+        if worker >= inner.actors.len() || !inner.actors.send(worker, build(tx)) {
             return Err(CallError::Unavailable { service: service() });
         }
         match tokio::time::timeout(inner.call_timeout, rx).await {

@@ -211,10 +211,12 @@ impl Actor for RecoveryActor {
                 match result {
                     Ok(Evidence::NotImplemented) => {
                         // Nothing was learned from the dependency: the
-                        // breaker waits out its open duration, and trying
-                        // again would learn nothing more.
+                        // breaker waits out its open duration (an escalated
+                        // one becomes a timed Open), and trying again would
+                        // learn nothing more.
                         tracing::info!(%service, attempt,
                             "recovery has no evidence (reconnect and health check not implemented); waiting out the open duration");
+                        job.recoverable.control.deescalate();
                     }
                     Ok(Evidence::Observed) => {
                         SupervisionCounters::bump(&stats.recoveries);

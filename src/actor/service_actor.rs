@@ -5,7 +5,7 @@ use crate::cell::{now, BreakerCell, Slot};
 use crate::service::Service;
 use arc_swap::ArcSwapOption;
 use futures_util::FutureExt;
-use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use ractor::{Actor, ActorProcessingErr, ActorRef};
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use tokio::sync::oneshot;
@@ -51,8 +51,11 @@ pub(crate) enum ServiceMsg<S: Service> {
         completion: CastCompletion,
         slot: Slot,
     },
+    /// Reconnect this actor's own connection. A reconnect that hangs is
+    /// dropped the moment its caller stops waiting, so it never wedges the
+    /// service actor.
     Reconnect {
-        reply: RpcReplyPort<Result<crate::service::Evidence, S::Error>>,
+        reply: oneshot::Sender<Result<crate::service::Evidence, S::Error>>,
     },
 }
 
@@ -240,8 +243,14 @@ impl<S: Service> Actor for ServiceActor<S> {
                 drop(slot);
                 completion.finish(outcome);
             }
-            ServiceMsg::Reconnect { reply } => {
-                let _ = reply.send(service.reconnect().await);
+            ServiceMsg::Reconnect { mut reply } => {
+                tokio::select! {
+                    biased;
+                    result = service.reconnect() => {
+                        let _ = reply.send(result);
+                    }
+                    () = reply.closed() => {}
+                }
             }
         }
         Ok(())

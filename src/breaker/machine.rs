@@ -597,6 +597,18 @@ impl CircuitBreaker {
         })
     }
 
+    /// Supervision's escalation is over without evidence: the service
+    /// actors run again, but nothing proved the dependency is back. An
+    /// escalated ForcedOpen becomes a timed Open, so the breaker waits out
+    /// its open duration and real probes decide. Every other state is left
+    /// alone.
+    pub fn deescalate(&mut self, now: Instant) -> Option<Transition> {
+        if !(self.state == BreakerState::ForcedOpen && self.escalated) {
+            return None;
+        }
+        Some(self.open(TransitionReason::Deescalated, now))
+    }
+
     /// Forces the breaker open because supervision gave up (restart
     /// intensity exceeded). Unlike an operator's [`Self::force_open`], a
     /// successful recovery clears it as well as a reset.

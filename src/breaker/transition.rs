@@ -76,6 +76,9 @@ pub enum TransitionReason {
     },
     /// A recovery strategy reported the dependency back.
     RecoverySucceeded,
+    /// Supervision restarted an escalated service without evidence that
+    /// the dependency is back: it waits out the open duration.
+    Deescalated,
     /// An operator or escalation forced the state; the text says why.
     Manual(String),
     /// Supervision gave up on the service (restart intensity exceeded).
@@ -129,6 +132,9 @@ impl fmt::Display for TransitionReason {
                 )
             }
             TransitionReason::RecoverySucceeded => f.write_str("recovery succeeded"),
+            TransitionReason::Deescalated => {
+                f.write_str("service actors restarted without evidence; waiting out the open duration")
+            }
             TransitionReason::Manual(reason) => write!(f, "manual: {reason}"),
             TransitionReason::Escalated(reason) => write!(f, "escalated: {reason}"),
             TransitionReason::Reset => f.write_str("reset by operator"),

@@ -85,6 +85,12 @@ impl BreakerControl {
         self.cell.apply(|m| m.recovery_succeeded(now()))
     }
 
+    /// Ends an escalation whose recovery restarted the service actors but
+    /// gave no evidence: the breaker becomes a timed Open.
+    pub(crate) fn deescalate(&self) -> Option<Transition> {
+        self.cell.apply(|m| m.deescalate(now()))
+    }
+
     /// Restarts, escalations, recovery attempts and retries so far.
     pub fn supervision(&self) -> crate::stats::SupervisionStats {
         self.cell.stats.snapshot()
