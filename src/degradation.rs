@@ -3,11 +3,13 @@
 //! A [`DegradedHandle`] wraps a service's handle with its
 //! [`Degradation`] strategy and the current trading [`Modes`]:
 //!
-//! 1. **Before** a call, the strategy may refuse it under the current modes
-//!    (the broker's [`DisableOrders`] refuses new orders unless trading is
-//!    Active; exits and cancels stay allowed while Reducing).
-//! 2. A **live** reply is returned as [`Reply::Live`], and the strategy
-//!    learns from it (last-known prices, cached reads).
+//! 1. **Before** a call, the one order gate refuses an order the trading
+//!    mode does not allow (the same gate every path passes), and the
+//!    strategy may refuse or divert it (a write joining the journal).
+//! 2. A **live** reply is first validated by the strategy (a quote with a
+//!    price of 0, NaN or an epoch timestamp is a failure of the feed); a
+//!    good one is returned as [`Reply::Live`], and the strategy learns from
+//!    it (last-known prices, cached reads).
 //! 3. When the call is refused by the breaker or fails against the
 //!    dependency, the strategy may answer instead: [`Reply::Fallback`]
 //!    carries the value, the reason, its age and the strategy. If it has no
@@ -76,6 +78,14 @@ pub trait Degradation<S: Service>: Send + Sync + 'static {
     fn admit(&self, request: &S::Request, modes: &Modes) -> Admit<S::Response> {
         let _ = (request, modes);
         Admit::Send
+    }
+
+    /// Judges a live reply before it is counted: an unusable one (a price
+    /// of 0) is a failure of the dependency, counted by the breaker and
+    /// answered by [`Self::fallback`], never returned as [`Reply::Live`].
+    fn validate(&self, request: &S::Request, response: &S::Response) -> Result<(), String> {
+        let _ = (request, response);
+        Ok(())
     }
 
     /// Learns from a live reply.
@@ -251,7 +261,14 @@ impl<S: Service> DegradedHandle<S> {
             }
             Admit::Answer(fallback) => return Ok(Reply::Fallback(fallback)),
         }
-        let error = match self.handle.call(request.clone()).await {
+        let strategy = &self.strategy;
+        let checked = self
+            .handle
+            .call_checked(request.clone(), |response| {
+                strategy.validate(&request, response)
+            })
+            .await;
+        let error = match checked {
             Ok(response) => {
                 self.strategy.observe(&request, &response);
                 return Ok(Reply::Live(response));
@@ -278,6 +295,7 @@ fn falls_back<E: std::error::Error>(error: &CallError<E>) -> bool {
     match error {
         CallError::Rejected { .. }
         | CallError::Shed { .. }
+        | CallError::Invalid { .. }
         | CallError::Timeout { .. }
         | CallError::Crashed { .. }
         | CallError::Unavailable { .. } => true,

@@ -159,10 +159,14 @@ impl<S: Service> ServiceHandle<S> {
     fn gate(&self, request: &S::Request) -> Result<(), CallError<S::Error>> {
         match S::order_intent(request) {
             None => Ok(()),
-            Some(intent) => self.inner.gate.check(intent).map_err(|reason| CallError::Refused {
-                service: Arc::clone(self.inner.cell.name()),
-                reason,
-            }),
+            Some(intent) => self
+                .inner
+                .gate
+                .check(intent)
+                .map_err(|reason| CallError::Refused {
+                    service: Arc::clone(self.inner.cell.name()),
+                    reason,
+                }),
         }
     }
 }

@@ -56,6 +56,8 @@ pub struct Seawall {
     services: Vec<Registered>,
     events: broadcast::Sender<Event>,
     shutdown: CancellationToken,
+    /// The one order gate, shared with every handle.
+    gate: Arc<crate::modes::OrderGate>,
 }
 
 struct Registered {

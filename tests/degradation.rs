@@ -180,12 +180,12 @@ enum KiteReq {
 }
 
 fn kite_intent(request: &KiteReq) -> Option<OrderIntent> {
-        match request {
-            KiteReq::Quote => None,
-            KiteReq::Place => Some(OrderIntent::Open),
-            KiteReq::Cancel => Some(OrderIntent::Cancel),
-            KiteReq::Exit => Some(OrderIntent::Exit),
-        }
+    match request {
+        KiteReq::Quote => None,
+        KiteReq::Place => Some(OrderIntent::Open),
+        KiteReq::Cancel => Some(OrderIntent::Cancel),
+        KiteReq::Exit => Some(OrderIntent::Exit),
+    }
 }
 
 struct Kite(Arc<AtomicBool>);

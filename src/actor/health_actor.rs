@@ -23,9 +23,8 @@ use tokio::task::JoinHandle;
 /// One service's health check, type-erased. `Ok(NotImplemented)` also
 /// stands for an inconclusive answer (throttled, or an auth error): neither
 /// healthy nor a failure.
-pub(crate) type CheckFn = Arc<
-    dyn Fn() -> Pin<Box<dyn Future<Output = Result<Evidence, String>> + Send>> + Send + Sync,
->;
+pub(crate) type CheckFn =
+    Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Result<Evidence, String>> + Send>> + Send + Sync>;
 
 /// How often trend snapshots are taken.
 const TREND_INTERVAL: Duration = Duration::from_secs(60);

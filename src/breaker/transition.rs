@@ -132,9 +132,9 @@ impl fmt::Display for TransitionReason {
                 )
             }
             TransitionReason::RecoverySucceeded => f.write_str("recovery succeeded"),
-            TransitionReason::Deescalated => {
-                f.write_str("service actors restarted without evidence; waiting out the open duration")
-            }
+            TransitionReason::Deescalated => f.write_str(
+                "service actors restarted without evidence; waiting out the open duration",
+            ),
             TransitionReason::Manual(reason) => write!(f, "manual: {reason}"),
             TransitionReason::Escalated(reason) => write!(f, "escalated: {reason}"),
             TransitionReason::Reset => f.write_str("reset by operator"),

@@ -128,6 +128,28 @@ impl Problem {
     }
 }
 
+/// Rejects a duration above `max`: no duration from the config may reach
+/// the time arithmetic unbounded (an absurd value would overflow an
+/// `Instant` and panic the runtime).
+pub(crate) fn check_max_duration(
+    out: &mut Vec<Problem>,
+    key: impl Into<String>,
+    value: std::time::Duration,
+    max: std::time::Duration,
+) {
+    if value > max {
+        out.push(Problem::new(
+            key,
+            format!(
+                "is {}, above the bound of {}",
+                humantime::format_duration(value),
+                humantime::format_duration(max)
+            ),
+            format!("set it to at most {}", humantime::format_duration(max)),
+        ));
+    }
+}
+
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} {}; {}", self.key, self.message, self.fix)

@@ -97,6 +97,31 @@ impl RuntimeConfig {
                 "keep critical ≤ degraded ≤ healthy, such as 40, 60 and 80",
             ));
         }
+        const DAY: Duration = Duration::from_secs(86_400);
+        for (key, d, max) in [
+            (
+                "runtime.health_check_interval",
+                self.health_check_interval,
+                DAY,
+            ),
+            (
+                "runtime.health_check_timeout",
+                self.health_check_timeout,
+                DAY,
+            ),
+            (
+                "runtime.system_sample_interval",
+                self.system_sample_interval,
+                DAY,
+            ),
+            (
+                "runtime.shutdown_grace",
+                self.shutdown_grace,
+                Duration::from_secs(600),
+            ),
+        ] {
+            super::error::check_max_duration(&mut problems, key, d, max);
+        }
         for (key, d) in [
             ("runtime.health_check_timeout", self.health_check_timeout),
             (

@@ -260,6 +260,23 @@ impl ServiceConfig {
                 "raise it; it bounds queued plus running requests",
             ));
         }
+        const HOUR: Duration = Duration::from_secs(3600);
+        const DAY: Duration = Duration::from_secs(86_400);
+        for (field, value, max) in [
+            ("open_timeout", Some(self.open_timeout), DAY),
+            ("max_open_timeout", self.max_open_timeout, 7 * DAY),
+            (
+                "half_open_probe_timeout",
+                Some(self.half_open_probe_timeout),
+                HOUR,
+            ),
+            ("stability_window", self.stability_window, 7 * DAY),
+            ("call_timeout", Some(self.call_timeout), HOUR),
+        ] {
+            if let Some(value) = value {
+                super::error::check_max_duration(out, key(field), value, max);
+            }
+        }
         if let Some(window) = &self.rate_window {
             window.problems(name, out);
         }

@@ -211,6 +211,20 @@ pub(crate) fn check_backoff(
 
 impl RecoveryConfig {
     pub(crate) fn problems(&self, name: &str, out: &mut Vec<Problem>) {
+        const HOUR: Duration = Duration::from_secs(3600);
+        const DAY: Duration = Duration::from_secs(86_400);
+        for (field, value, max) in [
+            ("initial_delay", self.initial_delay, DAY),
+            ("max_delay", self.max_delay, DAY),
+            ("attempt_timeout", self.attempt_timeout, HOUR),
+        ] {
+            super::error::check_max_duration(
+                out,
+                format!("services.{name}.recovery.{field}"),
+                value,
+                max,
+            );
+        }
         let key = |f: &str| format!("services.{name}.recovery.{f}");
         if self.initial_delay.is_zero() {
             out.push(Problem::new(
@@ -246,6 +260,20 @@ impl RecoveryConfig {
 
 impl RestartConfig {
     pub(crate) fn problems(&self, name: &str, out: &mut Vec<Problem>) {
+        const HOUR: Duration = Duration::from_secs(3600);
+        const DAY: Duration = Duration::from_secs(86_400);
+        for (field, value, max) in [
+            ("period", self.period, DAY),
+            ("initial_delay", self.initial_delay, HOUR),
+            ("max_delay", self.max_delay, HOUR),
+        ] {
+            super::error::check_max_duration(
+                out,
+                format!("services.{name}.restart.{field}"),
+                value,
+                max,
+            );
+        }
         let key = |f: &str| format!("services.{name}.restart.{f}");
         if self.period.is_zero() {
             out.push(Problem::new(
@@ -267,6 +295,19 @@ impl RestartConfig {
 
 impl RetryConfig {
     pub(crate) fn problems(&self, name: &str, out: &mut Vec<Problem>) {
+        const HOUR: Duration = Duration::from_secs(3600);
+        const DAY: Duration = Duration::from_secs(86_400);
+        for (field, value, max) in [
+            ("delay", self.delay, HOUR),
+            ("deadline", self.deadline, DAY),
+        ] {
+            super::error::check_max_duration(
+                out,
+                format!("services.{name}.retry.{field}"),
+                value,
+                max,
+            );
+        }
         let key = |f: &str| format!("services.{name}.retry.{f}");
         if self.max_retries > 100 {
             out.push(Problem::new(

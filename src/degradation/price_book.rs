@@ -22,6 +22,40 @@ pub struct Quote {
     pub received_at: Instant,
 }
 
+impl Quote {
+    /// Trading rule 3, one check for live and fallback prices alike: a
+    /// price must be positive and finite, and its exchange time neither the
+    /// epoch (Kite's out-of-hours quotes) nor older than `max_staleness`.
+    pub fn validate(&self, max_staleness: Duration) -> Result<(), String> {
+        if !(self.price.is_finite() && self.price > 0.0) {
+            return Err(format!(
+                "{}: price {} is not a usable price (must be positive and finite)",
+                self.instrument, self.price
+            ));
+        }
+        if self.exchange_time <= SystemTime::UNIX_EPOCH {
+            return Err(format!(
+                "{}: exchange timestamp is the epoch: missing data, not a price",
+                self.instrument
+            ));
+        }
+        let age = SystemTime::now()
+            .duration_since(self.exchange_time)
+            .unwrap_or_default();
+        if age > max_staleness {
+            return Err(format!(
+                "{}: exchange timestamp is {} old, past max_staleness {}",
+                self.instrument,
+                humantime::format_duration(Duration::from_millis(
+                    u64::try_from(age.as_millis()).unwrap_or(u64::MAX)
+                )),
+                humantime::format_duration(max_staleness)
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// A request that names one instrument.
 pub trait Instrument {
     /// The instrument.
@@ -89,10 +123,7 @@ impl PriceBook {
 
     /// Stores a quote if it is a real price; returns whether it was stored.
     pub fn record(&self, quote: &Quote) -> bool {
-        let real = quote.price.is_finite()
-            && quote.price > 0.0
-            && quote.exchange_time > SystemTime::UNIX_EPOCH;
-        if !real {
+        if quote.validate(self.max_staleness).is_err() {
             return false;
         }
         let mut entry = self
@@ -168,6 +199,12 @@ where
 {
     fn kind(&self) -> StrategyKind {
         StrategyKind::LastKnownPrice
+    }
+
+    /// A live quote passes the same check as a fallback one; a bad one is
+    /// a failure of the feed, never `Reply::Live`.
+    fn validate(&self, _request: &S::Request, response: &Quote) -> Result<(), String> {
+        response.validate(self.book.max_staleness())
     }
 
     fn observe(&self, _request: &S::Request, response: &Quote) {

@@ -55,7 +55,10 @@ impl<S: Service> HealthProbe<S> {
                 service: Arc::clone(service),
             });
         };
-        match AssertUnwindSafe(instance.health_check()).catch_unwind().await {
+        match AssertUnwindSafe(instance.health_check())
+            .catch_unwind()
+            .await
+        {
             Ok(Ok(Evidence::Observed)) => Ok(Evidence::Observed),
             Ok(Ok(Evidence::NotImplemented)) => {
                 self.not_implemented.store(true, Ordering::Release);
@@ -77,7 +80,11 @@ impl<S: Service> HealthProbe<S> {
     }
 }
 
-fn service_error<S: Service>(service: &Arc<str>, instance: &S, source: S::Error) -> CallError<S::Error> {
+fn service_error<S: Service>(
+    service: &Arc<str>,
+    instance: &S,
+    source: S::Error,
+) -> CallError<S::Error> {
     CallError::Service {
         service: Arc::clone(service),
         outcome: instance.classify(&source),

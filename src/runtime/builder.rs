@@ -218,7 +218,7 @@ impl SeawallBuilder {
             check_timeout: runtime.health_check_timeout,
             sample_interval: runtime.system_sample_interval,
             alert_threshold: runtime.health_score_threshold,
-            gate,
+            gate: Arc::clone(&gate),
         };
         let (health, _) = Actor::spawn_linked(None, HealthActor, health_args, root.get_cell())
             .await
@@ -257,6 +257,7 @@ impl SeawallBuilder {
             services,
             events,
             shutdown,
+            gate,
         })
     }
 }

@@ -7,6 +7,7 @@ use crate::config::StrategyKind;
 use crate::degradation::{CustomFallback, Degradation, DegradedHandle, Fallback, Reply};
 use crate::event::Event;
 use crate::handle::{refusal_error, CallError, PendingOutcome};
+use crate::modes::OrderIntent;
 use crate::service::Service;
 use std::future::Future;
 use std::sync::Arc;
@@ -153,6 +154,11 @@ impl Seawall {
     /// refused or fails (unless `GRACEFUL_DEGRADATION_ENABLED=false`). Any
     /// error of `f` counts as a failure; no bulkhead applies, as there is no
     /// service actor to protect.
+    ///
+    /// It passes the one order gate. `f` is opaque, so under a breaker whose
+    /// service sends orders (`strategy = "disable_orders"`) it is gated as an
+    /// order that adds risk: refused unless trading is Active (fail closed).
+    /// Say what `f` does with [`Self::execute_with_resilience_for`].
     pub async fn execute_with_resilience<T, E, Fut>(
         &self,
         name: &str,
@@ -163,6 +169,38 @@ impl Seawall {
         Fut: Future<Output = Result<T, E>>,
         E: std::error::Error + 'static,
     {
+        let sends_orders = self
+            .config()
+            .services
+            .get(name)
+            .is_some_and(|s| s.degradation.strategy == StrategyKind::DisableOrders);
+        let intent = sends_orders.then_some(OrderIntent::Open);
+        self.execute_with_resilience_for(name, intent, f, fallback)
+            .await
+    }
+
+    /// [`Self::execute_with_resilience`], with `intent` saying whether `f`
+    /// sends an order and what it does to exposure (`None`: not an order).
+    /// The order gate checks it before admission.
+    pub async fn execute_with_resilience_for<T, E, Fut>(
+        &self,
+        name: &str,
+        intent: Option<OrderIntent>,
+        f: impl FnOnce() -> Fut,
+        fallback: impl FnOnce(&CallError<E>) -> Option<T>,
+    ) -> Result<Reply<T>, CallError<E>>
+    where
+        Fut: Future<Output = Result<T, E>>,
+        E: std::error::Error + 'static,
+    {
+        if let Some(intent) = intent {
+            if let Err(reason) = self.gate.check(intent) {
+                return Err(CallError::Refused {
+                    service: Arc::from(name),
+                    reason,
+                });
+            }
+        }
         let Some(control) = self.breaker(name) else {
             return Err(CallError::Refused {
                 service: Arc::from(name),
