@@ -155,11 +155,11 @@ impl Service for Flaky {
             Ok(())
         }
     }
-    async fn reconnect(&mut self) -> Result<(), Down> {
+    async fn reconnect(&mut self) -> Result<seawall::Evidence, Down> {
         if self.0.load(std::sync::atomic::Ordering::SeqCst) {
             Err(Down)
         } else {
-            Ok(())
+            Ok(seawall::Evidence::Observed)
         }
     }
 }

@@ -261,6 +261,10 @@ pub struct BreakerReportMetrics {
     pub last_failure: Option<SystemTime>,
     /// State changes.
     pub transitions: u64,
+    /// Re-opens within the stability window after a recovery.
+    pub flaps: u64,
+    /// Re-opens in a row without a stable close: the open-duration exponent.
+    pub reopens: u32,
 }
 
 /// Converts an instant on the tree's clock to wall time.
@@ -315,6 +319,8 @@ pub(crate) fn breaker_report(
             last_success: m.last_success.map(|t| clock.wall(t)),
             last_failure: m.last_failure.map(|t| clock.wall(t)),
             transitions: m.transitions,
+            flaps: m.flaps,
+            reopens: m.reopens,
         },
         state_changed_at: clock.wall(m.state_changed_at),
         open_until: m.open_until.map(|t| clock.wall(t)),

@@ -102,6 +102,19 @@ pub(crate) fn render(state: &Shared) -> String {
     }
     family(
         &mut out,
+        "seawall_circuitbreaker_flaps_total",
+        "counter",
+        "Re-opens within the stability window after a recovery (flapping).",
+    );
+    for (name, m, _) in &all {
+        let _ = writeln!(
+            out,
+            "seawall_circuitbreaker_flaps_total{{name=\"{name}\"}} {}",
+            m.flaps
+        );
+    }
+    family(
+        &mut out,
         "seawall_service_restarts_total",
         "counter",
         "Service actors restarted after a crash or failed start.",

@@ -25,6 +25,8 @@ pub enum Req {
     PlaceOrderAmbiguous,
     /// Works for this long, then panics.
     SleepThenPanic(Duration),
+    /// An order placement that reaches the service, which then panics.
+    PlaceOrderThenPanic,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -72,7 +74,10 @@ impl Service for Scripted {
     async fn call(&mut self, request: Req) -> Result<u32, TestError> {
         self.probe.received.fetch_add(1, Ordering::SeqCst);
         if self.probe.down.load(Ordering::SeqCst)
-            && !matches!(request, Req::Panic | Req::SleepThenPanic(_))
+            && !matches!(
+                request,
+                Req::Panic | Req::SleepThenPanic(_) | Req::PlaceOrderThenPanic
+            )
         {
             return Err(TestError::Down);
         }
@@ -91,6 +96,7 @@ impl Service for Scripted {
                 Ok(1)
             }
             Req::PlaceOrderAmbiguous => Err(TestError::OrderTimedOut),
+            Req::PlaceOrderThenPanic => panic!("scripted panic after an order was sent"),
             Req::SleepThenPanic(d) => {
                 tokio::time::sleep(d).await;
                 panic!("scripted panic after {d:?}")
@@ -101,7 +107,10 @@ impl Service for Scripted {
     fn is_idempotent(request: &Req) -> bool {
         !matches!(
             request,
-            Req::PlaceOrderFail | Req::PlaceOrderSlow(_) | Req::PlaceOrderAmbiguous
+            Req::PlaceOrderFail
+                | Req::PlaceOrderSlow(_)
+                | Req::PlaceOrderAmbiguous
+                | Req::PlaceOrderThenPanic
         )
     }
 
