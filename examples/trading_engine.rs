@@ -31,6 +31,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         status_line: true,
         admin_token: None,
         seed: 7,
+        plant: None,
     })
     .await?;
     println!("{}", summary.render());

@@ -16,13 +16,18 @@
 mod broker;
 mod database;
 mod engine;
+mod kite_server;
 mod market;
 mod scenario;
 
 pub use broker::{
-    BrokerLedger, BrokerRequest, BrokerResponse, KiteError, KiteErrorType, Order, Side, SimBroker,
+    BookEntry, BrokerRequest, BrokerResponse, ClientFaults, KiteError, KiteErrorType, KiteHttp,
+    Order, Session, Side,
 };
 pub use database::{DbCall, DbError, DbReply, SimDatabase};
-pub use engine::{run, DemoOptions, ServiceSummary, Summary};
-pub use market::{SimAgents, SimError, SimFeed, Tape};
-pub use scenario::{compress, scenario, scenario_seeded, SCENARIOS};
+pub use engine::{
+    run, DemoOptions, OrderSummary, PlantedViolation, PriceSummary, ServiceSummary, Summary,
+};
+pub use kite_server::{FaultPhase, KiteServer, Ledger, Received, ServerFault};
+pub use market::{BadQuotes, SimAgents, SimError, SimFeed, Tape};
+pub use scenario::{compress, scenario, scenario_seeded, Scenario, SCENARIOS};

@@ -70,6 +70,9 @@ struct RunArgs {
     /// Seed for the simulation and the chaos.
     #[arg(long, default_value_t = 7)]
     seed: u64,
+    /// Also write the summary as JSON to this file.
+    #[arg(long)]
+    summary_json: Option<PathBuf>,
 }
 
 impl Default for RunArgs {
@@ -81,6 +84,7 @@ impl Default for RunArgs {
             db: PathBuf::from("seawall-demo.db"),
             no_compress: false,
             seed: 7,
+            summary_json: None,
         }
     }
 }
@@ -208,16 +212,28 @@ fn run(args: RunArgs) -> ExitCode {
         status_line: true,
         admin_token: std::env::var("SEAWALL_ADMIN_TOKEN").ok(),
         seed: args.seed,
+        plant: None,
     };
     match runtime.block_on(seawall::demo::run(options)) {
         Ok(summary) => {
             println!("{}", summary.render());
-            let ok =
-                summary.orders_placed_while_halted == 0 && summary.non_positive_prices_used == 0;
-            if ok {
+            if let Some(path) = &args.summary_json {
+                let written = serde_json::to_string_pretty(&summary)
+                    .map_err(|e| e.to_string())
+                    .and_then(|json| std::fs::write(path, json).map_err(|e| e.to_string()));
+                if let Err(error) = written {
+                    eprintln!(
+                        "error: cannot write the summary to {} (--summary-json): {error}",
+                        path.display()
+                    );
+                    return ExitCode::FAILURE;
+                }
+            }
+            let violations = summary.violations();
+            if violations.is_empty() {
                 ExitCode::SUCCESS
             } else {
-                eprintln!("error: a trading rule was broken");
+                eprintln!("error: trading rules broken: {}", violations.join("; "));
                 ExitCode::FAILURE
             }
         }

@@ -1,21 +1,41 @@
 //! The strategy loop and its summary.
+//!
+//! Every invariant in the summary is counted on the dependency's side: the
+//! loopback broker's ledger (orders received, with the trading mode the
+//! runtime had published at that moment, and the price they carried), the
+//! feed's own count of the bad quotes it served, and the rows the database
+//! holds. The engine never counts its own good behaviour.
 
-use super::broker::{BrokerLedger, BrokerRequest, KiteError, Order, Side, SimBroker};
+use super::broker::{
+    BookEntry, BrokerRequest, BrokerResponse, ClientFaults, KiteHttp, Order, Session, Side,
+};
 use super::database::{DbCall, DbReply, SimDatabase};
-use super::market::{SimAgents, SimError, SimFeed, Tape};
+use super::kite_server::{FaultPhase, KiteServer, ServerFault};
+use super::market::{BadQuotes, SimAgents, SimError, SimFeed, Tape};
 use super::scenario::{compress, scenario_seeded};
-use crate::chaos::{Chaos, ChaosPlan};
+use crate::chaos::{Chaos, ChaosPhase, ChaosPlan, Fault};
 use crate::config::Config;
 use crate::degradation::{
-    Action, ConservativeHold, DisableOrders, LastKnownPrice, PriceBook, ReadOnlyCache, Reply,
+    Action, ConservativeHold, DegradedHandle, DisableOrders, LastKnownPrice, PriceBook,
+    ReadOnlyCache, Reply,
 };
 use crate::modes::TradingMode;
 use crate::{BreakerState, CallError, Event, Seawall};
 use serde::Serialize;
-use std::collections::BTreeMap;
-use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+/// A deliberate breach of a trading rule, planted to prove that the
+/// summary's dependency-side checks catch it. Never set it outside a test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlantedViolation {
+    /// Orders go to the broker on a raw client, skipping the order gate.
+    SkipOrderGate,
+    /// Prices come straight from the feed, skipping validation.
+    SkipPriceValidation,
+}
 
 /// How to run the demo.
 #[derive(Debug, Clone)]
@@ -36,6 +56,8 @@ pub struct DemoOptions {
     pub admin_token: Option<String>,
     /// Seeds the simulation and the chaos.
     pub seed: u64,
+    /// A planted violation (tests of the checks only).
+    pub plant: Option<PlantedViolation>,
 }
 
 /// Per-service figures.
@@ -45,10 +67,54 @@ pub struct ServiceSummary {
     pub trips: u64,
     /// Transitions back to Closed after a trip.
     pub recoveries: u64,
+    /// Re-opens within the stability window after a recovery.
+    pub flaps: u64,
     /// Replies answered by a fallback.
     pub degraded_replies: u64,
     /// The breaker's state at the end.
     pub final_state: String,
+}
+
+/// Orders, from the broker's ledger where it matters.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct OrderSummary {
+    /// Orders the strategy tried.
+    pub attempted: u64,
+    /// Orders the broker placed (its ledger).
+    pub placed: u64,
+    /// Orders the gate refused because trading was Halted.
+    pub refused_while_halted: u64,
+    /// Orders the gate refused while Reducing (they added risk).
+    pub refused_while_reducing: u64,
+    /// Orders (not cancels) the broker received while the runtime's
+    /// published mode was Halted: must be 0.
+    pub received_by_broker_while_halted: u64,
+    /// Orders adding risk the broker received while Reducing: must be 0.
+    pub opens_received_by_broker_while_reducing: u64,
+    /// Order outcomes that were unknown (timed out, crashed after sending).
+    pub unknown: u64,
+    /// Unknown outcomes settled against the broker's order book by tag.
+    pub reconciled: u64,
+    /// Unknown outcomes the book showed as placed.
+    pub reconciled_as_placed: u64,
+    /// Orders the broker placed twice under one tag (re-sent): must be 0.
+    pub duplicate_orders: u64,
+    /// Acknowledged order ids the broker's book does not hold under the
+    /// same tag (replies matched to requests by id): must be 0.
+    pub mismatched_replies: u64,
+}
+
+/// Prices, from the feed's own count and the broker's ledger.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PriceSummary {
+    /// Bad quotes the feed served (0, NaN, negative, epoch).
+    pub bad_quotes_injected: u64,
+    /// Orders and trades carrying a price of 0 or less, or NaN: must be 0.
+    pub bad_prices_used: u64,
+    /// Fallback prices older than `max_staleness` handed out: must be 0.
+    pub stale_prices_used: u64,
+    /// Ticks in which a symbol had no usable price (fail closed: no order).
+    pub ticks_without_price: u64,
 }
 
 /// What happened, and whether the trading rules held.
@@ -56,30 +122,12 @@ pub struct ServiceSummary {
 pub struct Summary {
     /// Per service.
     pub services: BTreeMap<String, ServiceSummary>,
-    /// Orders the strategy tried.
-    pub orders_attempted: u64,
-    /// Orders the broker executed.
-    pub orders_placed: u64,
-    /// Orders refused because trading was Halted.
-    pub orders_refused_while_halted: u64,
-    /// Orders refused while Reducing (adds risk).
-    pub orders_refused_while_reducing: u64,
-    /// Orders executed while Halted: must be 0.
-    pub orders_placed_while_halted: u64,
-    /// Prices of 0 or less the strategy was handed: must be 0.
-    pub non_positive_prices_used: u64,
-    /// Ticks in which a symbol had no usable price (fail closed: no order).
-    pub ticks_without_price: u64,
-    /// Trades written, live or journaled.
+    /// Orders.
+    pub orders: OrderSummary,
+    /// Prices.
+    pub prices: PriceSummary,
+    /// Trades the database holds from this run.
     pub trades_recorded: u64,
-    /// Fallback prices older than `max_staleness` handed out: must be 0.
-    pub stale_prices_used: u64,
-    /// Orders the broker received more than once (same tag): must be 0.
-    pub duplicate_orders: u64,
-    /// Calls the engine made through handles.
-    pub calls_made: u64,
-    /// Replies (answers or errors) the engine received: must equal `calls_made`.
-    pub replies_received: u64,
 }
 
 impl Summary {
@@ -90,29 +138,70 @@ impl Summary {
             .all(|s| s.trips == 0 || (s.recoveries > 0 && s.final_state == "closed"))
     }
 
+    /// The trading rules that were broken, by the dependency-side checks.
+    pub fn violations(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let o = &self.orders;
+        for (n, what) in [
+            (
+                o.received_by_broker_while_halted,
+                "orders reached the broker while Halted",
+            ),
+            (
+                o.opens_received_by_broker_while_reducing,
+                "orders adding risk reached the broker while Reducing",
+            ),
+            (o.duplicate_orders, "orders were placed twice under one tag"),
+            (
+                o.mismatched_replies,
+                "order replies did not match the broker's book",
+            ),
+            (
+                self.prices.bad_prices_used,
+                "orders or trades carried a bad price",
+            ),
+            (
+                self.prices.stale_prices_used,
+                "stale fallback prices were used",
+            ),
+        ] {
+            if n > 0 {
+                out.push(format!("{n} {what}"));
+            }
+        }
+        out
+    }
+
     /// The summary as a text table.
     pub fn render(&self) -> String {
-        let mut out = String::from("service        trips  recoveries  degraded  final\n");
+        let mut out = String::from("service        trips  recoveries  flaps  degraded  final\n");
         for (name, s) in &self.services {
             out.push_str(&format!(
-                "{name:<14} {:>5}  {:>10}  {:>8}  {}\n",
-                s.trips, s.recoveries, s.degraded_replies, s.final_state
+                "{name:<14} {:>5}  {:>10}  {:>5}  {:>8}  {}\n",
+                s.trips, s.recoveries, s.flaps, s.degraded_replies, s.final_state
             ));
         }
+        let (o, p) = (&self.orders, &self.prices);
         out.push_str(&format!(
-            "orders: attempted {}, placed {}, refused while halted {}, refused while reducing {}, placed while halted {}\nprices: {} of 0 or less used, {} stale used, {} ticks without a usable price\ntrades recorded: {}; duplicate orders: {}; calls {} / replies {}\n",
-            self.orders_attempted,
-            self.orders_placed,
-            self.orders_refused_while_halted,
-            self.orders_refused_while_reducing,
-            self.orders_placed_while_halted,
-            self.non_positive_prices_used,
-            self.stale_prices_used,
-            self.ticks_without_price,
+            "orders: attempted {}, placed {}, refused while halted {}, refused while reducing {}, received by broker while halted {}\n\
+             orders: unknown {}, reconciled {} ({} placed), duplicates {}, mismatched replies {}\n\
+             prices: {} bad quotes injected, {} bad prices used, {} stale used, {} ticks without a usable price\n\
+             trades recorded: {}\n",
+            o.attempted,
+            o.placed,
+            o.refused_while_halted,
+            o.refused_while_reducing,
+            o.received_by_broker_while_halted,
+            o.unknown,
+            o.reconciled,
+            o.reconciled_as_placed,
+            o.duplicate_orders,
+            o.mismatched_replies,
+            p.bad_quotes_injected,
+            p.bad_prices_used,
+            p.stale_prices_used,
+            p.ticks_without_price,
             self.trades_recorded,
-            self.duplicate_orders,
-            self.calls_made,
-            self.replies_received
         ));
         out
     }
@@ -120,14 +209,103 @@ impl Summary {
 
 const SYMBOLS: [&str; 3] = ["NSE:INFY", "NSE:TCS", "NSE:RELIANCE"];
 const TICK: Duration = Duration::from_millis(100);
+const API_KEY: &str = "seawalldemo";
 
 fn plan<E: 'static>(
-    phases: &BTreeMap<&'static str, Vec<crate::chaos::ChaosPhase>>,
+    phases: &BTreeMap<&'static str, Vec<ChaosPhase>>,
     service: &str,
     seed: u64,
     make: impl Fn(&str) -> E + Send + Sync + 'static,
 ) -> Arc<ChaosPlan<E>> {
     ChaosPlan::new(phases.get(service).cloned().unwrap_or_default(), seed, make)
+}
+
+/// The broker's side of kite_api's chaos: outages and errors are played by
+/// the loopback server, a panic by the client after an order was sent.
+fn broker_faults(phases: &[ChaosPhase], faults: &ClientFaults) -> Vec<FaultPhase> {
+    let mut out = Vec::new();
+    for p in phases {
+        let fault = match &p.fault {
+            Fault::Outage => ServerFault::Refuse,
+            Fault::Timeout => ServerFault::Slow(Duration::from_secs(3600)),
+            Fault::Latency { latency } => ServerFault::Slow(*latency),
+            Fault::Panic => {
+                faults.crash_after_order(p.from, p.until, p.probability);
+                continue;
+            }
+            Fault::Error { kind } => match kind.as_str() {
+                "429" | "TooManyRequests" => ServerFault::RateLimit,
+                "TokenException" => ServerFault::TokenExpired,
+                "OrderTimedOut" => ServerFault::OrderTimedOut(p.probability),
+                "DataException" => ServerFault::Status(502),
+                "GeneralException" => ServerFault::Status(500),
+                "InputException" => continue,
+                _ => ServerFault::Status(503),
+            },
+        };
+        out.push(FaultPhase {
+            from: p.from,
+            until: p.until,
+            fault,
+        });
+    }
+    out
+}
+
+/// Trips, recoveries and flaps per service, from the event bus.
+fn count_transitions(
+    seawall: &Seawall,
+    kite_closed: Arc<AtomicBool>,
+) -> (
+    Arc<Mutex<BTreeMap<String, ServiceSummary>>>,
+    tokio::task::JoinHandle<()>,
+) {
+    let counts = Arc::new(Mutex::new(BTreeMap::<String, ServiceSummary>::new()));
+    let mut events = seawall.subscribe();
+    let c = Arc::clone(&counts);
+    let task = tokio::spawn(async move {
+        loop {
+            let event = match events.recv().await {
+                Ok(event) => event,
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(_) => break,
+            };
+            let Event::Transition {
+                service,
+                transition,
+            } = event
+            else {
+                continue;
+            };
+            let mut counts = c.lock().unwrap_or_else(|p| p.into_inner());
+            let entry = counts.entry(service.to_string()).or_default();
+            if transition.to.rejects_all() && !transition.from.rejects_all() {
+                entry.trips += 1;
+            }
+            if transition.flap {
+                entry.flaps += 1;
+            }
+            if transition.to == BreakerState::Closed && transition.from == BreakerState::HalfOpen {
+                entry.recoveries += 1;
+                if &*service == "kite_api" {
+                    // Kite has no cancel-on-disconnect: reconcile after every outage.
+                    kite_closed.store(true, Ordering::SeqCst);
+                }
+            }
+        }
+    });
+    (counts, task)
+}
+
+/// The engine's own state across ticks.
+#[derive(Default)]
+struct Book {
+    /// Symbols with an order of unknown outcome: tag, quantity, price.
+    pending: HashMap<&'static str, (String, i64, f64)>,
+    /// Acknowledged orders: tag → order id, checked against the broker's book.
+    acknowledged: Vec<(String, String)>,
+    orders_sent: u64,
+    trade_seq: u64,
 }
 
 /// Runs the demo and returns its summary.
@@ -138,44 +316,70 @@ pub async fn run(
         compress(&mut options.config);
     }
     let total = options.duration.unwrap_or(Duration::from_secs(60));
-    let mut phases = scenario_seeded(&options.scenario, total, options.seed).ok_or_else(|| {
-        format!(
-            "unknown scenario {:?}; choose one of {}",
-            options.scenario,
-            super::scenario::SCENARIOS.join(", ")
-        )
-    })?;
+    if options.compress {
+        // Short runs: an outage and its recovery must fit the run.
+        let open = (total / 16).max(Duration::from_secs(1));
+        for s in options.config.services.values_mut() {
+            s.open_timeout = s.open_timeout.min(open);
+            s.max_open_timeout = Some(s.effective_max_open_timeout().min(open * 2));
+        }
+    }
+    let mut scenario =
+        scenario_seeded(&options.scenario, total, options.seed).ok_or_else(|| {
+            format!(
+                "unknown scenario {:?}; choose one of {}",
+                options.scenario,
+                super::scenario::SCENARIOS.join(", ")
+            )
+        })?;
     for name in ["kite_api", "database", "ai_agents", "market_data"] {
         let Some(service) = options.config.services.get(name) else {
             return Err(format!("the demo needs [services.{name}] in the config").into());
         };
         // Faults from [[services.NAME.chaos]] play on top of the scenario.
-        phases
+        scenario
+            .chaos
             .entry(name)
             .or_default()
             .extend(service.chaos.iter().map(|c| c.phase()));
     }
     let seed = options.seed;
-    let ledger = Arc::new(BrokerLedger::default());
     let tape = Tape::new(seed);
-    let kite_plan = plan(&phases, "kite_api", seed ^ 1, KiteError::from_kind);
-    let db_plan = plan(&phases, "database", seed ^ 2, |k: &str| {
+    let client_faults = Arc::new(ClientFaults::default());
+    let server = KiteServer::start(
+        API_KEY,
+        Arc::clone(&tape),
+        broker_faults(
+            scenario.chaos.get("kite_api").map_or(&[][..], |v| &v[..]),
+            &client_faults,
+        ),
+        seed ^ 6,
+    )
+    .await?;
+    let bad_quotes = Arc::new(BadQuotes::default());
+    for (from, until, p) in &scenario.bad_quotes {
+        bad_quotes.between(*from, *until, *p);
+    }
+    let db_plan = plan(&scenario.chaos, "database", seed ^ 2, |k: &str| {
         super::database::DbError(format!("simulated {k}"))
     });
-    let ai_plan = plan(&phases, "ai_agents", seed ^ 3, |k: &str| {
+    let ai_plan = plan(&scenario.chaos, "ai_agents", seed ^ 3, |k: &str| {
         SimError(format!("simulated {k}"))
     });
-    let feed_plan = plan(&phases, "market_data", seed ^ 4, |k: &str| {
+    let feed_plan = plan(&scenario.chaos, "market_data", seed ^ 4, |k: &str| {
         SimError(format!("simulated {k}"))
     });
 
-    let (l, t, path) = (
-        Arc::clone(&ledger),
+    let session = Arc::new(Session::default());
+    let url = server.url();
+    let (s, f, t, b, path) = (
+        Arc::clone(&session),
+        Arc::clone(&client_faults),
         Arc::clone(&tape),
+        Arc::clone(&bad_quotes),
         options.db_path.clone(),
     );
-    let (kp, dp, ap, fp) = (
-        Arc::clone(&kite_plan),
+    let (dp, ap, fp) = (
         Arc::clone(&db_plan),
         Arc::clone(&ai_plan),
         Arc::clone(&feed_plan),
@@ -184,11 +388,11 @@ pub async fn run(
     let seawall = Seawall::builder(options.config.clone())
         .admin_token(options.admin_token.clone())
         .service("kite_api", move || {
-            Chaos::new(
-                SimBroker {
-                    ledger: Arc::clone(&l),
-                },
-                Arc::clone(&kp),
+            KiteHttp::new(
+                url.clone(),
+                API_KEY.to_string(),
+                Arc::clone(&s),
+                Arc::clone(&f),
             )
         })
         .service("database", move || {
@@ -202,23 +406,25 @@ pub async fn run(
             Chaos::new(
                 SimFeed {
                     tape: Arc::clone(&t),
+                    bad: Arc::clone(&b),
                 },
                 Arc::clone(&fp),
             )
         })
         .start()
         .await?;
-    let _ = ledger.modes.set(seawall.modes());
+    server.watch_modes(seawall.modes());
     if let Some(addr) = seawall.http_addr() {
         tracing::info!("health endpoints on http://{addr}/api/v1/system/health/comprehensive");
     }
+    tracing::info!(broker = %server.url(), "demo broker (Kite Connect v3 shapes) listening");
 
     let book = Arc::new(PriceBook::new(
         options.config.services["market_data"]
             .degradation
             .max_staleness,
     ));
-    let kite = seawall.set_degradation::<Chaos<SimBroker>>("kite_api", DisableOrders)?;
+    let kite = seawall.set_degradation::<KiteHttp>("kite_api", DisableOrders)?;
     let feed = seawall
         .set_degradation::<Chaos<SimFeed>>("market_data", LastKnownPrice::new(Arc::clone(&book)))?;
     let ai_strategy = if options.config.services["ai_agents"]
@@ -239,40 +445,34 @@ pub async fn run(
             |_| DbReply::Written,
         ),
     )?;
+    let kite_closed = Arc::new(AtomicBool::new(false));
+    let (counts, counter) = count_transitions(&seawall, Arc::clone(&kite_closed));
+    // A raw client, used only by the planted gate violation.
+    let mut raw_kite = KiteHttp::new(
+        server.url(),
+        API_KEY.to_string(),
+        Arc::clone(&session),
+        Arc::new(ClientFaults::default()),
+    );
 
-    // Count trips and recoveries from the event bus.
-    let counts = Arc::new(std::sync::Mutex::new(
-        BTreeMap::<String, ServiceSummary>::new(),
-    ));
-    let mut events = seawall.subscribe();
-    let c = Arc::clone(&counts);
-    let counter = tokio::spawn(async move {
-        while let Ok(event) = events.recv().await {
-            if let Event::Transition {
-                service,
-                transition,
-            } = event
-            {
-                let mut counts = c.lock().unwrap_or_else(|p| p.into_inner());
-                let entry = counts.entry(service.to_string()).or_default();
-                if transition.to.rejects_all() && !transition.from.rejects_all() {
-                    entry.trips += 1;
-                }
-                if transition.to == BreakerState::Closed
-                    && transition.from == BreakerState::HalfOpen
-                {
-                    entry.recoveries += 1;
-                }
-            }
-        }
-    });
-
+    let engine = Engine {
+        kite: &kite,
+        feed: &feed,
+        ai: &ai,
+        db: &db,
+        price_book: &book,
+        modes: seawall.modes(),
+        plant: options.plant,
+        run_id: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64),
+    };
     let mut summary = Summary::default();
     let mut degraded = BTreeMap::<&str, u64>::new();
-    let modes = seawall.modes();
+    let mut state = Book::default();
     let started = tokio::time::Instant::now();
     let mut next_status = started;
-    let mut trade_id = 0u64;
+    let mut next_quote = started;
     let mut rng = fastrand::Rng::with_seed(seed ^ 5);
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
@@ -280,40 +480,207 @@ pub async fn run(
         if options.duration.is_some_and(|d| started.elapsed() >= d) {
             break;
         }
-        // A quote from the broker every tick: a read passes the order gate,
-        // so it is what probes a HalfOpen kite_api breaker back to Closed
-        // while orders are still refused.
-        let _ = kite
-            .call(BrokerRequest::Quote(SYMBOLS[0].to_string()))
+        let now = tokio::time::Instant::now();
+        if now >= next_quote {
+            // A broker read once a second (Kite allows one quote a second):
+            // it passes the gate, so it probes a HalfOpen kite_api breaker.
+            next_quote = now + Duration::from_secs(1);
+            let _ = kite
+                .call(BrokerRequest::Quote(SYMBOLS[0].to_string()))
+                .await;
+        }
+        if kite_closed.swap(false, Ordering::SeqCst) || !state.pending.is_empty() {
+            engine.reconcile(&mut state, &mut summary).await;
+        }
+        engine
+            .tick(
+                &mut state,
+                &mut summary,
+                &mut degraded,
+                &mut rng,
+                &mut raw_kite,
+            )
             .await;
-        for symbol in SYMBOLS {
-            summary.calls_made += 1;
-            let quote = feed.call(symbol.to_string()).await;
-            summary.replies_received += 1;
-            let price = match quote {
-                Ok(reply) => {
-                    if let Reply::Fallback(f) = &reply {
-                        *degraded.entry("market_data").or_default() += 1;
-                        if f.age.is_none_or(|age| age > book.max_staleness()) {
-                            summary.stale_prices_used += 1;
-                        }
-                    }
-                    let price = reply.value().price;
-                    if price <= 0.0 || !price.is_finite() {
-                        summary.non_positive_prices_used += 1;
-                    }
-                    Some(price)
+        if options.status_line && tokio::time::Instant::now() >= next_status {
+            next_status += Duration::from_secs(1);
+            eprintln!("{}", status_line(&seawall));
+        }
+        tokio::select! {
+            () = tokio::time::sleep(TICK) => {}
+            _ = &mut ctrl_c, if options.duration.is_none() => break,
+        }
+    }
+
+    // Let journaled trades replay and unknown orders settle before the books close.
+    let _ = tokio::time::timeout(Duration::from_secs(3), async {
+        while db.handle().state() != BreakerState::Closed || !state.pending.is_empty() {
+            engine.reconcile(&mut state, &mut summary).await;
+            tokio::time::sleep(TICK).await;
+        }
+    })
+    .await;
+    let broker_book = match kite.handle().call(BrokerRequest::OrderBook).await {
+        Ok(BrokerResponse::OrderBook(entries)) => Some(entries),
+        _ => None,
+    };
+    {
+        let ledger = server.ledger();
+        let ledger = ledger.lock().unwrap_or_else(|p| p.into_inner());
+        let o = &mut summary.orders;
+        o.placed = ledger.placed();
+        o.received_by_broker_while_halted = ledger.received_while_halted();
+        o.opens_received_by_broker_while_reducing = ledger.opens_received_while_reducing();
+        o.duplicate_orders = ledger.duplicate_tags();
+        summary.prices.bad_prices_used = ledger.bad_prices();
+    }
+    if let Some(entries) = broker_book {
+        summary.orders.mismatched_replies = state
+            .acknowledged
+            .iter()
+            .filter(|(tag, id)| !entries.iter().any(|e| &e.order_id == id && &e.tag == tag))
+            .count() as u64;
+    }
+    summary.prices.bad_quotes_injected = bad_quotes.served.load(Ordering::SeqCst);
+    let (rows, bad_rows) = trades_in_db(&options.db_path, engine.run_id).await;
+    summary.trades_recorded = rows;
+    summary.prices.bad_prices_used += bad_rows;
+    let mut counts = counts.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    for control in seawall.breakers() {
+        let entry = counts.entry(control.name().to_string()).or_default();
+        entry.final_state = control.state().as_str().to_string();
+        entry.degraded_replies = degraded.get(control.name()).copied().unwrap_or(0);
+    }
+    summary.services = counts;
+    counter.abort();
+    seawall.shutdown().await;
+    server.stop().await;
+    Ok(summary)
+}
+
+/// Rows of this run in the trades table, and how many carry a bad price.
+async fn trades_in_db(path: &std::path::Path, run_id: u64) -> (u64, u64) {
+    let path = path.to_path_buf();
+    let (low, high) = trade_id_range(run_id);
+    tokio::task::spawn_blocking(move || {
+        let Ok(conn) = rusqlite::Connection::open(path) else {
+            return (0, 0);
+        };
+        let count = |sql: &str| -> u64 {
+            conn.query_row(sql, [low, high], |row| row.get::<_, i64>(0))
+                .map_or(0, |n| n as u64)
+        };
+        (
+            count("SELECT COUNT(*) FROM trades WHERE id BETWEEN ?1 AND ?2"),
+            count("SELECT COUNT(*) FROM trades WHERE id BETWEEN ?1 AND ?2 AND NOT (price > 0)"),
+        )
+    })
+    .await
+    .unwrap_or((0, 0))
+}
+
+/// Trade ids are unique across runs: the run id (ms since the epoch) in the
+/// high bits, a sequence in the low 20.
+fn trade_id_range(run_id: u64) -> (i64, i64) {
+    let base = (run_id << 20) as i64;
+    (base, base | 0xF_FFFF)
+}
+
+struct Engine<'a> {
+    kite: &'a DegradedHandle<KiteHttp>,
+    feed: &'a DegradedHandle<Chaos<SimFeed>>,
+    ai: &'a DegradedHandle<Chaos<SimAgents>>,
+    db: &'a DegradedHandle<Chaos<SimDatabase>>,
+    price_book: &'a PriceBook,
+    modes: tokio::sync::watch::Receiver<crate::modes::Modes>,
+    plant: Option<PlantedViolation>,
+    run_id: u64,
+}
+
+impl Engine<'_> {
+    /// Settles every order of unknown outcome against the broker's order
+    /// book, by tag, before anything more is sent for its instrument.
+    async fn reconcile(&self, state: &mut Book, summary: &mut Summary) {
+        let entries: Vec<BookEntry> = match self.kite.call(BrokerRequest::OrderBook).await {
+            Ok(reply) => match reply.into_value() {
+                BrokerResponse::OrderBook(entries) => entries,
+                _ => return,
+            },
+            Err(_) => return, // the broker is still out: the instruments stay blocked
+        };
+        let pending: Vec<_> = state.pending.drain().collect();
+        for (symbol, (tag, quantity, price)) in pending {
+            summary.orders.reconciled += 1;
+            if let Some(entry) = entries.iter().find(|e| e.tag == tag) {
+                summary.orders.reconciled_as_placed += 1;
+                state.acknowledged.push((tag, entry.order_id.clone()));
+                self.record_trade(state, symbol, quantity, price).await;
+            }
+        }
+    }
+
+    async fn record_trade(&self, state: &mut Book, symbol: &str, quantity: i64, price: f64) {
+        state.trade_seq += 1;
+        let (base, _) = trade_id_range(self.run_id);
+        let id = (base | state.trade_seq as i64) as u64;
+        let written = self
+            .db
+            .call(DbCall::RecordTrade {
+                id,
+                symbol: symbol.to_string(),
+                quantity,
+                price,
+            })
+            .await;
+        if let Err(error) = written {
+            tracing::warn!(%error, "trade not recorded");
+        }
+    }
+
+    /// The price to trade on: the feed through its degraded handle (or,
+    /// planted, the raw value), `None` to fail closed.
+    async fn price(
+        &self,
+        symbol: &'static str,
+        summary: &mut Summary,
+        degraded: &mut BTreeMap<&'static str, u64>,
+    ) -> Option<f64> {
+        if self.plant == Some(PlantedViolation::SkipPriceValidation) {
+            let raw = self.feed.handle().call(symbol.to_string()).await.ok()?;
+            return Some(raw.price);
+        }
+        match self.feed.call(symbol.to_string()).await {
+            Ok(Reply::Live(quote)) => {
+                debug_assert_eq!(quote.instrument, symbol, "reply matched to its request");
+                (quote.instrument == symbol).then_some(quote.price)
+            }
+            Ok(Reply::Fallback(f)) => {
+                *degraded.entry("market_data").or_default() += 1;
+                if f.age
+                    .is_none_or(|age| age > self.price_book.max_staleness())
+                {
+                    summary.prices.stale_prices_used += 1;
                 }
-                Err(_) => None,
-            };
-            let Some(price) = price else {
-                summary.ticks_without_price += 1;
+                (f.value.instrument == symbol).then_some(f.value.price)
+            }
+            Err(_) => None,
+        }
+    }
+
+    async fn tick(
+        &self,
+        state: &mut Book,
+        summary: &mut Summary,
+        degraded: &mut BTreeMap<&'static str, u64>,
+        rng: &mut fastrand::Rng,
+        raw_kite: &mut KiteHttp,
+    ) {
+        let mut ordered = false;
+        for symbol in SYMBOLS {
+            let Some(price) = self.price(symbol, summary, degraded).await else {
+                summary.prices.ticks_without_price += 1;
                 continue; // fail closed: no price, no order
             };
-            summary.calls_made += 1;
-            let decision = ai.call(symbol.to_string()).await;
-            summary.replies_received += 1;
-            let decision = match decision {
+            let decision = match self.ai.call(symbol.to_string()).await {
                 Ok(reply) => {
                     if !reply.is_live() {
                         *degraded.entry("ai_agents").or_default() += 1;
@@ -322,10 +689,7 @@ pub async fn run(
                 }
                 Err(_) => continue,
             };
-            summary.calls_made += 1;
-            let position = db.call(DbCall::Position(symbol.to_string())).await;
-            summary.replies_received += 1;
-            let position = match position {
+            let position = match self.db.call(DbCall::Position(symbol.to_string())).await {
                 Ok(reply) => {
                     if !reply.is_live() {
                         *degraded.entry("database").or_default() += 1;
@@ -342,89 +706,84 @@ pub async fn run(
                 Action::Buy => Side::Buy,
                 Action::Sell => Side::Sell,
             };
-            let quantity = 1 + rng.u32(0..5);
-            let order = Order {
-                symbol: symbol.to_string(),
-                side,
-                quantity,
-                tag: format!("sw{}", summary.orders_attempted),
-            };
-            let request = if side == Side::Sell && position > 0 {
-                BrokerRequest::Exit(order)
-            } else {
-                BrokerRequest::Place(order)
-            };
-            summary.orders_attempted += 1;
-            summary.calls_made += 1;
-            let placed = kite.call(request).await;
-            summary.replies_received += 1;
-            match placed {
-                Ok(Reply::Live(_)) => {
-                    trade_id += 1;
-                    let signed = if side == Side::Buy {
-                        i64::from(quantity)
-                    } else {
-                        -i64::from(quantity)
-                    };
-                    summary.calls_made += 1;
-                    let written = db
-                        .call(DbCall::RecordTrade {
-                            id: trade_id,
-                            symbol: symbol.to_string(),
-                            quantity: signed,
-                            price,
-                        })
-                        .await;
-                    summary.replies_received += 1;
-                    match written {
-                        Ok(reply) => {
-                            summary.trades_recorded += 1;
-                            if !reply.is_live() {
-                                *degraded.entry("database").or_default() += 1;
-                            }
-                        }
-                        Err(error) => tracing::warn!(%error, "trade not recorded"),
-                    }
-                }
-                Ok(Reply::Fallback(_)) => {}
-                Err(CallError::Refused { .. }) => match modes.borrow().trading {
-                    TradingMode::Halted => summary.orders_refused_while_halted += 1,
-                    TradingMode::Reducing => summary.orders_refused_while_reducing += 1,
-                    TradingMode::Active => {}
-                },
-                Err(error) => tracing::debug!(%error, "order not placed"),
+            // One order a tick keeps under Kite's 10 orders a second, and
+            // nothing more is sent for an instrument with an unknown order.
+            if ordered || state.pending.contains_key(symbol) {
+                continue;
             }
-        }
-        if options.status_line && tokio::time::Instant::now() >= next_status {
-            next_status += Duration::from_secs(1);
-            eprintln!("{}", status_line(&seawall));
-        }
-        tokio::select! {
-            () = tokio::time::sleep(TICK) => {}
-            _ = &mut ctrl_c, if options.duration.is_none() => break,
+            ordered = true;
+            self.order(state, summary, symbol, side, position, price, rng, raw_kite)
+                .await;
         }
     }
 
-    // Let journaled trades replay before the books are closed.
-    let _ = tokio::time::timeout(Duration::from_secs(2), async {
-        while db.handle().state() != BreakerState::Closed {
-            tokio::time::sleep(TICK).await;
+    #[allow(clippy::too_many_arguments)]
+    async fn order(
+        &self,
+        state: &mut Book,
+        summary: &mut Summary,
+        symbol: &'static str,
+        side: Side,
+        position: i64,
+        price: f64,
+        rng: &mut fastrand::Rng,
+        raw_kite: &mut KiteHttp,
+    ) {
+        let quantity = 1 + rng.u32(0..5);
+        state.orders_sent += 1;
+        let order = Order {
+            symbol: symbol.to_string(),
+            side,
+            quantity,
+            price,
+            tag: format!("sw{}n{}", self.run_id % 1_000_000, state.orders_sent),
+        };
+        let tag = order.tag.clone();
+        let request = if side == Side::Sell && position > 0 {
+            BrokerRequest::Exit(order)
+        } else {
+            BrokerRequest::Place(order)
+        };
+        let signed = if side == Side::Buy {
+            i64::from(quantity)
+        } else {
+            -i64::from(quantity)
+        };
+        summary.orders.attempted += 1;
+        let placed = if self.plant == Some(PlantedViolation::SkipOrderGate) {
+            use crate::Service;
+            raw_kite
+                .call(request)
+                .await
+                .map(Reply::Live)
+                .map_err(|e| CallError::Service {
+                    service: Arc::from("kite_api"),
+                    outcome: crate::Outcome::Ignored,
+                    source: e,
+                })
+        } else {
+            self.kite.call(request).await
+        };
+        match placed {
+            Ok(Reply::Live(BrokerResponse::Accepted(id))) => {
+                state.acknowledged.push((tag, id));
+                self.record_trade(state, symbol, signed, price).await;
+            }
+            Ok(_) => {}
+            Err(CallError::Unknown { .. }) => {
+                // It may have been placed: settle it by tag before anything
+                // more is sent for this instrument (trading rule 8).
+                summary.orders.unknown += 1;
+                state.pending.insert(symbol, (tag, signed, price));
+            }
+            Err(CallError::Refused { .. }) => match self.modes.borrow().trading {
+                TradingMode::Halted => summary.orders.refused_while_halted += 1,
+                TradingMode::Reducing => summary.orders.refused_while_reducing += 1,
+                TradingMode::Active => {}
+            },
+            Err(error) => tracing::debug!(%error, "order not placed"),
         }
-    })
-    .await;
-    summary.orders_placed = ledger.placed.load(Ordering::SeqCst);
-    summary.orders_placed_while_halted = ledger.placed_while_halted.load(Ordering::SeqCst);
-    summary.duplicate_orders = ledger.duplicate_tags.load(Ordering::SeqCst);
-    let mut counts = counts.lock().unwrap_or_else(|p| p.into_inner()).clone();
-    for control in seawall.breakers() {
-        let entry = counts.entry(control.name().to_string()).or_default();
-        entry.final_state = control.state().as_str().to_string();
-        entry.degraded_replies = degraded.get(control.name()).copied().unwrap_or(0);
     }
-    summary.services = counts;
-    counter.abort();
-    seawall.shutdown().await;
-    Ok(summary)
 }
 
 /// One line: breaker states, score, trading mode.

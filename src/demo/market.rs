@@ -1,7 +1,7 @@
 //! Simulated AI agents and a market-data feed.
 
 use crate::degradation::{Action, Decision, DecisionSource, Quote};
-use crate::Service;
+use crate::{Evidence, Service};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -39,6 +39,12 @@ impl Service for SimAgents {
     fn is_idempotent(_: &String) -> bool {
         true
     }
+
+    /// The agents' model server answers a ping.
+    async fn health_check(&mut self) -> Result<Evidence, SimError> {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        Ok(Evidence::Observed)
+    }
 }
 
 /// Prices that every feed connection agrees on: a multiplicative random
@@ -66,6 +72,11 @@ impl Tape {
         })
     }
 
+    /// The current price, without moving it (what the broker quotes).
+    pub fn peek(&self, symbol: &str) -> Option<f64> {
+        self.prices.lock().ok()?.get(symbol).copied()
+    }
+
     fn tick(&self, symbol: &str) -> Option<f64> {
         let step = {
             let mut rng = self.rng.lock().ok()?;
@@ -78,10 +89,66 @@ impl Tape {
     }
 }
 
+/// Bad quotes the feed serves on a schedule (price 0, NaN, negative, or
+/// stamped at the epoch, as Kite does out of hours), and its own count of
+/// how many it served: the dependency's side of the price invariant.
+#[derive(Debug, Default)]
+pub struct BadQuotes {
+    started: Mutex<Option<tokio::time::Instant>>,
+    phases: Mutex<Vec<(Duration, Duration, f64)>>,
+    rng: Mutex<fastrand::Rng>,
+    /// Bad quotes served so far.
+    pub served: std::sync::atomic::AtomicU64,
+}
+
+impl BadQuotes {
+    /// Serves a bad quote with `probability` between `from` and `until`.
+    pub fn between(&self, from: Duration, until: Duration, probability: f64) {
+        self.started
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_or_insert_with(tokio::time::Instant::now);
+        self.phases
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((from, until, probability));
+    }
+
+    /// Which bad quote to serve now, if any.
+    fn spoil(&self, quote: &mut Quote) {
+        let Some(started) = *self.started.lock().unwrap_or_else(|p| p.into_inner()) else {
+            return;
+        };
+        let elapsed = started.elapsed();
+        let p = self
+            .phases
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .find(|(from, until, _)| *from <= elapsed && elapsed < *until)
+            .map(|(_, _, p)| *p);
+        let Some(p) = p else { return };
+        let Ok(mut rng) = self.rng.lock() else { return };
+        if rng.f64() >= p {
+            return;
+        }
+        match rng.u32(0..4) {
+            0 => quote.price = 0.0,
+            1 => quote.price = f64::NAN,
+            2 => quote.price = -quote.price,
+            _ => quote.exchange_time = SystemTime::UNIX_EPOCH,
+        }
+        self.served
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
 /// The market-data feed.
 pub struct SimFeed {
     /// The shared tape.
     pub tape: Arc<Tape>,
+    /// Bad quotes to serve, and the count served.
+    pub bad: Arc<BadQuotes>,
 }
 
 impl Service for SimFeed {
@@ -95,12 +162,22 @@ impl Service for SimFeed {
             .tape
             .tick(&symbol)
             .ok_or_else(|| SimError(format!("unknown instrument {symbol}")))?;
-        Ok(Quote {
+        let mut quote = Quote {
             instrument: symbol,
             price,
             exchange_time: SystemTime::now(),
             received_at: crate::cell::now(),
-        })
+        };
+        self.bad.spoil(&mut quote);
+        Ok(quote)
+    }
+
+    /// The feed answers a quote for a known instrument.
+    async fn health_check(&mut self) -> Result<Evidence, SimError> {
+        self.tape
+            .peek("NSE:INFY")
+            .map(|_| Evidence::Observed)
+            .ok_or_else(|| SimError("feed has no instruments".into()))
     }
 
     fn is_idempotent(_: &String) -> bool {

@@ -17,22 +17,30 @@ fn phase(total: Duration, from: f64, until: f64, fault: Fault, probability: f64)
     }
 }
 
-/// The chaos phases per service for scenario `name` over `total`, or `None`
-/// for an unknown name. `default`: Kite down, then the database, then AI
+/// A scenario: chaos phases per service (for kite_api they are played by the
+/// loopback broker: an outage closes its port, an error kind becomes Kite's
+/// error, a panic crashes the client after an order was sent), and phases in
+/// which the feed serves bad quotes (from, until, probability).
+#[derive(Debug, Clone, Default)]
+pub struct Scenario {
+    /// Faults per service.
+    pub chaos: BTreeMap<&'static str, Vec<ChaosPhase>>,
+    /// When the feed serves bad quotes, and how often.
+    pub bad_quotes: Vec<(Duration, Duration, f64)>,
+}
+
+/// The scenario `name` over `total`, or `None` for an unknown name. `default`: Kite down, then the database, then AI
 /// timeouts, then a market-data stall, each followed by recovery; the last
 /// quarter is calm so every breaker can close. `calm`: no faults. `random`:
 /// seeded random phases of every fault kind in the first 70 %, then calm.
-pub fn scenario(name: &str, total: Duration) -> Option<BTreeMap<&'static str, Vec<ChaosPhase>>> {
+pub fn scenario(name: &str, total: Duration) -> Option<Scenario> {
     scenario_seeded(name, total, 0)
 }
 
 /// [`scenario`] with a seed for `random`.
-pub fn scenario_seeded(
-    name: &str,
-    total: Duration,
-    seed: u64,
-) -> Option<BTreeMap<&'static str, Vec<ChaosPhase>>> {
+pub fn scenario_seeded(name: &str, total: Duration, seed: u64) -> Option<Scenario> {
     let mut plan = BTreeMap::new();
+    let mut bad_quotes = Vec::new();
     match name {
         "calm" => {}
         "random" => {
@@ -56,7 +64,9 @@ pub fn scenario_seeded(
                                 "GeneralException",
                                 "429",
                                 "InputException",
-                            ][rng.usize(0..5)]
+                                "TokenException",
+                                "OrderTimedOut",
+                            ][rng.usize(0..7)]
                             .to_string(),
                         },
                     };
@@ -70,36 +80,65 @@ pub fn scenario_seeded(
                 }
                 plan.insert(service, phases);
             }
+            let mut at = 0.05 + rng.f64() * 0.1;
+            while at < 0.6 {
+                let until = (at + 0.02 + rng.f64() * 0.05).min(0.65);
+                bad_quotes.push((
+                    total.mul_f64(at),
+                    total.mul_f64(until),
+                    0.2 + rng.f64() * 0.3,
+                ));
+                at = until + rng.f64() * 0.1;
+            }
         }
         "default" => {
+            // A trading day's worst hour, in order: every fault hits while
+            // the others are calm, so each one's effect is visible alone.
+            let error = |kind: &str| Fault::Error { kind: kind.into() };
+            let slow = |ms| Fault::Latency {
+                latency: Duration::from_millis(ms),
+            };
             plan.insert(
                 "kite_api",
-                vec![phase(
-                    total,
-                    0.08,
-                    0.20,
-                    Fault::Error {
-                        kind: "NetworkException".into(),
-                    },
-                    1.0,
-                )],
+                vec![
+                    // The broker's port closes, then it answers 503s.
+                    phase(total, 0.08, 0.14, Fault::Outage, 1.0),
+                    phase(total, 0.14, 0.20, error("NetworkException"), 1.0),
+                    // Slow answers inside the call timeout, then 429s: no trip.
+                    phase(total, 0.26, 0.30, slow(150), 1.0),
+                    phase(total, 0.32, 0.35, error("429"), 1.0),
+                    // The access token expires: orders halt, nothing trips.
+                    phase(total, 0.38, 0.42, error("TokenException"), 1.0),
+                    // Orders placed but answered "timed out", and a client
+                    // that crashes after an order was sent.
+                    phase(total, 0.58, 0.68, error("OrderTimedOut"), 0.3),
+                    phase(total, 0.58, 0.68, Fault::Panic, 0.1),
+                ],
             );
             plan.insert(
                 "database",
-                vec![phase(total, 0.26, 0.38, Fault::Outage, 1.0)],
+                vec![
+                    phase(total, 0.22, 0.32, Fault::Outage, 1.0),
+                    // Slow but successful queries on the one connection.
+                    phase(total, 0.34, 0.38, slow(300), 1.0),
+                ],
             );
             plan.insert(
                 "ai_agents",
-                vec![phase(total, 0.42, 0.58, Fault::Timeout, 1.0)],
+                vec![phase(total, 0.44, 0.58, Fault::Timeout, 1.0)],
             );
             plan.insert(
                 "market_data",
-                vec![phase(total, 0.62, 0.74, Fault::Timeout, 1.0)],
+                vec![phase(total, 0.70, 0.84, Fault::Timeout, 1.0)],
             );
+            bad_quotes.push((total.mul_f64(0.42), total.mul_f64(0.62), 0.3));
         }
         _ => return None,
     }
-    Some(plan)
+    Some(Scenario {
+        chaos: plan,
+        bad_quotes,
+    })
 }
 
 /// Compresses the config's time so outages and recoveries fit a short run:
