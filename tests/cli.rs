@@ -57,3 +57,52 @@ fn test_status_when_nothing_listening_then_clear_error_and_nonzero() {
     assert!(!ok);
     assert!(err.contains("is seawall running there"), "{err}");
 }
+
+/// The promise, as a user runs it: the shipped actors.toml with only the
+/// listen port changed, 40 s of the default outage scenario over real HTTP,
+/// and the JSON summary read back.
+#[test]
+fn test_run_when_shipped_config_for_40s_then_summary_json_shows_rules_held_and_all_closed() {
+    let dir = std::env::temp_dir().join(format!("seawall-cli-run-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let shipped = include_str!("../actors.toml");
+    assert!(shipped.contains("listen = \"127.0.0.1:8080\""));
+    let config = dir.join("actors.toml");
+    std::fs::write(
+        &config,
+        shipped.replace("listen = \"127.0.0.1:8080\"", "listen = \"127.0.0.1:0\""),
+    )
+    .unwrap();
+    let summary = dir.join("s.json");
+    let db = dir.join("demo.db");
+    let (ok, out, err) = seawall(&[
+        "run",
+        "--config",
+        config.to_str().unwrap(),
+        "--duration",
+        "40s",
+        "--summary-json",
+        summary.to_str().unwrap(),
+        "--db",
+        db.to_str().unwrap(),
+    ]);
+    assert!(ok, "{out}\n{err}");
+    assert!(out.contains("service        trips"), "the text summary stays: {out}");
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&summary).unwrap()).unwrap();
+    assert!(json["services"]["kite_api"]["trips"].as_u64().unwrap() >= 1, "{json}");
+    for (name, s) in json["services"].as_object().unwrap() {
+        assert_eq!(s["flaps"], 0, "{name}: {json}");
+        assert_eq!(s["final_state"], "closed", "{name}: {json}");
+        assert!(s["recoveries"].is_u64(), "{json}");
+    }
+    let orders = &json["orders"];
+    assert_eq!(orders["received_by_broker_while_halted"], 0, "{json}");
+    for key in ["attempted", "placed", "refused_while_halted", "unknown", "reconciled"] {
+        assert!(orders[key].is_u64(), "orders.{key}: {json}");
+    }
+    assert!(json["prices"]["bad_quotes_injected"].as_u64().unwrap() > 0, "{json}");
+    assert_eq!(json["prices"]["bad_prices_used"], 0, "{json}");
+    assert!(json["prices"]["stale_prices_used"].is_u64(), "{json}");
+    let _ = std::fs::remove_dir_all(dir);
+}
