@@ -19,20 +19,7 @@ use std::sync::OnceLock;
 use std::time::SystemTime;
 use tokio::sync::watch;
 
-/// What an order request does to exposure: the one thing the order gate
-/// needs to know about a request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum OrderIntent {
-    /// A new order that adds risk.
-    Open,
-    /// A change to a resting order (may add risk, so gated like `Open`).
-    Modify,
-    /// A cancel of a resting order (reduces risk; always allowed).
-    Cancel,
-    /// An order that closes or reduces a position.
-    Exit,
-}
+pub use crate::service::OrderIntent;
 
 /// Whether new orders may be sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

@@ -17,8 +17,23 @@
 //! and closes only on `success_threshold` real probe successes.
 
 use crate::breaker::{FailureKind, Outcome};
-use crate::modes::OrderIntent;
+use serde::{Deserialize, Serialize};
 use std::future::Future;
+
+/// What an order request does to exposure: the one thing the order gate
+/// needs to know about a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OrderIntent {
+    /// A new order that adds risk.
+    Open,
+    /// A change to a resting order (may add risk, so gated like `Open`).
+    Modify,
+    /// A cancel of a resting order (reduces risk; always allowed).
+    Cancel,
+    /// An order that closes or reduces a position.
+    Exit,
+}
 
 /// What a reconnect or health check learned about the dependency.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -87,10 +87,16 @@ fn test_run_when_shipped_config_for_40s_then_summary_json_shows_rules_held_and_a
         db.to_str().unwrap(),
     ]);
     assert!(ok, "{out}\n{err}");
-    assert!(out.contains("service        trips"), "the text summary stays: {out}");
+    assert!(
+        out.contains("service        trips"),
+        "the text summary stays: {out}"
+    );
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&summary).unwrap()).unwrap();
-    assert!(json["services"]["kite_api"]["trips"].as_u64().unwrap() >= 1, "{json}");
+    assert!(
+        json["services"]["kite_api"]["trips"].as_u64().unwrap() >= 1,
+        "{json}"
+    );
     for (name, s) in json["services"].as_object().unwrap() {
         assert_eq!(s["flaps"], 0, "{name}: {json}");
         assert_eq!(s["final_state"], "closed", "{name}: {json}");
@@ -98,10 +104,19 @@ fn test_run_when_shipped_config_for_40s_then_summary_json_shows_rules_held_and_a
     }
     let orders = &json["orders"];
     assert_eq!(orders["received_by_broker_while_halted"], 0, "{json}");
-    for key in ["attempted", "placed", "refused_while_halted", "unknown", "reconciled"] {
+    for key in [
+        "attempted",
+        "placed",
+        "refused_while_halted",
+        "unknown",
+        "reconciled",
+    ] {
         assert!(orders[key].is_u64(), "orders.{key}: {json}");
     }
-    assert!(json["prices"]["bad_quotes_injected"].as_u64().unwrap() > 0, "{json}");
+    assert!(
+        json["prices"]["bad_quotes_injected"].as_u64().unwrap() > 0,
+        "{json}"
+    );
     assert_eq!(json["prices"]["bad_prices_used"], 0, "{json}");
     assert!(json["prices"]["stale_prices_used"].is_u64(), "{json}");
     let _ = std::fs::remove_dir_all(dir);
