@@ -60,4 +60,4 @@ pub use outcome::{FailureKind, Outcome};
 pub use rate_window::RateWindow;
 pub use settings::{BreakerSettings, RateRule, WindowKind};
 pub use state::BreakerState;
-pub use transition::{Transition, TransitionReason};
+pub use transition::{Transition, TransitionReason, TripCause};

@@ -20,7 +20,7 @@
 
 use crate::actor::BreakerMsg;
 use crate::breaker::{
-    BreakerMetrics, BreakerState, CircuitBreaker, Outcome, Permit, Rejected, Transition,
+    BreakerMetrics, BreakerState, CircuitBreaker, Outcome, Permit, Rejected, Transition, TripCause,
 };
 use crate::modes::{OrderGate, TradingMode};
 use crate::stats::SupervisionCounters;
@@ -36,11 +36,19 @@ const EPOCH_SHIFT: u32 = 9;
 /// Why a call was not let through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Refusal {
-    Rejected(BreakerState),
+    Rejected(BreakerState, RejectInfo),
     ShuttingDown,
     Shed,
     /// No service actor is running to take the call (all restarting).
     Unavailable,
+}
+
+/// Why an open breaker refused, and until when: read from two atomics, no
+/// lock, no allocation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RejectInfo {
+    pub(crate) open_until: Option<Instant>,
+    pub(crate) cause: TripCause,
 }
 
 /// A bulkhead slot on one service actor, released on drop.
@@ -81,6 +89,13 @@ pub(crate) struct BreakerCell {
     pub(crate) stats: SupervisionCounters,
     auth_failed: AtomicBool,
     gate: Arc<OrderGate>,
+    /// When an Open breaker admits probes: nanoseconds after `born`, 0 for none.
+    open_until: AtomicU64,
+    /// The dependency's request limits, if it has any.
+    limits: Option<crate::handle::RateLimits>,
+    /// The last trip's cause (`TripCause` as a byte).
+    cause: std::sync::atomic::AtomicU8,
+    born: Instant,
 }
 
 impl BreakerCell {
@@ -90,6 +105,7 @@ impl BreakerCell {
         concurrency: usize,
         max_in_flight: u32,
         gate: Arc<OrderGate>,
+        limits: Option<crate::handle::RateLimits>,
     ) -> Self {
         let word = pack(machine.state(), machine.epoch(), false);
         Self {
@@ -108,6 +124,10 @@ impl BreakerCell {
             stats: SupervisionCounters::default(),
             auth_failed: AtomicBool::new(false),
             gate,
+            open_until: AtomicU64::new(0),
+            limits,
+            cause: std::sync::atomic::AtomicU8::new(0),
+            born: now(),
         }
     }
 
@@ -144,13 +164,15 @@ impl BreakerCell {
             }
             state @ (BreakerState::Open | BreakerState::ForcedOpen) => {
                 self.rejected_unlocked.fetch_add(1, Ordering::Relaxed);
-                Err(Refusal::Rejected(state))
+                Err(Refusal::Rejected(state, self.reject_info()))
             }
             BreakerState::HalfOpen => {
-                let permit = self
-                    .lock()
-                    .try_acquire(now())
-                    .map_err(|Rejected { state, .. }| Refusal::Rejected(state))?;
+                let permit =
+                    self.lock()
+                        .try_acquire(now())
+                        .map_err(|Rejected { state, .. }| {
+                            Refusal::Rejected(state, self.reject_info())
+                        })?;
                 // The probe's deadline is a timer in the breaker actor: arm
                 // it now, or a probe that never returns holds HalfOpen.
                 if let Some(actor) = self.actor.get() {
@@ -158,6 +180,35 @@ impl BreakerCell {
                 }
                 Ok(permit)
             }
+        }
+    }
+
+    /// The dependency's request limits, if configured.
+    #[inline]
+    pub(crate) fn limits(&self) -> Option<&crate::handle::RateLimits> {
+        self.limits.as_ref()
+    }
+
+    /// The dependency asked to be left alone for `duration` (Retry-After):
+    /// pause the request's class, or with no limits to pause, open the
+    /// breaker for exactly that long.
+    pub(crate) fn dependency_asked(&self, class: &str, duration: Duration) {
+        let paused = self
+            .limits
+            .as_ref()
+            .is_some_and(|limits| limits.pause(class, duration));
+        if !paused {
+            self.apply(|m| m.open_for(duration, now()));
+        }
+    }
+
+    /// Until when, and why, the breaker refuses.
+    #[inline]
+    fn reject_info(&self) -> RejectInfo {
+        let nanos = self.open_until.load(Ordering::Relaxed);
+        RejectInfo {
+            open_until: (nanos != 0).then(|| self.born + Duration::from_nanos(nanos)),
+            cause: TripCause::from_u8(self.cause.load(Ordering::Relaxed)),
         }
     }
 
@@ -259,6 +310,14 @@ impl BreakerCell {
     fn publish(&self, machine: &CircuitBreaker, t: Transition) {
         // A CAS loop, so a concurrent `begin_closing` is never overwritten.
         let (state, epoch) = (machine.state(), machine.epoch());
+        let until = machine.open_until().map_or(0, |at| {
+            let nanos = at.saturating_duration_since(self.born).as_nanos();
+            u64::try_from(nanos).unwrap_or(u64::MAX).max(1)
+        });
+        self.open_until.store(until, Ordering::Relaxed);
+        if let Some(cause) = TripCause::of(&t.reason) {
+            self.cause.store(cause.as_u8(), Ordering::Relaxed);
+        }
         let _ = self
             .word
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |word| {

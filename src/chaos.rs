@@ -253,8 +253,9 @@ impl<E> ChaosPlan<E> {
     }
 }
 
-/// Every policy of `S` is forwarded (`classify`, `is_auth_failure`,
-/// `is_idempotent`, `order_intent`): a wrapper must never drop one.
+/// Every policy of `S` is forwarded (`classify`, `classify_response`,
+/// `is_auth_failure`, `is_idempotent`, `order_intent`, `request_class`,
+/// `retry_after`): a wrapper must never drop one.
 /// `tests/chaos_policies.rs` enumerates them.
 impl<S: Service> Service for Chaos<S>
 where
@@ -282,6 +283,10 @@ where
         self.inner.classify(error)
     }
 
+    fn classify_response(&self, response: &S::Response) -> Outcome {
+        self.inner.classify_response(response)
+    }
+
     fn is_auth_failure(&self, error: &S::Error) -> bool {
         self.inner.is_auth_failure(error)
     }
@@ -292,6 +297,14 @@ where
 
     fn order_intent(request: &S::Request) -> Option<OrderIntent> {
         S::order_intent(request)
+    }
+
+    fn request_class(request: &S::Request) -> &'static str {
+        S::request_class(request)
+    }
+
+    fn retry_after(&self, error: &S::Error) -> Option<std::time::Duration> {
+        self.inner.retry_after(error)
     }
 
     async fn start(&mut self) -> Result<(), S::Error> {

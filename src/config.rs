@@ -26,6 +26,7 @@
 mod degradation;
 mod env;
 mod error;
+mod rate_limit;
 mod runtime;
 mod service;
 mod supervision;
@@ -33,6 +34,7 @@ mod supervision;
 pub use degradation::{DegradationConfig, StrategyKind};
 pub use env::{EnvOverrides, VARIABLES as ENV_VARIABLES};
 pub use error::{ConfigError, Problem};
+pub use rate_limit::{ClassLimit, RateLimitConfig};
 pub use runtime::{HttpConfig, RuntimeConfig};
 pub use service::{RateWindowConfig, ServiceConfig};
 pub use supervision::{MaxAttempts, RecoveryConfig, RestartConfig, RetryConfig, Unlimited};

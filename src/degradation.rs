@@ -295,6 +295,7 @@ fn falls_back<E: std::error::Error>(error: &CallError<E>) -> bool {
     match error {
         CallError::Rejected { .. }
         | CallError::Shed { .. }
+        | CallError::RateLimited { .. }
         | CallError::Invalid { .. }
         | CallError::Timeout { .. }
         | CallError::Crashed { .. }

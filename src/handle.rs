@@ -20,12 +20,14 @@
 
 mod call_error;
 mod health_probe;
+mod rate_limit;
 mod retry;
 
 pub use call_error::CallError;
 pub use retry::RetryPolicy;
 
 pub(crate) use health_probe::HealthProbe;
+pub(crate) use rate_limit::RateLimits;
 
 use crate::actor::{CallFailure, CastCompletion, ServiceActors, ServiceMsg};
 use crate::breaker::{BreakerMetrics, BreakerState, FailureKind, Outcome, Permit};
@@ -152,6 +154,14 @@ impl<S: Service> ServiceHandle<S> {
         refusal_error(&self.inner.cell, refusal)
     }
 
+    fn rate_limited(&self, refusal: rate_limit::RateRefusal) -> CallError<S::Error> {
+        CallError::RateLimited {
+            service: Arc::clone(self.inner.cell.name()),
+            limit: refusal.limit,
+            retry_in: refusal.retry_in,
+        }
+    }
+
     /// The one order gate: an order the trading mode does not allow never
     /// reaches admission. A request that is not an order costs nothing here
     /// (`order_intent` is a static function, `None` for most services).
@@ -179,7 +189,12 @@ pub(crate) fn refusal_error<E: std::error::Error>(
     let service = Arc::clone(cell.name());
     {
         match refusal {
-            Refusal::Rejected(state) => CallError::Rejected { service, state },
+            Refusal::Rejected(state, info) => CallError::Rejected {
+                service,
+                state,
+                open_until: info.open_until,
+                cause: info.cause,
+            },
             Refusal::ShuttingDown => CallError::ShuttingDown { service },
             Refusal::Shed => CallError::Shed {
                 service,
@@ -216,6 +231,13 @@ impl<S: Service> ServiceHandle<S> {
         self.gate(&request)?;
         let inner = &*self.inner;
         let cell = &*inner.cell;
+        if let Some(limits) = cell.limits() {
+            let class = S::request_class(&request);
+            limits
+                .acquire(class)
+                .await
+                .map_err(|refusal| self.rate_limited(refusal))?;
+        }
         let permit = cell.admit(now).map_err(|r| self.refused(r))?;
         let slot = match inner.cell.take_slot() {
             Ok(slot) => slot,
@@ -254,17 +276,24 @@ impl<S: Service> ServiceHandle<S> {
             source: None,
         };
         match tokio::time::timeout_at(deadline, rx).await {
-            Ok(Ok(Ok(response))) => match check(&response) {
-                Ok(()) => {
-                    pending.finish(Outcome::Success);
-                    Ok(response)
+            Ok(Ok(Ok((response, outcome)))) => match (outcome, check(&response)) {
+                (Outcome::Failure(kind), _) => {
+                    pending.finish(outcome);
+                    Err(CallError::Invalid {
+                        service: service(),
+                        reason: format!("the service classified the answer as a {kind} failure"),
+                    })
                 }
-                Err(reason) => {
+                (_, Err(reason)) => {
                     pending.finish(Outcome::Failure(FailureKind::Invalid));
                     Err(CallError::Invalid {
                         service: service(),
                         reason,
                     })
+                }
+                (outcome, Ok(())) => {
+                    pending.finish(outcome);
+                    Ok(response)
                 }
             },
             Ok(Ok(Err(CallFailure::Service(error, outcome)))) => {
@@ -332,6 +361,11 @@ impl<S: Service> ServiceHandle<S> {
         self.gate(&request)?;
         let inner = &*self.inner;
         let cell = &inner.cell;
+        if let Some(limits) = cell.limits() {
+            limits
+                .try_acquire_now(S::request_class(&request))
+                .map_err(|refusal| self.rate_limited(refusal))?;
+        }
         let permit = cell.admit(now).map_err(|r| self.refused(r))?;
         let slot = match cell.take_slot() {
             Ok(slot) => slot,

@@ -72,6 +72,16 @@ pub trait Service: Send + 'static {
         Outcome::Failure(FailureKind::Other)
     }
 
+    /// Decides what a successful reply means for the breaker: a reply can be
+    /// a failure of the dependency too (an empty quote, a book missing an
+    /// order it placed). A `Failure` is counted as one and the caller gets
+    /// `CallError::Invalid`; `Ignored` is returned to the caller but does
+    /// not count. The default counts every reply as a success.
+    fn classify_response(&self, response: &Self::Response) -> Outcome {
+        let _ = response;
+        Outcome::Success
+    }
+
     /// Whether `error` means the engine's credentials are no longer valid
     /// (Kite's `TokenException`). Trading rule 5: such an error should be
     /// classified `Ignored` (it does not trip or retry); this flag halts
@@ -98,6 +108,22 @@ pub trait Service: Send + 'static {
     /// it can send. The default, `None`, is for services that send no orders.
     fn order_intent(request: &Self::Request) -> Option<OrderIntent> {
         let _ = request;
+        None
+    }
+
+    /// Which of `[services.NAME.rate_limit].classes` the request counts
+    /// against (Kite: "quote", "orders", …). The default is `"default"`.
+    fn request_class(request: &Self::Request) -> &'static str {
+        let _ = request;
+        "default"
+    }
+
+    /// How long the dependency asked to be left alone, if `error` says so
+    /// (a 429 with `Retry-After`, a ban). That request class is paused for
+    /// exactly that long, or, with no rate limits configured, the breaker
+    /// opens for exactly that long.
+    fn retry_after(&self, error: &Self::Error) -> Option<std::time::Duration> {
+        let _ = error;
         None
     }
 

@@ -121,3 +121,31 @@ fn test_run_when_shipped_config_for_40s_then_summary_json_shows_rules_held_and_a
     assert!(json["prices"]["stale_prices_used"].is_u64(), "{json}");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn test_check_config_when_health_score_threshold_50_then_exits_0() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/actors.toml");
+    let out = Command::new(env!("CARGO_BIN_EXE_seawall"))
+        .args(["check-config", path])
+        .env("HEALTH_SCORE_THRESHOLD", "50")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("health_score_threshold = 50"));
+}
+
+#[test]
+fn test_check_config_when_no_open_timeout_then_effective_5_minutes() {
+    let dir = std::env::temp_dir().join(format!("seawall-cli-ot-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("actors.toml");
+    std::fs::write(&file, "[services.my_service]\nfailure_threshold = 4\n").unwrap();
+    let (ok, out, err) = seawall(&["check-config", file.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    assert!(out.contains("open_timeout = \"5m\""), "{out}");
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -325,3 +325,31 @@ fn test_load_when_recovery_attempts_unlimited_then_parsed() {
         .max_attempts;
     assert!(attempts.allows(3) && !attempts.allows(4));
 }
+
+#[test]
+fn test_load_when_health_score_threshold_anywhere_from_0_to_100_then_accepted_with_bands_following()
+{
+    for v in ["0", "40", "50", "59", "80", "100"] {
+        let config = load(SHIPPED, &[("HEALTH_SCORE_THRESHOLD", v)])
+            .unwrap_or_else(|e| panic!("HEALTH_SCORE_THRESHOLD={v} must be accepted: {e}"));
+        let rt = &config.runtime;
+        let n: u32 = v.parse().unwrap();
+        assert_eq!(rt.health_score_threshold, n);
+        assert!(rt.critical_score_threshold <= rt.degraded_score_threshold);
+        assert!(rt.degraded_score_threshold <= n);
+    }
+    let err = load(SHIPPED, &[("HEALTH_SCORE_THRESHOLD", "101")])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("HEALTH_SCORE_THRESHOLD"), "{err}");
+    assert!(!err.contains("runtime.degraded_score_threshold"), "{err}");
+}
+
+#[test]
+fn test_load_when_service_has_no_open_timeout_then_seed_default_300s() {
+    let config = load("[services.my_service]\nfailure_threshold = 4\n", &[]).unwrap();
+    assert_eq!(
+        config.services["my_service"].open_timeout,
+        std::time::Duration::from_secs(300)
+    );
+}

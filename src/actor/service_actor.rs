@@ -38,11 +38,15 @@ fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "non-text panic payload".to_string())
 }
 
+/// A call's answer: the response with how the service classified it, or why it failed.
+pub(crate) type CallResult<S> =
+    Result<(<S as Service>::Response, Outcome), CallFailure<<S as Service>::Error>>;
+
 /// What a service actor is asked to do.
 pub(crate) enum ServiceMsg<S: Service> {
     Call {
         request: S::Request,
-        reply: oneshot::Sender<Result<S::Response, CallFailure<S::Error>>>,
+        reply: oneshot::Sender<CallResult<S>>,
         slot: Slot,
     },
     Cast {
@@ -150,9 +154,12 @@ pub(crate) struct ServiceActor<S: Service> {
 }
 
 impl<S: Service> ServiceActor<S> {
-    fn classify(&self, service: &S, error: &S::Error) -> Outcome {
+    fn classify(&self, service: &S, class: &'static str, error: &S::Error) -> Outcome {
         if service.is_auth_failure(error) {
             self.cell.auth_failed(error.to_string());
+        }
+        if let Some(pause) = service.retry_after(error) {
+            self.cell.dependency_asked(class, pause);
         }
         service.classify(error)
     }
@@ -196,16 +203,18 @@ impl<S: Service> Actor for ServiceActor<S> {
                 } else {
                     // Stop working on it the moment the caller stops waiting.
                     // The caller's own deadline is the only timer per call.
+                    let class = S::request_class(&request);
                     let call = AssertUnwindSafe(service.call(request)).catch_unwind();
                     tokio::select! {
                         biased;
                         result = call => match result {
                             Ok(Ok(response)) => {
                                 self.cell.auth_ok();
-                                Ok(response)
+                                let outcome = service.classify_response(&response);
+                                Ok((response, outcome))
                             }
                             Ok(Err(error)) => {
-                                let outcome = self.classify(service, &error);
+                                let outcome = self.classify(service, class, &error);
                                 Err(CallFailure::Service(error, outcome))
                             }
                             Err(payload) => {
@@ -226,13 +235,14 @@ impl<S: Service> Actor for ServiceActor<S> {
                 completion,
                 slot,
             } => {
+                let class = S::request_class(&request);
                 let call = AssertUnwindSafe(service.call(request)).catch_unwind();
                 let outcome = match tokio::time::timeout_at(deadline, call).await {
-                    Ok(Ok(Ok(_))) => {
+                    Ok(Ok(Ok(response))) => {
                         self.cell.auth_ok();
-                        Outcome::Success
+                        service.classify_response(&response)
                     }
-                    Ok(Ok(Err(error))) => self.classify(service, &error),
+                    Ok(Ok(Err(error))) => self.classify(service, class, &error),
                     Ok(Err(payload)) => {
                         drop(slot);
                         completion.finish(Outcome::Failure(FailureKind::Crash));

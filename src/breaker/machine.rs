@@ -597,6 +597,34 @@ impl CircuitBreaker {
         })
     }
 
+    /// The dependency named how long to stay away (a 429 with `Retry-After`,
+    /// a ban): open for exactly `duration` from `now`, whatever the backoff
+    /// says. An Open breaker is held at least that long; manual states and
+    /// Disabled are left alone. The re-open backoff is not touched: this is
+    /// the dependency's instruction, not a failure.
+    pub fn open_for(&mut self, duration: Duration, now: Instant) -> Option<Transition> {
+        let until = saturating_add(now, duration);
+        match self.state {
+            BreakerState::Open => {
+                if self.open_until.is_none_or(|at| at < until) {
+                    self.open_until = Some(until);
+                }
+                None
+            }
+            BreakerState::Closed | BreakerState::HalfOpen => {
+                let mut t = self.enter(
+                    BreakerState::Open,
+                    TransitionReason::OpenFor { duration },
+                    now,
+                );
+                self.open_until = Some(until);
+                t.open_until = Some(until);
+                Some(t)
+            }
+            _ => None,
+        }
+    }
+
     /// Supervision's escalation is over without evidence: the service
     /// actors run again, but nothing proved the dependency is back. An
     /// escalated ForcedOpen becomes a timed Open, so the breaker waits out

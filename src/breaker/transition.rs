@@ -85,6 +85,99 @@ pub enum TransitionReason {
     Escalated(String),
     /// An operator reset the breaker to Closed.
     Reset,
+    /// The dependency named how long to stay away (a 429 with
+    /// `Retry-After`, a ban): open for exactly that long.
+    OpenFor {
+        /// The duration it named.
+        duration: Duration,
+    },
+}
+
+/// Why a breaker last left Closed, small enough to travel with every
+/// rejection without an allocation (Polly's BrokenCircuitException carries
+/// the same).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum TripCause {
+    /// Not known (the breaker never tripped).
+    Unknown,
+    /// `failure_threshold` consecutive failures.
+    ConsecutiveFailures,
+    /// The failure rate over the window.
+    FailureRate,
+    /// The slow-call rate over the window.
+    SlowCallRate,
+    /// A HalfOpen probe failed, timed out, or was slow.
+    ProbeFailed,
+    /// An operator forced it open.
+    Manual,
+    /// Supervision escalated (restart intensity exceeded).
+    Escalated,
+    /// The dependency asked for a pause (a 429 with Retry-After, a ban).
+    DependencyAsked,
+}
+
+impl TripCause {
+    pub(crate) fn of(reason: &TransitionReason) -> Option<Self> {
+        Some(match reason {
+            TransitionReason::ConsecutiveFailures { .. } => TripCause::ConsecutiveFailures,
+            TransitionReason::FailureRate { .. } => TripCause::FailureRate,
+            TransitionReason::SlowCallRate { .. } => TripCause::SlowCallRate,
+            TransitionReason::ProbeFailed
+            | TransitionReason::ProbeTimedOut
+            | TransitionReason::ProbeSlow { .. } => TripCause::ProbeFailed,
+            TransitionReason::Manual(_) => TripCause::Manual,
+            TransitionReason::Escalated(_) => TripCause::Escalated,
+            TransitionReason::OpenFor { .. } => TripCause::DependencyAsked,
+            _ => return None,
+        })
+    }
+
+    pub(crate) fn from_u8(v: u8) -> Self {
+        match v {
+            1 => TripCause::ConsecutiveFailures,
+            2 => TripCause::FailureRate,
+            3 => TripCause::SlowCallRate,
+            4 => TripCause::ProbeFailed,
+            5 => TripCause::Manual,
+            6 => TripCause::Escalated,
+            7 => TripCause::DependencyAsked,
+            _ => TripCause::Unknown,
+        }
+    }
+
+    pub(crate) fn as_u8(self) -> u8 {
+        match self {
+            TripCause::Unknown => 0,
+            TripCause::ConsecutiveFailures => 1,
+            TripCause::FailureRate => 2,
+            TripCause::SlowCallRate => 3,
+            TripCause::ProbeFailed => 4,
+            TripCause::Manual => 5,
+            TripCause::Escalated => 6,
+            TripCause::DependencyAsked => 7,
+        }
+    }
+
+    /// A short name for messages and labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TripCause::Unknown => "unknown",
+            TripCause::ConsecutiveFailures => "consecutive failures",
+            TripCause::FailureRate => "failure rate",
+            TripCause::SlowCallRate => "slow-call rate",
+            TripCause::ProbeFailed => "a failed probe",
+            TripCause::Manual => "an operator",
+            TripCause::Escalated => "escalation",
+            TripCause::DependencyAsked => "the dependency (Retry-After)",
+        }
+    }
+}
+
+impl fmt::Display for TripCause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 impl fmt::Display for TransitionReason {
@@ -138,6 +231,11 @@ impl fmt::Display for TransitionReason {
             TransitionReason::Manual(reason) => write!(f, "manual: {reason}"),
             TransitionReason::Escalated(reason) => write!(f, "escalated: {reason}"),
             TransitionReason::Reset => f.write_str("reset by operator"),
+            TransitionReason::OpenFor { duration } => write!(
+                f,
+                "the dependency asked for {} (Retry-After)",
+                humantime::format_duration(*duration)
+            ),
         }
     }
 }

@@ -122,7 +122,12 @@ impl EnvOverrides {
             rt.health_check_interval = v;
         }
         if let Some(v) = self.health_score_threshold {
+            // Any score from 0 to 100 is a valid threshold: the degraded and
+            // critical bands below it follow it down rather than conflict.
             rt.health_score_threshold = v;
+            rt.degraded_score_threshold = rt.degraded_score_threshold.min(v);
+            rt.critical_score_threshold =
+                rt.critical_score_threshold.min(rt.degraded_score_threshold);
         }
         if let Some(v) = self.graceful_degradation_enabled {
             rt.graceful_degradation_enabled = v;

@@ -13,7 +13,8 @@ pub struct ServiceConfig {
     pub failure_threshold: u32,
     /// Consecutive HalfOpen probe successes that close it.
     pub success_threshold: u32,
-    /// How long the breaker stays open the first time (the seed's `timeout`).
+    /// How long the breaker stays open the first time (the seed's `timeout`;
+    /// default 300 s, the seed's `CIRCUIT_BREAKER_RECOVERY_TIMEOUT`).
     /// Env: `CIRCUIT_BREAKER_RECOVERY_TIMEOUT`.
     #[serde(with = "humantime_serde")]
     pub open_timeout: Duration,
@@ -44,6 +45,8 @@ pub struct ServiceConfig {
     pub max_in_flight: u32,
     /// An optional rate-based trip rule.
     pub rate_window: Option<RateWindowConfig>,
+    /// The dependency's request limits, per request class (paced, not tripped).
+    pub rate_limit: Option<super::RateLimitConfig>,
     /// The reconnect schedule while the breaker is open.
     pub recovery: RecoveryConfig,
     /// Restarting crashed service actors.
@@ -65,7 +68,8 @@ impl Default for ServiceConfig {
         Self {
             failure_threshold: 5,
             success_threshold: 3,
-            open_timeout: Duration::from_secs(60),
+            // The seed's CIRCUIT_BREAKER_RECOVERY_TIMEOUT default.
+            open_timeout: Duration::from_secs(300),
             max_open_timeout: None,
             open_backoff_multiplier: 2.0,
             open_jitter: 0.1,
@@ -76,6 +80,7 @@ impl Default for ServiceConfig {
             concurrency: 1,
             max_in_flight: 64,
             rate_window: None,
+            rate_limit: None,
             recovery: RecoveryConfig::default(),
             restart: RestartConfig::default(),
             retry: RetryConfig::default(),
@@ -279,6 +284,9 @@ impl ServiceConfig {
         }
         if let Some(window) = &self.rate_window {
             window.problems(name, out);
+        }
+        if let Some(limits) = &self.rate_limit {
+            limits.problems(name, out);
         }
         self.recovery.problems(name, out);
         self.restart.problems(name, out);

@@ -112,6 +112,8 @@ pub struct KiteError {
     pub error_type: KiteErrorType,
     /// The message.
     pub message: String,
+    /// The broker's `Retry-After`, with a 429.
+    pub retry_after: Option<Duration>,
 }
 
 impl KiteError {
@@ -119,6 +121,7 @@ impl KiteError {
         Self {
             error_type,
             message: message.into(),
+            retry_after: None,
         }
     }
 
@@ -236,11 +239,18 @@ impl KiteHttp {
     async fn send(&self, request: reqwest::RequestBuilder) -> Result<serde_json::Value, KiteError> {
         let response = request.send().await.map_err(|e| Self::transport(&e))?;
         let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
         let body: Envelope = response.json().await.map_err(|e| Self::transport(&e))?;
         if status == 200 && body.status == "success" {
             Ok(body.data)
         } else {
-            let error = KiteError::from_body(status, &body.error_type, body.message);
+            let mut error = KiteError::from_body(status, &body.error_type, body.message);
+            error.retry_after = retry_after;
             if error.error_type == KiteErrorType::TokenException {
                 *self.session.token.lock().unwrap_or_else(|p| p.into_inner()) = None;
             }
@@ -399,6 +409,22 @@ impl Service for KiteHttp {
 
     fn order_intent(request: &BrokerRequest) -> Option<OrderIntent> {
         request.order_intent()
+    }
+
+    /// Kite's rate-limit classes (`[services.kite_api.rate_limit.classes]`).
+    fn request_class(request: &BrokerRequest) -> &'static str {
+        match request {
+            BrokerRequest::Quote(_) => "quote",
+            BrokerRequest::Place(_) | BrokerRequest::Exit(_) | BrokerRequest::Cancel(_) => "orders",
+            BrokerRequest::OrderBook => "default",
+        }
+    }
+
+    /// A 429's `Retry-After` pauses that class for exactly that long.
+    fn retry_after(&self, error: &KiteError) -> Option<Duration> {
+        (error.error_type == KiteErrorType::TooManyRequests)
+            .then_some(error.retry_after)
+            .flatten()
     }
 
     fn is_auth_failure(&self, error: &KiteError) -> bool {

@@ -358,11 +358,15 @@ impl Server {
                 return Some(kite_error(status, kind, "simulated broker outage"));
             }
             Some(ServerFault::RateLimit) => {
-                return Some(kite_error(
+                let mut response = kite_error(
                     StatusCode::TOO_MANY_REQUESTS,
                     "NetworkException",
                     "Too many requests",
-                ))
+                );
+                response
+                    .headers_mut()
+                    .insert("retry-after", axum::http::HeaderValue::from_static("1"));
+                return Some(response);
             }
             Some(ServerFault::TokenExpired) => {
                 *self.token.lock().unwrap_or_else(|p| p.into_inner()) = None;

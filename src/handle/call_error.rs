@@ -1,6 +1,19 @@
 //! Why a call through a handle did not produce a response.
 
-use crate::breaker::{BreakerState, Outcome};
+use crate::breaker::{BreakerState, Outcome, TripCause};
+
+fn retry_hint(open_until: Option<std::time::Instant>) -> String {
+    match open_until {
+        Some(at) => format!(
+            "; next probe in {}",
+            humantime::format_duration(std::time::Duration::from_millis(
+                u64::try_from(at.saturating_duration_since(crate::cell::now()).as_millis())
+                    .unwrap_or(u64::MAX)
+            ))
+        ),
+        None => String::new(),
+    }
+}
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,12 +26,16 @@ use std::time::Duration;
 #[non_exhaustive]
 pub enum CallError<E: std::error::Error + 'static> {
     /// The breaker is open; the request never reached the service.
-    #[error("{service}: breaker is {state}, call rejected without reaching the service")]
+    #[error("{service}: breaker is {state} (tripped by {cause}{}), call rejected without reaching the service", retry_hint(*.open_until))]
     Rejected {
         /// The service.
         service: Arc<str>,
         /// The state that rejected it.
         state: BreakerState,
+        /// When an Open breaker next admits a probe (see [`CallError::retry_in`]).
+        open_until: Option<std::time::Instant>,
+        /// What tripped it.
+        cause: TripCause,
     },
     /// Too many requests in flight; shed at once.
     #[error("{service}: {max_in_flight} requests already in flight (services.{service}.max_in_flight), call shed")]
@@ -27,6 +44,18 @@ pub enum CallError<E: std::error::Error + 'static> {
         service: Arc<str>,
         /// The bound that was hit.
         max_in_flight: u32,
+    },
+    /// A limit of the dependency would be broken (`[services.NAME.rate_limit]`),
+    /// and no slot came free within `max_wait`. Never reached the service.
+    #[error("{service}: rate limit {limit} reached; next slot in {}, beyond services.{service}.rate_limit.max_wait", humantime::format_duration(Duration::from_millis(u64::try_from(.retry_in.as_millis()).unwrap_or(u64::MAX))))]
+    RateLimited {
+        /// The service.
+        service: Arc<str>,
+        /// The key of the class and the limit, such as
+        /// `services.kite_api.rate_limit.classes.quote (1/s)`.
+        limit: String,
+        /// When a slot would have been free.
+        retry_in: Duration,
     },
     /// No answer within `call_timeout`; counted as a failure.
     #[error("{service}: no answer within {} (services.{service}.call_timeout)", humantime::format_duration(*.timeout))]
@@ -105,6 +134,7 @@ impl<E: std::error::Error + 'static> CallError<E> {
         match self {
             CallError::Rejected { service, .. }
             | CallError::Shed { service, .. }
+            | CallError::RateLimited { service, .. }
             | CallError::Timeout { service, .. }
             | CallError::Crashed { service }
             | CallError::Unavailable { service }
@@ -116,11 +146,28 @@ impl<E: std::error::Error + 'static> CallError<E> {
         }
     }
 
+    /// For a rejection by an Open breaker: how long until it admits a
+    /// probe (Polly's `RetryAfter`). `None` for other errors and for states
+    /// with no timer (ForcedOpen, probe slots taken).
+    pub fn retry_in(&self) -> Option<Duration> {
+        match self {
+            CallError::Rejected {
+                open_until: Some(at),
+                ..
+            } => Some(at.saturating_duration_since(crate::cell::now())),
+            CallError::RateLimited { retry_in, .. } => Some(*retry_in),
+            _ => None,
+        }
+    }
+
     /// Whether the request was refused before reaching the service.
     pub fn is_refusal(&self) -> bool {
         matches!(
             self,
-            CallError::Rejected { .. } | CallError::Shed { .. } | CallError::ShuttingDown { .. }
+            CallError::Rejected { .. }
+                | CallError::Shed { .. }
+                | CallError::RateLimited { .. }
+                | CallError::ShuttingDown { .. }
         )
     }
 }

@@ -287,6 +287,10 @@ async fn spawn_service<S: Service, R: RecoveryStrategy<S>>(
         concurrency,
         ctx.config.max_in_flight,
         Arc::clone(&ctx.gate),
+        ctx.config
+            .rate_limit
+            .as_ref()
+            .map(|limits| crate::handle::RateLimits::new(&ctx.name, limits)),
     ));
     let actors = Arc::new(ServiceActors::<S>::new(concurrency));
     let probe = HealthProbe::new(Arc::clone(&factory));
