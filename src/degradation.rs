@@ -198,6 +198,8 @@ where
 pub struct DegradedHandle<S: Service> {
     handle: ServiceHandle<S>,
     strategy: Arc<dyn Degradation<S>>,
+    /// `[services.NAME.degradation].failover_to`: asked first, before the strategy's fallback.
+    failover: Option<ServiceHandle<S>>,
     modes: watch::Receiver<Modes>,
     enabled: bool,
 }
@@ -207,6 +209,7 @@ impl<S: Service> Clone for DegradedHandle<S> {
         Self {
             handle: self.handle.clone(),
             strategy: Arc::clone(&self.strategy),
+            failover: self.failover.clone(),
             modes: self.modes.clone(),
             enabled: self.enabled,
         }
@@ -223,9 +226,17 @@ impl<S: Service> DegradedHandle<S> {
         Self {
             handle,
             strategy,
+            failover: None,
             modes,
             enabled,
         }
+    }
+
+    /// Asks `to` first whenever the service cannot answer live: the
+    /// alternative source, then the strategy's own fallback, then nothing.
+    pub(crate) fn with_failover(mut self, to: Option<ServiceHandle<S>>) -> Self {
+        self.failover = to;
+        self
     }
 
     /// The plain handle underneath.
@@ -277,6 +288,24 @@ impl<S: Service> DegradedHandle<S> {
         };
         if !self.enabled || !falls_back(&error) {
             return Err(error);
+        }
+        if let Some(to) = &self.failover {
+            // The alternative source passes the same validation as a live
+            // answer (a bad quote from a backup feed is no better).
+            let checked = to
+                .call_checked(request.clone(), |response| {
+                    strategy.validate(&request, response)
+                })
+                .await;
+            if let Ok(value) = checked {
+                strategy.observe(&request, &value);
+                return Ok(Reply::Fallback(Fallback {
+                    value,
+                    reason: format!("answered by failover service {}: {error}", to.name()),
+                    age: None,
+                    strategy: crate::config::StrategyKind::Failover,
+                }));
+            }
         }
         match self.strategy.fallback(&request, &error).await {
             FallbackAnswer::Pass => Err(error),

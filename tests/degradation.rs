@@ -650,3 +650,107 @@ proptest! {
         }
     }
 }
+
+async fn with_backup(
+    strategy: StrategyKind,
+    backup_down: bool,
+) -> (Seawall, Arc<AtomicBool>, Arc<AtomicBool>) {
+    let down = Arc::new(AtomicBool::new(false));
+    let backup = Arc::new(AtomicBool::new(backup_down));
+    let mut config = one_service("market_data", |s| {
+        s.degradation.strategy = strategy;
+        s.degradation.failover_to = Some("backup_feed".into());
+    });
+    config
+        .services
+        .insert("backup_feed".into(), ServiceConfig::default());
+    let (d, b) = (Arc::clone(&down), Arc::clone(&backup));
+    let seawall = Seawall::builder(config)
+        .service("market_data", move || Feed {
+            down: Arc::clone(&d),
+            price: 1.0,
+        })
+        .service("backup_feed", move || Feed {
+            down: Arc::clone(&b),
+            price: 2.0,
+        })
+        .start()
+        .await
+        .unwrap();
+    (seawall, down, backup)
+}
+
+#[tokio::test(start_paused = true)]
+async fn test_failover_when_forced_open_with_only_failover_to_in_config_then_alternative_answers() {
+    let (seawall, _, _) = with_backup(StrategyKind::Failover, false).await;
+    seawall
+        .breaker("market_data")
+        .unwrap()
+        .force_open("test: primary feed out");
+    // No strategy registered in code: the config key alone does it.
+    let feed = seawall.degraded::<Feed>("market_data").unwrap();
+    let Reply::Fallback(f) = feed.call("X".to_string()).await.unwrap() else {
+        panic!("the alternative source must answer")
+    };
+    assert_eq!(f.value.price, 2.0);
+    assert_eq!(f.strategy, StrategyKind::Failover);
+    assert!(f.reason.contains("backup_feed"), "{}", f.reason);
+    seawall.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn test_failover_when_combined_with_last_known_price_then_alternative_then_last_good_then_nothing(
+) {
+    let (seawall, primary_down, backup_down) =
+        with_backup(StrategyKind::LastKnownPrice, false).await;
+    let book = Arc::new(PriceBook::new(Duration::from_secs(5)));
+    let feed = seawall
+        .set_degradation::<Feed>("market_data", LastKnownPrice::new(Arc::clone(&book)))
+        .unwrap();
+    assert!(feed.call("X".to_string()).await.unwrap().is_live());
+    primary_down.store(true, Ordering::SeqCst);
+    // 1. The alternative source.
+    let Reply::Fallback(f) = feed.call("X".to_string()).await.unwrap() else {
+        panic!()
+    };
+    assert_eq!((f.value.price, f.strategy), (2.0, StrategyKind::Failover));
+    // 2. The last good price (the backup's, just seen), with its age.
+    backup_down.store(true, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let Reply::Fallback(f) = feed.call("X".to_string()).await.unwrap() else {
+        panic!()
+    };
+    assert_eq!(f.strategy, StrategyKind::LastKnownPrice);
+    assert_eq!(f.value.price, 2.0);
+    assert!(f.age.unwrap() >= Duration::from_secs(1));
+    // 3. Nothing, once the last good price is too old.
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let err = feed.call("X".to_string()).await.unwrap_err();
+    assert!(matches!(err, CallError::Refused { .. }), "{err}");
+    seawall.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn test_failover_when_target_has_another_type_then_error_names_the_key() {
+    let mut config = one_service("market_data", |s| {
+        s.degradation.failover_to = Some("ai_agents".into());
+    });
+    config
+        .services
+        .insert("ai_agents".into(), ServiceConfig::default());
+    let seawall = Seawall::builder(config)
+        .service("market_data", || Feed {
+            down: Arc::default(),
+            price: 1.0,
+        })
+        .service("ai_agents", || Agent)
+        .start()
+        .await
+        .unwrap();
+    let Err(err) = seawall.degraded::<Feed>("market_data") else {
+        panic!("a failover target of another type must be an error")
+    };
+    let err = err.to_string();
+    assert!(err.contains("services.market_data.degradation.failover_to"), "{err}");
+    seawall.shutdown().await;
+}

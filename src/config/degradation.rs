@@ -41,7 +41,10 @@ pub struct DegradationConfig {
     pub technical_only: bool,
     /// `read_only_cache`: how many recent read results to keep.
     pub cache_capacity: usize,
-    /// `failover`: the service to switch to.
+    /// Another service of the same type that answers first whenever this
+    /// one cannot answer live (the seed's "alternative data sources"); with
+    /// any strategy, its own fallback comes after (market data: the
+    /// alternative source, then the last good price, then nothing).
     pub failover_to: Option<String>,
     /// Overrides the modes this service's outage forces (default: from `strategy`).
     pub on_open: Option<ModeEffects>,
@@ -123,10 +126,15 @@ impl DegradationConfig {
                 format!("names {to:?}, which has no [services.{to}] table"),
                 "add that service, or name one that exists",
             )),
-            (strategy, Some(_)) if *strategy != StrategyKind::Failover => out.push(Problem::new(
+            (_, Some(to)) if to == name => out.push(Problem::new(
                 key("failover_to"),
-                "is set but strategy is not \"failover\"",
-                "remove it, or set strategy = \"failover\"",
+                format!("names the service itself ({to:?})"),
+                "name another [services.X] to switch to",
+            )),
+            (_, Some(to)) if !services(to) => out.push(Problem::new(
+                key("failover_to"),
+                format!("names {to:?}, which has no [services.{to}] table"),
+                "add that service, or name one that exists",
             )),
             _ => {}
         }

@@ -19,6 +19,16 @@ pub enum DegradationError {
     /// The service is not running, or runs another type.
     #[error(transparent)]
     Handle(#[from] HandleError),
+    /// `failover_to` names a service that cannot stand in for this one.
+    #[error("services.{service}.degradation.failover_to names `{to}`, which cannot answer for it: {reason}; name a registered service of the same type")]
+    Failover {
+        /// The service.
+        service: String,
+        /// The service `failover_to` names.
+        to: String,
+        /// Why it cannot.
+        reason: String,
+    },
     /// The strategy is not the kind the config chose.
     #[error("services.{service}.degradation.strategy is {configured:?} but a {registered:?} strategy was registered; set strategy = \"{}\" in actors.toml or register a {configured:?} strategy", snake(*.registered))]
     KindMismatch {
@@ -87,7 +97,8 @@ impl Seawall {
             strategy,
             self.modes(),
             self.config().runtime.graceful_degradation_enabled,
-        );
+        )
+        .with_failover(self.failover_for::<S>(name)?);
         self.degradations
             .insert(name.to_string(), Box::new(degraded.clone()));
         let watcher = degraded.clone();
@@ -132,8 +143,10 @@ impl Seawall {
         self.set_degradation(name, CustomFallback::<S>::new(fallback))
     }
 
-    /// The degraded handle for `name`: its registered strategy, or none.
-    pub fn degraded<S: Service>(&self, name: &str) -> Result<DegradedHandle<S>, HandleError> {
+    /// The degraded handle for `name`: its registered strategy, or none;
+    /// with `failover_to` in its config, the alternative service answers
+    /// first either way (no code needed).
+    pub fn degraded<S: Service>(&self, name: &str) -> Result<DegradedHandle<S>, DegradationError> {
         if let Some(entry) = self.degradations.get(name) {
             if let Some(d) = entry.downcast_ref::<DegradedHandle<S>>() {
                 return Ok(d.clone());
@@ -145,7 +158,30 @@ impl Seawall {
             Arc::new(NoFallback),
             self.modes(),
             self.config().runtime.graceful_degradation_enabled,
-        ))
+        )
+        .with_failover(self.failover_for::<S>(name)?))
+    }
+
+    /// The handle `[services.NAME.degradation].failover_to` names, if any.
+    fn failover_for<S: Service>(
+        &self,
+        name: &str,
+    ) -> Result<Option<crate::ServiceHandle<S>>, DegradationError> {
+        let Some(to) = self
+            .config()
+            .services
+            .get(name)
+            .and_then(|s| s.degradation.failover_to.clone())
+        else {
+            return Ok(None);
+        };
+        self.handle::<S>(&to)
+            .map(Some)
+            .map_err(|e| DegradationError::Failover {
+                service: name.to_string(),
+                to,
+                reason: e.to_string(),
+            })
     }
 
     /// The seed's `execute_with_resilience(name, f, fallback)`, for code that
