@@ -33,7 +33,7 @@ mod reply;
 
 pub use cache::{DbOp, DbRequest, ReadOnlyCache};
 pub use hold::{Action, ConservativeHold, Decision, DecisionSource};
-pub use orders::{DisableOrders, OrderIntent};
+pub use orders::{CachedReads, DisableOrders, OrderIntent};
 pub use price_book::{Instrument, LastKnownPrice, PriceBook, PriceRefused, Quote};
 pub use reply::{Fallback, Reply};
 

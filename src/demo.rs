@@ -26,8 +26,9 @@ pub use broker::{
 };
 pub use database::{DbCall, DbError, DbReply, SimDatabase};
 pub use engine::{
-    run, DemoOptions, OrderSummary, PlantedViolation, PriceSummary, ServiceSummary, Summary,
+    run, DemoOptions, OrderSummary, PlantedViolation, PriceSummary, ProtectedPosition,
+    ServiceSummary, Summary, TradingSummary,
 };
 pub use kite_server::{FaultPhase, KiteServer, Ledger, Received, ServerFault};
-pub use market::{BadQuotes, SimAgents, SimError, SimFeed, Tape};
+pub use market::{AgentRequest, BadQuotes, SimAgents, SimError, SimFeed, Tape};
 pub use scenario::{compress, scenario, scenario_seeded, Scenario, SCENARIOS};

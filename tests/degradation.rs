@@ -751,6 +751,9 @@ async fn test_failover_when_target_has_another_type_then_error_names_the_key() {
         panic!("a failover target of another type must be an error")
     };
     let err = err.to_string();
-    assert!(err.contains("services.market_data.degradation.failover_to"), "{err}");
+    assert!(
+        err.contains("services.market_data.degradation.failover_to"),
+        "{err}"
+    );
     seawall.shutdown().await;
 }

@@ -74,6 +74,24 @@ async fn test_demo_when_default_scenario_over_http_then_rules_hold_on_the_broker
         summary.services["market_data"].degraded_replies > 0,
         "last-known prices were used\n{report}"
     );
+    assert!(
+        summary.services["kite_api"].degraded_replies > 0,
+        "cached broker quotes were served during the outage\n{report}"
+    );
+    assert!(
+        summary.trading.reports > 0,
+        "trading metrics reported\n{report}"
+    );
+    assert!(summary.trading.order_reject_rate.is_some(), "{report}");
+    assert!(
+        !summary.protected_positions.is_empty(),
+        "open positions got broker-side stops when trading left Active\n{report}"
+    );
+    assert_eq!(
+        summary.orders.protective_stops_at_broker,
+        summary.protected_positions.len() as u64,
+        "the broker holds every stop the summary lists\n{report}"
+    );
     // Every placed order is in the database, once (journaled writes replayed).
     assert_eq!(summary.trades_recorded, summary.orders.placed, "{report}");
     let _ = std::fs::remove_file(path);
@@ -93,7 +111,7 @@ async fn test_demo_when_engine_skips_the_order_gate_then_broker_ledger_catches_i
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn test_demo_when_engine_skips_price_validation_then_broker_ledger_catches_bad_prices() {
+async fn test_demo_when_engine_skips_price_validation_then_dependencies_catch_bad_prices() {
     let mut opts = options("default", 30, 44);
     opts.plant = Some(PlantedViolation::SkipPriceValidation);
     let summary = run(opts).await.expect("demo runs");

@@ -45,6 +45,9 @@ pub enum BrokerRequest {
     Exit(Order),
     /// Cancel a resting order by id.
     Cancel(String),
+    /// A broker-side protective stop (Kite's GTT) for an open position: an
+    /// exit that fires at `order.price` even if the engine is gone.
+    Protect(Order),
 }
 
 impl BrokerRequest {
@@ -53,7 +56,7 @@ impl BrokerRequest {
         match self {
             BrokerRequest::Quote(_) | BrokerRequest::OrderBook => None,
             BrokerRequest::Place(_) => Some(OrderIntent::Open),
-            BrokerRequest::Exit(_) => Some(OrderIntent::Exit),
+            BrokerRequest::Exit(_) | BrokerRequest::Protect(_) => Some(OrderIntent::Exit),
             BrokerRequest::Cancel(_) => Some(OrderIntent::Cancel),
         }
     }
@@ -372,6 +375,29 @@ impl Service for KiteHttp {
             }
             BrokerRequest::Place(order) => self.order(order, "open").await,
             BrokerRequest::Exit(order) => self.order(order, "exit").await,
+            BrokerRequest::Protect(order) => {
+                let token = self.token().await?;
+                let side = match order.side {
+                    Side::Buy => "BUY",
+                    Side::Sell => "SELL",
+                };
+                let (_, symbol) = order
+                    .symbol
+                    .split_once(':')
+                    .unwrap_or(("NSE", &order.symbol));
+                let form = [
+                    ("tradingsymbol", symbol.to_string()),
+                    ("transaction_type", side.to_string()),
+                    ("quantity", order.quantity.to_string()),
+                    ("trigger_price", order.price.to_string()),
+                    ("tag", order.tag.clone()),
+                ];
+                let url = format!("{}/gtt/triggers", self.base);
+                let data = self
+                    .send(self.authorized(self.client.post(url), &token).form(&form))
+                    .await?;
+                Ok(BrokerResponse::Accepted(data["trigger_id"].to_string()))
+            }
             BrokerRequest::Cancel(id) => {
                 let token = self.token().await?;
                 let url = format!("{}/orders/regular/{id}", self.base);
@@ -415,7 +441,10 @@ impl Service for KiteHttp {
     fn request_class(request: &BrokerRequest) -> &'static str {
         match request {
             BrokerRequest::Quote(_) => "quote",
-            BrokerRequest::Place(_) | BrokerRequest::Exit(_) | BrokerRequest::Cancel(_) => "orders",
+            BrokerRequest::Place(_)
+            | BrokerRequest::Exit(_)
+            | BrokerRequest::Cancel(_)
+            | BrokerRequest::Protect(_) => "orders",
             BrokerRequest::OrderBook => "default",
         }
     }

@@ -11,7 +11,7 @@ use super::broker::{
 };
 use super::database::{DbCall, DbReply, SimDatabase};
 use super::kite_server::{FaultPhase, KiteServer, ServerFault};
-use super::market::{BadQuotes, SimAgents, SimError, SimFeed, Tape};
+use super::market::{AgentRequest, BadQuotes, SimAgents, SimError, SimFeed, Tape};
 use super::scenario::{compress, scenario_seeded};
 use crate::chaos::{Chaos, ChaosPhase, ChaosPlan, Fault};
 use crate::config::Config;
@@ -99,6 +99,8 @@ pub struct OrderSummary {
     pub reconciled_as_placed: u64,
     /// Orders the broker placed twice under one tag (re-sent): must be 0.
     pub duplicate_orders: u64,
+    /// Protective stops (GTTs) the broker's ledger holds.
+    pub protective_stops_at_broker: u64,
     /// Acknowledged order ids the broker's book does not hold under the
     /// same tag (replies matched to requests by id): must be 0.
     pub mismatched_replies: u64,
@@ -109,12 +111,39 @@ pub struct OrderSummary {
 pub struct PriceSummary {
     /// Bad quotes the feed served (0, NaN, negative, epoch).
     pub bad_quotes_injected: u64,
-    /// Orders and trades carrying a price of 0 or less, or NaN: must be 0.
+    /// Prices of 0 or less, or NaN, that reached a dependency (the agents
+    /// asked to decide on them, orders at the broker, trades in the
+    /// database): must be 0.
     pub bad_prices_used: u64,
     /// Fallback prices older than `max_staleness` handed out: must be 0.
     pub stale_prices_used: u64,
     /// Ticks in which a symbol had no usable price (fail closed: no order).
     pub ticks_without_price: u64,
+}
+
+/// The trading metrics the engine reported for the health score.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct TradingSummary {
+    /// Reports sent (`Seawall::report_trading_metrics`), one a second.
+    pub reports: u64,
+    /// The last reported broker reject rate over the last 100 orders.
+    pub order_reject_rate: Option<f64>,
+    /// The score's trading component (0–10) at the end.
+    pub score_component: f64,
+}
+
+/// One open position the engine protected with a broker-side stop when
+/// trading left Active (the seed's "automatic position protection").
+#[derive(Debug, Clone, Serialize)]
+pub struct ProtectedPosition {
+    /// The instrument.
+    pub symbol: String,
+    /// The net position it protected (+long, −short).
+    pub quantity: i64,
+    /// The stop's trigger price.
+    pub trigger_price: f64,
+    /// The broker's trigger id.
+    pub trigger_id: String,
 }
 
 /// What happened, and whether the trading rules held.
@@ -128,6 +157,10 @@ pub struct Summary {
     pub prices: PriceSummary,
     /// Trades the database holds from this run.
     pub trades_recorded: u64,
+    /// Trading metrics.
+    pub trading: TradingSummary,
+    /// Positions protected by a broker-side stop when trading left Active.
+    pub protected_positions: Vec<ProtectedPosition>,
 }
 
 impl Summary {
@@ -186,7 +219,7 @@ impl Summary {
             "orders: attempted {}, placed {}, refused while halted {}, refused while reducing {}, received by broker while halted {}\n\
              orders: unknown {}, reconciled {} ({} placed), duplicates {}, mismatched replies {}\n\
              prices: {} bad quotes injected, {} bad prices used, {} stale used, {} ticks without a usable price\n\
-             trades recorded: {}\n",
+             trades recorded: {}; positions protected by broker-side stops: {}\n",
             o.attempted,
             o.placed,
             o.refused_while_halted,
@@ -202,6 +235,7 @@ impl Summary {
             p.stale_prices_used,
             p.ticks_without_price,
             self.trades_recorded,
+            self.protected_positions.len(),
         ));
         out
     }
@@ -306,6 +340,40 @@ struct Book {
     acknowledged: Vec<(String, String)>,
     orders_sent: u64,
     trade_seq: u64,
+    /// The last 100 orders that reached the broker: rejected or not.
+    recent: std::collections::VecDeque<bool>,
+    last_ack: Option<tokio::time::Instant>,
+    last_reconcile: Option<tokio::time::Instant>,
+    /// Net position per instrument, from the broker's acknowledgements.
+    positions: HashMap<&'static str, i64>,
+    /// The last price traded on per instrument.
+    last_price: HashMap<&'static str, f64>,
+    /// Instruments whose position has a broker-side stop (cleared when the
+    /// position changes).
+    protected: HashMap<&'static str, String>,
+}
+
+impl Book {
+    fn broker_answered(&mut self, rejected: bool) {
+        if self.recent.len() == 100 {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(rejected);
+        if !rejected {
+            self.last_ack = Some(tokio::time::Instant::now());
+        }
+    }
+
+    /// The seed's "trading-specific health metrics", for the score.
+    fn trading_metrics(&self) -> crate::health::TradingMetrics {
+        let rejected = self.recent.iter().filter(|r| **r).count();
+        crate::health::TradingMetrics {
+            order_reject_rate: (!self.recent.is_empty())
+                .then(|| rejected as f64 / self.recent.len() as f64),
+            last_order_ack_age: self.last_ack.map(|at| at.elapsed()),
+            last_reconciliation_age: self.last_reconcile.map(|at| at.elapsed()),
+        }
+    }
 }
 
 /// Runs the demo and returns its summary.
@@ -385,6 +453,8 @@ pub async fn run(
         Arc::clone(&feed_plan),
     );
     let agent_seed = std::sync::atomic::AtomicU64::new(seed);
+    let agents_saw_bad = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let bad_seen = Arc::clone(&agents_saw_bad);
     let seawall = Seawall::builder(options.config.clone())
         .admin_token(options.admin_token.clone())
         .service("kite_api", move || {
@@ -400,7 +470,13 @@ pub async fn run(
         })
         .service("ai_agents", move || {
             let rng = fastrand::Rng::with_seed(agent_seed.fetch_add(1, Ordering::Relaxed));
-            Chaos::new(SimAgents { rng }, Arc::clone(&ap))
+            Chaos::new(
+                SimAgents {
+                    rng,
+                    bad_prices_seen: Arc::clone(&bad_seen),
+                },
+                Arc::clone(&ap),
+            )
         })
         .service("market_data", move || {
             Chaos::new(
@@ -424,7 +500,18 @@ pub async fn run(
             .degradation
             .max_staleness,
     ));
-    let kite = seawall.set_degradation::<KiteHttp>("kite_api", DisableOrders)?;
+    let kite_degradation = &options.config.services["kite_api"].degradation;
+    let kite = seawall.set_degradation::<KiteHttp>(
+        "kite_api",
+        DisableOrders::with_cached_reads(
+            kite_degradation.max_staleness,
+            kite_degradation.cache_capacity,
+            |request: &BrokerRequest| match request {
+                BrokerRequest::Quote(symbol) => Some(format!("quote {symbol}")),
+                _ => None, // the order book is never answered from a cache
+            },
+        ),
+    )?;
     let feed = seawall
         .set_degradation::<Chaos<SimFeed>>("market_data", LastKnownPrice::new(Arc::clone(&book)))?;
     let ai_strategy = if options.config.services["ai_agents"]
@@ -468,7 +555,7 @@ pub async fn run(
             .map_or(0, |d| d.as_millis() as u64),
     };
     let mut summary = Summary::default();
-    let mut degraded = BTreeMap::<&str, u64>::new();
+    let mut degraded = BTreeMap::<&'static str, u64>::new();
     let mut state = Book::default();
     let started = tokio::time::Instant::now();
     let mut next_status = started;
@@ -485,9 +572,12 @@ pub async fn run(
             // A broker read once a second (Kite allows one quote a second):
             // it passes the gate, so it probes a HalfOpen kite_api breaker.
             next_quote = now + Duration::from_secs(1);
-            let _ = kite
+            if let Ok(Reply::Fallback(_)) = kite
                 .call(BrokerRequest::Quote(SYMBOLS[0].to_string()))
-                .await;
+                .await
+            {
+                *degraded.entry("kite_api").or_default() += 1;
+            }
         }
         if kite_closed.swap(false, Ordering::SeqCst) || !state.pending.is_empty() {
             engine.reconcile(&mut state, &mut summary).await;
@@ -501,9 +591,15 @@ pub async fn run(
                 &mut raw_kite,
             )
             .await;
-        if options.status_line && tokio::time::Instant::now() >= next_status {
+        if tokio::time::Instant::now() >= next_status {
             next_status += Duration::from_secs(1);
-            eprintln!("{}", status_line(&seawall));
+            let metrics = state.trading_metrics();
+            summary.trading.reports += 1;
+            summary.trading.order_reject_rate = metrics.order_reject_rate;
+            seawall.report_trading_metrics(metrics);
+            if options.status_line {
+                eprintln!("{}", status_line(&seawall));
+            }
         }
         tokio::select! {
             () = tokio::time::sleep(TICK) => {}
@@ -528,6 +624,7 @@ pub async fn run(
         let ledger = ledger.lock().unwrap_or_else(|p| p.into_inner());
         let o = &mut summary.orders;
         o.placed = ledger.placed();
+        o.protective_stops_at_broker = ledger.protective_stops();
         o.received_by_broker_while_halted = ledger.received_while_halted();
         o.opens_received_by_broker_while_reducing = ledger.opens_received_while_reducing();
         o.duplicate_orders = ledger.duplicate_tags();
@@ -543,7 +640,7 @@ pub async fn run(
     summary.prices.bad_quotes_injected = bad_quotes.served.load(Ordering::SeqCst);
     let (rows, bad_rows) = trades_in_db(&options.db_path, engine.run_id).await;
     summary.trades_recorded = rows;
-    summary.prices.bad_prices_used += bad_rows;
+    summary.prices.bad_prices_used += bad_rows + agents_saw_bad.load(Ordering::SeqCst);
     let mut counts = counts.lock().unwrap_or_else(|p| p.into_inner()).clone();
     for control in seawall.breakers() {
         let entry = counts.entry(control.name().to_string()).or_default();
@@ -551,6 +648,7 @@ pub async fn run(
         entry.degraded_replies = degraded.get(control.name()).copied().unwrap_or(0);
     }
     summary.services = counts;
+    summary.trading.score_component = seawall.health_report().components.trading;
     counter.abort();
     seawall.shutdown().await;
     server.stop().await;
@@ -607,13 +705,60 @@ impl Engine<'_> {
             },
             Err(_) => return, // the broker is still out: the instruments stay blocked
         };
+        state.last_reconcile = Some(tokio::time::Instant::now());
         let pending: Vec<_> = state.pending.drain().collect();
         for (symbol, (tag, quantity, price)) in pending {
             summary.orders.reconciled += 1;
             if let Some(entry) = entries.iter().find(|e| e.tag == tag) {
                 summary.orders.reconciled_as_placed += 1;
                 state.acknowledged.push((tag, entry.order_id.clone()));
+                *state.positions.entry(symbol).or_default() += quantity;
+                state.last_price.insert(symbol, price);
+                state.protected.remove(symbol);
                 self.record_trade(state, symbol, quantity, price).await;
+            }
+        }
+    }
+
+    /// Trading left Active: give every open position a broker-side stop
+    /// (2 % away) where the broker can be reached. Exits stay allowed while
+    /// Reducing; while Halted the gate refuses them, and the engine tries
+    /// again on the next tick.
+    async fn protect_positions(&self, state: &mut Book, summary: &mut Summary) {
+        let open: Vec<(&'static str, i64)> = state
+            .positions
+            .iter()
+            .filter(|(symbol, qty)| **qty != 0 && !state.protected.contains_key(*symbol))
+            .map(|(s, q)| (*s, *q))
+            .collect();
+        for (symbol, quantity) in open {
+            let Some(&price) = state.last_price.get(symbol) else {
+                continue;
+            };
+            let (side, trigger) = if quantity > 0 {
+                (Side::Sell, price * 0.98)
+            } else {
+                (Side::Buy, price * 1.02)
+            };
+            state.orders_sent += 1;
+            let order = Order {
+                symbol: symbol.to_string(),
+                side,
+                quantity: u32::try_from(quantity.unsigned_abs()).unwrap_or(u32::MAX),
+                price: (trigger * 20.0).round() / 20.0,
+                tag: format!("gt{}n{}", self.run_id % 1_000_000, state.orders_sent),
+            };
+            let trigger_price = order.price;
+            if let Ok(Reply::Live(BrokerResponse::Accepted(id))) =
+                self.kite.call(BrokerRequest::Protect(order)).await
+            {
+                state.protected.insert(symbol, id.clone());
+                summary.protected_positions.push(ProtectedPosition {
+                    symbol: symbol.to_string(),
+                    quantity,
+                    trigger_price,
+                    trigger_id: id,
+                });
             }
         }
     }
@@ -674,13 +819,20 @@ impl Engine<'_> {
         rng: &mut fastrand::Rng,
         raw_kite: &mut KiteHttp,
     ) {
+        if self.modes.borrow().trading != TradingMode::Active {
+            self.protect_positions(state, summary).await;
+        }
         let mut ordered = false;
         for symbol in SYMBOLS {
             let Some(price) = self.price(symbol, summary, degraded).await else {
                 summary.prices.ticks_without_price += 1;
                 continue; // fail closed: no price, no order
             };
-            let decision = match self.ai.call(symbol.to_string()).await {
+            let ask = AgentRequest {
+                symbol: symbol.to_string(),
+                price,
+            };
+            let decision = match self.ai.call(ask).await {
                 Ok(reply) => {
                     if !reply.is_live() {
                         *degraded.entry("ai_agents").or_default() += 1;
@@ -766,7 +918,11 @@ impl Engine<'_> {
         };
         match placed {
             Ok(Reply::Live(BrokerResponse::Accepted(id))) => {
+                state.broker_answered(false);
                 state.acknowledged.push((tag, id));
+                *state.positions.entry(symbol).or_default() += signed;
+                state.last_price.insert(symbol, price);
+                state.protected.remove(symbol);
                 self.record_trade(state, symbol, signed, price).await;
             }
             Ok(_) => {}
@@ -781,7 +937,12 @@ impl Engine<'_> {
                 TradingMode::Reducing => summary.orders.refused_while_reducing += 1,
                 TradingMode::Active => {}
             },
-            Err(error) => tracing::debug!(%error, "order not placed"),
+            Err(error) => {
+                if matches!(error, CallError::Service { .. }) {
+                    state.broker_answered(true); // a reject, a 429, an expired token
+                }
+                tracing::debug!(%error, "order not placed");
+            }
         }
     }
 }

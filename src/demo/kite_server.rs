@@ -74,6 +74,8 @@ pub struct Received {
     pub price: Option<f64>,
     /// Whether the broker placed it.
     pub placed: bool,
+    /// A protective stop (GTT), not an order.
+    pub protective: bool,
 }
 
 /// The broker's own books: what it received and what it placed.
@@ -86,7 +88,18 @@ pub struct Ledger {
 impl Ledger {
     /// Orders placed.
     pub fn placed(&self) -> u64 {
-        self.received.iter().filter(|r| r.placed).count() as u64
+        self.received
+            .iter()
+            .filter(|r| r.placed && !r.protective)
+            .count() as u64
+    }
+
+    /// Protective stops (GTTs) placed.
+    pub fn protective_stops(&self) -> u64 {
+        self.received
+            .iter()
+            .filter(|r| r.placed && r.protective)
+            .count() as u64
     }
 
     /// Orders other than cancels that arrived while the runtime said Halted.
@@ -299,6 +312,7 @@ fn router(server: Arc<Server>) -> Router {
         .route("/orders", get(orders))
         .route("/orders/regular", post(place))
         .route("/orders/regular/{id}", put(modify).delete(cancel))
+        .route("/gtt/triggers", post(gtt))
         .with_state(server)
 }
 
@@ -407,6 +421,17 @@ impl Server {
     }
 
     fn receive(&self, tag: &str, intent: OrderIntent, price: Option<f64>, placed: bool) {
+        self.record(tag, intent, price, placed, false);
+    }
+
+    fn record(
+        &self,
+        tag: &str,
+        intent: OrderIntent,
+        price: Option<f64>,
+        placed: bool,
+        protective: bool,
+    ) {
         self.ledger
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -417,6 +442,7 @@ impl Server {
                 mode: self.mode(),
                 price,
                 placed,
+                protective,
             });
     }
 }
@@ -588,6 +614,59 @@ async fn place(
         }
     }
     success(json!({ "order_id": order_id }))
+}
+
+/// A GTT (good-till-triggered) protective stop: a broker-side exit that
+/// fires at `trigger_price` even if the engine is gone.
+#[derive(Debug, Deserialize)]
+struct GttForm {
+    tradingsymbol: String,
+    transaction_type: String,
+    quantity: u32,
+    trigger_price: f64,
+    #[serde(default)]
+    tag: String,
+}
+
+async fn gtt(
+    State(s): State<Arc<Server>>,
+    headers: HeaderMap,
+    Form(form): Form<GttForm>,
+) -> Response {
+    if let Some(refused) = s.admit(&headers, "orders", 10).await {
+        s.record(
+            &form.tag,
+            OrderIntent::Exit,
+            Some(form.trigger_price),
+            false,
+            true,
+        );
+        return refused;
+    }
+    if form.quantity == 0 || !(form.trigger_price.is_finite() && form.trigger_price > 0.0) {
+        s.record(
+            &form.tag,
+            OrderIntent::Exit,
+            Some(form.trigger_price),
+            false,
+            true,
+        );
+        return kite_error(
+            StatusCode::BAD_REQUEST,
+            "InputException",
+            "Invalid quantity or trigger price.",
+        );
+    }
+    let _ = (&form.tradingsymbol, &form.transaction_type);
+    let id = s.order_seq.fetch_add(1, Ordering::SeqCst) + 1;
+    s.record(
+        &form.tag,
+        OrderIntent::Exit,
+        Some(form.trigger_price),
+        true,
+        true,
+    );
+    success(json!({ "trigger_id": id }))
 }
 
 async fn modify(

@@ -11,18 +11,41 @@ use std::time::{Duration, SystemTime};
 #[error("{0}")]
 pub struct SimError(pub String);
 
-/// AI decision agents with realistic latency (tens of milliseconds).
+/// What the engine asks the agents: a decision on an instrument at a price.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AgentRequest {
+    /// The instrument.
+    pub symbol: String,
+    /// The price the engine would trade at.
+    pub price: f64,
+}
+
+impl crate::degradation::Instrument for AgentRequest {
+    fn instrument(&self) -> &str {
+        &self.symbol
+    }
+}
+
+/// AI decision agents with realistic latency (tens of milliseconds). They
+/// count the unusable prices they were asked to decide on: the agents' side
+/// of the price invariant.
 pub struct SimAgents {
     /// Seeded randomness.
     pub rng: fastrand::Rng,
+    /// Requests that carried a price of 0 or less, or NaN.
+    pub bad_prices_seen: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Service for SimAgents {
-    type Request = String;
+    type Request = AgentRequest;
     type Response = Decision;
     type Error = SimError;
 
-    async fn call(&mut self, _symbol: String) -> Result<Decision, SimError> {
+    async fn call(&mut self, request: AgentRequest) -> Result<Decision, SimError> {
+        if !(request.price.is_finite() && request.price > 0.0) {
+            self.bad_prices_seen
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
         tokio::time::sleep(Duration::from_millis(self.rng.u64(20..80))).await;
         let action = match self.rng.u32(0..10) {
             0..=2 => Action::Buy,
@@ -36,7 +59,7 @@ impl Service for SimAgents {
         })
     }
 
-    fn is_idempotent(_: &String) -> bool {
+    fn is_idempotent(_: &AgentRequest) -> bool {
         true
     }
 

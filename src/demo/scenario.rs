@@ -131,7 +131,7 @@ pub fn scenario_seeded(name: &str, total: Duration, seed: u64) -> Option<Scenari
                 "market_data",
                 vec![phase(total, 0.70, 0.84, Fault::Timeout, 1.0)],
             );
-            bad_quotes.push((total.mul_f64(0.42), total.mul_f64(0.62), 0.3));
+            bad_quotes.push((total.mul_f64(0.23), total.mul_f64(0.33), 0.4));
         }
         _ => return None,
     }

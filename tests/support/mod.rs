@@ -158,11 +158,15 @@ impl Service for Scripted {
 }
 
 /// The shipped config with a fixed seed, restricted to `kite_api`, then
-/// adjusted by `edit`.
+/// adjusted by `edit`. Kite's request pacing is taken out, so bursts of
+/// calls test the breaker alone (tests/peers.rs tests the pacing).
 pub fn kite_config(edit: impl FnOnce(&mut ServiceConfig)) -> Config {
     let mut config = Config::seed_defaults();
     config.runtime.seed = Some(7);
     config.services.retain(|name, _| name == "kite_api");
+    if let Some(kite) = config.services.get_mut("kite_api") {
+        kite.rate_limit = None;
+    }
     edit(config.services.get_mut("kite_api").unwrap());
     config
 }
