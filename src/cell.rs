@@ -39,6 +39,8 @@ pub(crate) enum Refusal {
     Rejected(BreakerState, RejectInfo),
     ShuttingDown,
     Shed,
+    /// Slow start after a recovery: only this many may be in flight yet.
+    SlowStart(u32),
     /// No service actor is running to take the call (all restarting).
     Unavailable,
 }
@@ -91,6 +93,10 @@ pub(crate) struct BreakerCell {
     gate: Arc<OrderGate>,
     /// When an Open breaker admits probes: nanoseconds after `born`, 0 for none.
     open_until: AtomicU64,
+    /// Slow start: the window, and when the ramp began (nanoseconds after
+    /// `born`, 0: not ramping).
+    slow_start: Option<Duration>,
+    ramp_from: AtomicU64,
     /// The dependency's request limits, if it has any.
     limits: Option<crate::handle::RateLimits>,
     /// The last trip's cause (`TripCause` as a byte).
@@ -106,6 +112,7 @@ impl BreakerCell {
         max_in_flight: u32,
         gate: Arc<OrderGate>,
         limits: Option<crate::handle::RateLimits>,
+        slow_start: Option<Duration>,
     ) -> Self {
         let word = pack(machine.state(), machine.epoch(), false);
         Self {
@@ -125,6 +132,8 @@ impl BreakerCell {
             auth_failed: AtomicBool::new(false),
             gate,
             open_until: AtomicU64::new(0),
+            slow_start: slow_start.filter(|w| !w.is_zero()),
+            ramp_from: AtomicU64::new(0),
             limits,
             cause: std::sync::atomic::AtomicU8::new(0),
             born: now(),
@@ -228,6 +237,14 @@ impl BreakerCell {
             self.in_flight.fetch_sub(1, Ordering::AcqRel);
             return Err(Refusal::Shed);
         }
+        if self.ramp_from.load(Ordering::Relaxed) != 0 {
+            if let Some(cap) = self.ramp_cap() {
+                if taken >= cap {
+                    self.in_flight.fetch_sub(1, Ordering::AcqRel);
+                    return Err(Refusal::SlowStart(cap));
+                }
+            }
+        }
         // One service actor needs no load balancing (and no busy counter).
         let worker = if self.busy.len() > 1 {
             self.pick_worker()
@@ -247,6 +264,24 @@ impl BreakerCell {
             cell: Arc::clone(self),
             worker,
         })
+    }
+
+    /// While ramping after a recovery: how many may be in flight now, from 1
+    /// up to `max_in_flight` across the slow-start window. `None` (and the
+    /// ramp ends) once the window has passed.
+    #[cold]
+    fn ramp_cap(&self) -> Option<u32> {
+        let window = self.slow_start?;
+        let from = Duration::from_nanos(self.ramp_from.load(Ordering::Relaxed));
+        let elapsed = now()
+            .saturating_duration_since(self.born)
+            .saturating_sub(from);
+        if elapsed >= window {
+            self.ramp_from.store(0, Ordering::Relaxed);
+            return None;
+        }
+        let share = elapsed.as_secs_f64() / window.as_secs_f64();
+        Some(((f64::from(self.max_in_flight) * share) as u32).max(1))
     }
 
     /// The least busy running service actor: a restarting one's slot takes
@@ -315,6 +350,15 @@ impl BreakerCell {
             u64::try_from(nanos).unwrap_or(u64::MAX).max(1)
         });
         self.open_until.store(until, Ordering::Relaxed);
+        if self.slow_start.is_some() {
+            let ramp = if t.from == BreakerState::HalfOpen && t.to == BreakerState::Closed {
+                let at = t.at.saturating_duration_since(self.born).as_nanos();
+                u64::try_from(at).unwrap_or(u64::MAX).max(1)
+            } else {
+                0
+            };
+            self.ramp_from.store(ramp, Ordering::Relaxed);
+        }
         if let Some(cause) = TripCause::of(&t.reason) {
             self.cause.store(cause.as_u8(), Ordering::Relaxed);
         }

@@ -325,6 +325,7 @@ fn falls_back<E: std::error::Error>(error: &CallError<E>) -> bool {
         CallError::Rejected { .. }
         | CallError::Shed { .. }
         | CallError::RateLimited { .. }
+        | CallError::SlowStart { .. }
         | CallError::Invalid { .. }
         | CallError::Timeout { .. }
         | CallError::Crashed { .. }

@@ -201,6 +201,7 @@ pub(crate) fn refusal_error<E: std::error::Error>(
                 max_in_flight: cell.max_in_flight(),
             },
             Refusal::Unavailable => CallError::Unavailable { service },
+            Refusal::SlowStart(allowed) => CallError::SlowStart { service, allowed },
         }
     }
 }

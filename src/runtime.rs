@@ -26,10 +26,12 @@
 
 mod builder;
 mod control;
+mod registration;
 mod resilience;
 
 pub use builder::{SeawallBuilder, StartError};
 pub use control::BreakerControl;
+pub use registration::RegisterError;
 pub use resilience::DegradationError;
 
 use crate::actor::BreakerMsg;
@@ -53,6 +55,10 @@ pub struct Seawall {
     health_shared: Arc<crate::actor::HealthShared>,
     modes: tokio::sync::watch::Receiver<crate::modes::Modes>,
     degradations: dashmap::DashMap<String, Box<dyn Any + Send + Sync>>,
+    /// Breakers added with `register_circuit_breaker` while running.
+    runtime_breakers: dashmap::DashMap<String, Registered>,
+    /// What spawning a breaker at run time needs.
+    spawner: builder::SpawnParts,
     services: Vec<Registered>,
     events: broadcast::Sender<Event>,
     shutdown: CancellationToken,
@@ -124,6 +130,13 @@ impl Seawall {
             })
     }
 
+    /// The controls of breaker `name`, registered at start or at run time.
+    pub fn control(&self, name: &str) -> Option<BreakerControl> {
+        self.breaker(name)
+            .cloned()
+            .or_else(|| self.runtime_breakers.get(name).map(|r| r.control.clone()))
+    }
+
     /// The untyped breaker controls for service `name` (for operators and
     /// the HTTP layer).
     pub fn breaker(&self, name: &str) -> Option<&BreakerControl> {
@@ -187,10 +200,21 @@ impl Seawall {
         if let Some((_, task)) = server {
             let _ = tokio::time::timeout(grace, task).await;
         }
+        let runtime: Vec<Registered> = self
+            .runtime_breakers
+            .iter()
+            .map(|r| r.key().clone())
+            .collect::<Vec<_>>()
+            .into_iter()
+            .filter_map(|name| self.runtime_breakers.remove(&name).map(|(_, r)| r))
+            .collect();
+        for service in &runtime {
+            service.control.begin_closing();
+        }
         // No recovery attempt may restart a service that is being stopped.
         let _ = self.recovery.stop_and_wait(None, Some(grace)).await;
         let _ = self.health.stop_and_wait(None, Some(grace)).await;
-        for service in self.services.iter().rev() {
+        for service in runtime.iter().chain(self.services.iter().rev()) {
             let asked = service
                 .actor
                 .call(

@@ -353,3 +353,16 @@ fn test_load_when_service_has_no_open_timeout_then_seed_default_300s() {
         std::time::Duration::from_secs(300)
     );
 }
+
+#[test]
+fn test_validate_when_minimum_calls_exceeds_window_then_rejected_naming_both_keys() {
+    let text = format!(
+        "{SHIPPED}\n[services.kite_api.rate_window]\ncalls = 10\nminimum_calls = 20\nfailure_rate_threshold = 0.5\n"
+    );
+    let err = load(&text, &[]).unwrap_err().to_string();
+    assert!(
+        err.contains("services.kite_api.rate_window.minimum_calls"),
+        "{err}"
+    );
+    assert!(err.contains("services.kite_api.rate_window.calls"), "{err}");
+}

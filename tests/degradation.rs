@@ -757,3 +757,68 @@ async fn test_failover_when_target_has_another_type_then_error_names_the_key() {
     );
     seawall.shutdown().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn test_cached_reads_when_broker_down_then_reads_answered_with_age_until_stale_and_orders_never(
+) {
+    let down = Arc::new(AtomicBool::new(false));
+    let config = one_service("kite_api", |s| {
+        s.degradation.max_staleness = Duration::from_secs(30);
+        s.rate_limit = None;
+    });
+    let d = Arc::clone(&down);
+    let seawall = Seawall::builder(config)
+        .service("kite_api", move || Kite(Arc::clone(&d)))
+        .start()
+        .await
+        .unwrap();
+    let kite = seawall
+        .set_degradation::<Kite>(
+            "kite_api",
+            DisableOrders::with_cached_reads(Duration::from_secs(30), 16, |r: &KiteReq| {
+                matches!(r, KiteReq::Quote).then(|| "quote".to_string())
+            }),
+        )
+        .unwrap();
+    assert!(kite.call(KiteReq::Quote).await.unwrap().is_live());
+    down.store(true, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let Reply::Fallback(f) = kite.call(KiteReq::Quote).await.unwrap() else {
+        panic!("a cached read")
+    };
+    assert_eq!(f.value, "ok");
+    assert!(f.age.unwrap() >= Duration::from_secs(10));
+    assert_eq!(f.strategy, StrategyKind::DisableOrders);
+    let err = kite.call(KiteReq::Place).await.unwrap_err();
+    assert!(
+        !matches!(err, CallError::Refused { ref reason, .. } if reason.contains("cached")),
+        "an order is never answered from a cache: {err}"
+    );
+    tokio::time::sleep(Duration::from_secs(25)).await;
+    let err = kite.call(KiteReq::Quote).await.unwrap_err();
+    assert!(
+        matches!(&err, CallError::Refused { reason, .. } if reason.contains("past max_staleness")),
+        "{err}"
+    );
+    seawall.shutdown().await;
+}
+
+#[test]
+fn test_shipped_config_when_ai_out_then_technical_only_with_history_and_hold_without() {
+    let config = Config::seed_defaults();
+    let ai = &config.services["ai_agents"].degradation;
+    assert!(
+        ai.technical_only,
+        "the seed's technical-indicator fallback ships"
+    );
+    assert_eq!(
+        ai.effects().decision,
+        Some(seawall::modes::DecisionMode::TechnicalOnly)
+    );
+    assert_eq!(ConservativeHold::crossover(&[]), Decision::hold());
+    let rising: Vec<f64> = (0..40).map(|i| 100.0 + f64::from(i)).collect();
+    assert_eq!(
+        ConservativeHold::crossover(&rising).source,
+        DecisionSource::Technical
+    );
+}

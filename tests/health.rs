@@ -250,7 +250,10 @@ async fn test_modes_when_each_service_out_then_default_mapping_applies() {
     let m = modes
         .wait_for(|m| {
             m.database == DatabaseMode::ReadOnly
-                && m.decision == DecisionMode::Hold
+                // The shipped ai_agents config is technical-only (the seed's
+                // "technical indicators only"); HOLD is its fallback's own
+                // answer when no price history exists.
+                && m.decision == DecisionMode::TechnicalOnly
                 && m.price == PriceMode::LastKnown
         })
         .await
@@ -275,19 +278,19 @@ async fn test_modes_when_each_service_out_then_default_mapping_applies() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn test_modes_when_ai_configured_technical_only_then_technical_not_hold() {
+async fn test_modes_when_ai_configured_hold_only_then_hold_not_technical() {
     let t = tree(|c| {
         c.services
             .get_mut("ai_agents")
             .unwrap()
             .degradation
-            .technical_only = true;
+            .technical_only = false;
     })
     .await;
     let mut modes = t.seawall.modes();
     t.seawall.breaker("ai_agents").unwrap().force_open("test");
     modes
-        .wait_for(|m| m.decision == DecisionMode::TechnicalOnly)
+        .wait_for(|m| m.decision == DecisionMode::Hold)
         .await
         .unwrap();
     assert_eq!(modes.borrow().trading, TradingMode::Active);

@@ -245,3 +245,150 @@ async fn test_result_classification_when_reply_is_empty_then_counted_as_failure_
     );
     seawall.shutdown().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn test_slow_start_when_breaker_just_closed_then_in_flight_ramps_and_surplus_is_shed() {
+    let (seawall, kite, _) = shipped_kite(|c| {
+        let kite = c.services.get_mut("kite_api").unwrap();
+        kite.rate_limit = None;
+        kite.slow_start = Some(Duration::from_secs(10));
+        kite.open_timeout = Duration::from_secs(1);
+        kite.recovery.confirm_with_health_checks = false;
+    })
+    .await;
+    for _ in 0..5 {
+        let _ = kite.call(Req::EmptyQuote).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    for _ in 0..3 {
+        kite.call(Req::Quote).await.unwrap();
+    }
+    assert_eq!(kite.state(), BreakerState::Closed);
+    // A backlog of 40 arrives at once: the ramp admits 1 in flight at first.
+    let burst = || async {
+        let calls: Vec<_> = (0..40)
+            .map(|_| {
+                let kite = kite.clone();
+                tokio::spawn(async move { kite.call(Req::Quote).await })
+            })
+            .collect();
+        let (mut ok, mut shed) = (0, 0);
+        for c in calls {
+            match c.await.unwrap() {
+                Ok(_) => ok += 1,
+                Err(e @ CallError::SlowStart { .. }) => {
+                    assert!(
+                        e.to_string().contains("services.kite_api.slow_start"),
+                        "{e}"
+                    );
+                    shed += 1
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
+        (ok, shed)
+    };
+    let (ok, shed) = burst().await;
+    assert!(
+        ok <= 2 && ok + shed == 40,
+        "at the start: {ok} admitted, {shed} shed"
+    );
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let (ok, shed) = burst().await;
+    assert!(
+        (28..=36).contains(&ok) && ok + shed == 40,
+        "half way (64 × 0.5 = 32): {ok} admitted, {shed} shed"
+    );
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let (ok, shed) = burst().await;
+    assert_eq!((ok, shed), (40, 0), "after the window, no ramp");
+    seawall.shutdown().await;
+}
+
+#[derive(Debug, thiserror::Error)]
+enum SvcErr {
+    #[error("InputException: bad symbol")]
+    Input,
+    #[error("NetworkException: down")]
+    Network,
+}
+
+#[tokio::test(start_paused = true)]
+async fn test_register_circuit_breaker_when_added_at_run_time_then_execute_with_resilience_uses_it_with_classifier(
+) {
+    let (seawall, _, _) = shipped_kite(|_| {}).await;
+    let mut config = seawall::config::ServiceConfig {
+        failure_threshold: 3,
+        ..Default::default()
+    };
+    let control = seawall
+        .register_circuit_breaker("my_service", config.clone())
+        .await
+        .unwrap();
+    assert_eq!(control.state(), BreakerState::Closed);
+    let classify = |e: &SvcErr| match e {
+        SvcErr::Input => Outcome::Ignored,
+        SvcErr::Network => Outcome::Failure(FailureKind::Connection),
+    };
+    for _ in 0..5 {
+        let out = seawall
+            .execute_with_resilience_classified(
+                "my_service",
+                None,
+                classify,
+                || async { Err::<u32, _>(SvcErr::Input) },
+                |_| Some(0),
+            )
+            .await;
+        assert!(
+            matches!(
+                out,
+                Err(CallError::Service {
+                    outcome: Outcome::Ignored,
+                    ..
+                })
+            ),
+            "an input error is the caller's to see, not a fallback"
+        );
+    }
+    assert_eq!(
+        control.state(),
+        BreakerState::Closed,
+        "input errors never trip"
+    );
+    for _ in 0..3 {
+        let _ = seawall
+            .execute_with_resilience_classified(
+                "my_service",
+                None,
+                classify,
+                || async { Err::<u32, _>(SvcErr::Network) },
+                |_| None,
+            )
+            .await;
+    }
+    assert_eq!(control.state(), BreakerState::Open);
+    let refused = seawall
+        .execute_with_resilience("my_service", || async { Ok::<_, SvcErr>(1) }, |_| Some(7))
+        .await
+        .unwrap();
+    assert!(!refused.is_live(), "open: the fallback answers at once");
+    let dup = seawall
+        .register_circuit_breaker("my_service", config.clone())
+        .await
+        .unwrap_err();
+    assert!(dup.to_string().contains("already exists"), "{dup}");
+    config.failure_threshold = 0;
+    let bad = seawall
+        .register_circuit_breaker("other", config)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(bad.contains("services.other.failure_threshold"), "{bad}");
+    // The default for a breaker without an open_timeout is the seed's 300 s.
+    assert_eq!(
+        control.metrics().open_until.unwrap() - control.metrics().state_changed_at,
+        Duration::from_secs(300)
+    );
+    seawall.shutdown().await;
+}

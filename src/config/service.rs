@@ -36,6 +36,12 @@ pub struct ServiceConfig {
     /// last open duration.
     #[serde(with = "humantime_serde")]
     pub stability_window: Option<Duration>,
+    /// After the breaker closes from HalfOpen, requests in flight ramp from 1
+    /// up to `max_in_flight` over this window, and the surplus is shed (slow
+    /// start, as Envoy does for recovered hosts): a dependency that has just
+    /// come back is not hit by the whole backlog at once. Absent: no ramp.
+    #[serde(with = "humantime_serde")]
+    pub slow_start: Option<Duration>,
     /// Deadline for one call; a timeout counts as a failure.
     #[serde(with = "humantime_serde")]
     pub call_timeout: Duration,
@@ -76,6 +82,7 @@ impl Default for ServiceConfig {
             half_open_max_calls: 1,
             half_open_probe_timeout: Duration::from_secs(30),
             stability_window: None,
+            slow_start: None,
             call_timeout: Duration::from_secs(10),
             concurrency: 1,
             max_in_flight: 64,
@@ -276,6 +283,7 @@ impl ServiceConfig {
                 HOUR,
             ),
             ("stability_window", self.stability_window, 7 * DAY),
+            ("slow_start", self.slow_start, HOUR),
             ("call_timeout", Some(self.call_timeout), HOUR),
         ] {
             if let Some(value) = value {
@@ -326,7 +334,10 @@ impl RateWindowConfig {
             if self.minimum_calls > calls {
                 out.push(Problem::new(
                     key("minimum_calls"),
-                    format!("({}) must not exceed calls ({calls})", self.minimum_calls),
+                    format!(
+                        "({}) must not exceed services.{name}.rate_window.calls ({calls})",
+                        self.minimum_calls
+                    ),
                     "lower it, or the rate rule can never trip",
                 ));
             }

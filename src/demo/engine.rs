@@ -390,6 +390,7 @@ pub async fn run(
         for s in options.config.services.values_mut() {
             s.open_timeout = s.open_timeout.min(open);
             s.max_open_timeout = Some(s.effective_max_open_timeout().min(open * 2));
+            s.slow_start = s.slow_start.map(|d| d.min(open));
         }
     }
     let mut scenario =

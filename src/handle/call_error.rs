@@ -57,6 +57,16 @@ pub enum CallError<E: std::error::Error + 'static> {
         /// When a slot would have been free.
         retry_in: Duration,
     },
+    /// The breaker closed a moment ago and traffic is ramping up (slow
+    /// start): this request is the surplus, shed before it reached the
+    /// dependency.
+    #[error("{service}: recovering; slow start admits {allowed} in flight for now (services.{service}.slow_start), call shed")]
+    SlowStart {
+        /// The service.
+        service: Arc<str>,
+        /// Requests in flight the ramp admits at this moment.
+        allowed: u32,
+    },
     /// No answer within `call_timeout`; counted as a failure.
     #[error("{service}: no answer within {} (services.{service}.call_timeout)", humantime::format_duration(*.timeout))]
     Timeout {
@@ -135,6 +145,7 @@ impl<E: std::error::Error + 'static> CallError<E> {
             CallError::Rejected { service, .. }
             | CallError::Shed { service, .. }
             | CallError::RateLimited { service, .. }
+            | CallError::SlowStart { service, .. }
             | CallError::Timeout { service, .. }
             | CallError::Crashed { service }
             | CallError::Unavailable { service }
@@ -167,6 +178,7 @@ impl<E: std::error::Error + 'static> CallError<E> {
             CallError::Rejected { .. }
                 | CallError::Shed { .. }
                 | CallError::RateLimited { .. }
+                | CallError::SlowStart { .. }
                 | CallError::ShuttingDown { .. }
         )
     }

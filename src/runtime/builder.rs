@@ -61,16 +61,22 @@ pub enum StartError {
 type SpawnFuture = Pin<Box<dyn Future<Output = Result<Registered, StartError>> + Send>>;
 type Spawner = Box<dyn FnOnce(SpawnContext) -> SpawnFuture + Send>;
 
-struct SpawnContext {
-    name: Arc<str>,
-    config: Arc<ServiceConfig>,
-    root: ActorCell,
-    events: broadcast::Sender<Event>,
-    recovery: ActorRef<RecoveryMsg>,
-    seed: Option<u64>,
-    breakers_enabled: bool,
-    auto_recovery: bool,
-    gate: Arc<OrderGate>,
+pub(super) struct SpawnContext {
+    pub(super) name: Arc<str>,
+    pub(super) config: Arc<ServiceConfig>,
+    pub(super) parts: SpawnParts,
+}
+
+/// What every breaker spawned into the tree shares, at start or at run time.
+#[derive(Clone)]
+pub(super) struct SpawnParts {
+    pub(super) root: ActorCell,
+    pub(super) events: broadcast::Sender<Event>,
+    pub(super) recovery: ActorRef<RecoveryMsg>,
+    pub(super) seed: Option<u64>,
+    pub(super) breakers_enabled: bool,
+    pub(super) auto_recovery: bool,
+    pub(super) gate: Arc<OrderGate>,
 }
 
 /// Describes a tree: the config plus one factory per service.
@@ -162,18 +168,21 @@ impl SeawallBuilder {
                     source,
                 })?;
         let gate = Arc::new(OrderGate::default());
+        let parts = SpawnParts {
+            root: root.get_cell(),
+            events: events.clone(),
+            recovery: recovery.clone(),
+            seed: self.config.runtime.seed,
+            breakers_enabled: self.config.runtime.circuit_breaker_enabled,
+            auto_recovery: self.config.runtime.auto_recovery_enabled,
+            gate: Arc::clone(&gate),
+        };
         let mut services = Vec::with_capacity(self.services.len());
         for (name, _, spawner) in self.services {
             let ctx = SpawnContext {
                 config: Arc::new(self.config.services[&name].clone()),
                 name: Arc::from(name.as_str()),
-                root: root.get_cell(),
-                events: events.clone(),
-                recovery: recovery.clone(),
-                seed: self.config.runtime.seed,
-                breakers_enabled: self.config.runtime.circuit_breaker_enabled,
-                auto_recovery: self.config.runtime.auto_recovery_enabled,
-                gate: Arc::clone(&gate),
+                parts: parts.clone(),
             };
             match spawner(ctx).await {
                 Ok(registered) => services.push(registered),
@@ -258,17 +267,19 @@ impl SeawallBuilder {
             events,
             shutdown,
             gate,
+            runtime_breakers: dashmap::DashMap::new(),
+            spawner: parts,
         })
     }
 }
 
-async fn spawn_service<S: Service, R: RecoveryStrategy<S>>(
+pub(super) async fn spawn_service<S: Service, R: RecoveryStrategy<S>>(
     ctx: SpawnContext,
     factory: Arc<dyn Fn() -> S + Send + Sync>,
     strategy: Arc<R>,
 ) -> Result<Registered, StartError> {
     let started = now();
-    let seed = match ctx.seed {
+    let seed = match ctx.parts.seed {
         Some(seed) => seed ^ name_hash(&ctx.name),
         None => fastrand::u64(..),
     };
@@ -277,7 +288,7 @@ async fn spawn_service<S: Service, R: RecoveryStrategy<S>>(
         started,
         Box::new(SeededJitter::new(seed)),
     );
-    if !ctx.breakers_enabled {
+    if !ctx.parts.breakers_enabled {
         machine.disable("CIRCUIT_BREAKER_ENABLED=false", started);
     }
     let concurrency = ctx.config.concurrency as usize;
@@ -286,11 +297,12 @@ async fn spawn_service<S: Service, R: RecoveryStrategy<S>>(
         machine,
         concurrency,
         ctx.config.max_in_flight,
-        Arc::clone(&ctx.gate),
+        Arc::clone(&ctx.parts.gate),
         ctx.config
             .rate_limit
             .as_ref()
             .map(|limits| crate::handle::RateLimits::new(&ctx.name, limits)),
+        ctx.config.slow_start,
     ));
     let actors = Arc::new(ServiceActors::<S>::new(concurrency));
     let probe = HealthProbe::new(Arc::clone(&factory));
@@ -298,13 +310,13 @@ async fn spawn_service<S: Service, R: RecoveryStrategy<S>>(
         cell: Arc::clone(&cell),
         actors: Arc::clone(&actors),
         factory,
-        events: ctx.events,
+        events: ctx.parts.events,
         restart: ctx.config.restart.clone(),
-        recovery: ctx.auto_recovery.then(|| ctx.recovery.clone()),
+        recovery: ctx.parts.auto_recovery.then(|| ctx.parts.recovery.clone()),
         seed: seed.rotate_left(17),
     };
     let (actor, _): (ActorRef<_>, _) =
-        Actor::spawn_linked(None, BreakerActor::<S>::new(), args, ctx.root)
+        Actor::spawn_linked(None, BreakerActor::<S>::new(), args, ctx.parts.root)
             .await
             .map_err(|source| StartError::Spawn {
                 what: format!("breaker for `{}`", ctx.name),
@@ -315,7 +327,7 @@ async fn spawn_service<S: Service, R: RecoveryStrategy<S>>(
         actors,
         ctx.config.call_timeout,
         RetryPolicy::from(&ctx.config.retry),
-        ctx.gate,
+        ctx.parts.gate,
         probe,
     );
     let control = BreakerControl::new(cell, Arc::clone(&ctx.config));
@@ -349,7 +361,7 @@ async fn spawn_service<S: Service, R: RecoveryStrategy<S>>(
             })
         })
     };
-    let _ = ctx.recovery.cast(RecoveryMsg::Register {
+    let _ = ctx.parts.recovery.cast(RecoveryMsg::Register {
         service: Arc::clone(&ctx.name),
         recoverable: Box::new(Recoverable {
             attempt,

@@ -229,6 +229,28 @@ impl Seawall {
         Fut: Future<Output = Result<T, E>>,
         E: std::error::Error + 'static,
     {
+        let every_error_fails = |_: &E| Outcome::Failure(FailureKind::Other);
+        self.execute_with_resilience_classified(name, intent, every_error_fails, f, fallback)
+            .await
+    }
+
+    /// [`Self::execute_with_resilience_for`], with `classify` deciding what
+    /// each error of `f` means for the breaker (the seed's
+    /// `expected_exception`): an input error is `Outcome::Ignored`, not a
+    /// failure of the dependency. Ignored errors are never answered by the
+    /// fallback: they are the caller's to see.
+    pub async fn execute_with_resilience_classified<T, E, Fut>(
+        &self,
+        name: &str,
+        intent: Option<OrderIntent>,
+        classify: impl Fn(&E) -> Outcome,
+        f: impl FnOnce() -> Fut,
+        fallback: impl FnOnce(&CallError<E>) -> Option<T>,
+    ) -> Result<Reply<T>, CallError<E>>
+    where
+        Fut: Future<Output = Result<T, E>>,
+        E: std::error::Error + 'static,
+    {
         if let Some(intent) = intent {
             if let Err(reason) = self.gate.check(intent) {
                 return Err(CallError::Refused {
@@ -237,11 +259,11 @@ impl Seawall {
                 });
             }
         }
-        let Some(control) = self.breaker(name) else {
+        let Some(control) = self.control(name) else {
             return Err(CallError::Refused {
                 service: Arc::from(name),
                 reason: format!(
-                    "no breaker named `{name}`; configured and registered: {}",
+                    "no breaker named `{name}`; configured and registered: {}; add one with register_circuit_breaker",
                     self.names().collect::<Vec<_>>().join(", ")
                 ),
             });
@@ -264,12 +286,17 @@ impl Seawall {
                         return Ok(Reply::Live(value));
                     }
                     Ok(Err(source)) => {
-                        pending.finish(Outcome::Failure(FailureKind::Other));
-                        CallError::Service {
+                        let outcome = classify(&source);
+                        pending.finish(outcome);
+                        let error = CallError::Service {
                             service: Arc::clone(&service),
-                            outcome: Outcome::Failure(FailureKind::Other),
+                            outcome,
                             source,
+                        };
+                        if !outcome.is_failure() {
+                            return Err(error);
                         }
+                        error
                     }
                     Err(_) => {
                         pending.finish(Outcome::Failure(FailureKind::Timeout));
