@@ -297,9 +297,15 @@ impl KiteHttp {
     }
 
     fn authorized(&self, builder: reqwest::RequestBuilder, token: &str) -> reqwest::RequestBuilder {
+        // When the request left the engine, so the broker's ledger can judge
+        // it against the trading mode published at that moment.
+        let sent_at = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
         builder
             .header("X-Kite-Version", "3")
             .header("Authorization", format!("token {}:{token}", self.api_key))
+            .header("X-Seawall-Sent-At", sent_at.to_string())
     }
 
     async fn order(&self, order: &Order, intent: &str) -> Result<BrokerResponse, KiteError> {

@@ -68,7 +68,9 @@ pub struct Received {
     pub tag: String,
     /// What it did to exposure.
     pub intent: OrderIntent,
-    /// The trading mode the runtime had published when it arrived.
+    /// The trading mode the runtime had published when the order was sent
+    /// (the client stamps `X-Seawall-Sent-At`; the broker looks the time up
+    /// in its own record of the published modes), or when it arrived.
     pub mode: TradingMode,
     /// The limit price it carried.
     pub price: Option<f64>,
@@ -164,6 +166,8 @@ struct Server {
     ledger: Arc<Mutex<Ledger>>,
     tape: Arc<Tape>,
     modes: OnceLock<watch::Receiver<Modes>>,
+    /// Every trading mode the runtime published, with when.
+    mode_history: Mutex<Vec<(SystemTime, TradingMode)>>,
     windows: Mutex<HashMap<&'static str, (u64, u32)>>,
     rng: Mutex<fastrand::Rng>,
 }
@@ -195,6 +199,7 @@ impl KiteServer {
             ledger: Arc::default(),
             tape,
             modes: OnceLock::new(),
+            mode_history: Mutex::new(Vec::new()),
             windows: Mutex::new(HashMap::new()),
             rng: Mutex::new(fastrand::Rng::with_seed(seed)),
         });
@@ -220,9 +225,28 @@ impl KiteServer {
         format!("http://{}", self.addr)
     }
 
-    /// The trading modes to stamp on each order received.
-    pub fn watch_modes(&self, modes: watch::Receiver<Modes>) {
-        let _ = self.server.modes.set(modes);
+    /// The trading modes to stamp on each order received: the broker keeps
+    /// its own record of every mode the runtime publishes.
+    pub fn watch_modes(&self, mut modes: watch::Receiver<Modes>) {
+        let _ = self.server.modes.set(modes.clone());
+        let server = Arc::clone(&self.server);
+        let stop = self.stop.clone();
+        tokio::spawn(async move {
+            loop {
+                {
+                    let m = modes.borrow_and_update();
+                    server
+                        .mode_history
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .push((m.changed_at, m.trading));
+                }
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    changed = modes.changed() => if changed.is_err() { return },
+                }
+            }
+        });
     }
 
     /// The broker's ledger.
@@ -414,24 +438,50 @@ impl Server {
         None
     }
 
-    fn mode(&self) -> TradingMode {
-        self.modes
+    /// The mode published at `sent_at` (from the broker's own record), or
+    /// the current one when the request carried no send time.
+    fn mode(&self, sent_at: Option<SystemTime>) -> TradingMode {
+        let current = self
+            .modes
             .get()
-            .map_or(TradingMode::Active, |m| m.borrow().trading)
+            .map_or(TradingMode::Active, |m| m.borrow().trading);
+        let Some(sent_at) = sent_at else {
+            return current;
+        };
+        let history = self.mode_history.lock().unwrap_or_else(|p| p.into_inner());
+        history
+            .iter()
+            .rev()
+            .find(|(at, _)| *at <= sent_at)
+            .map_or(current, |(_, mode)| *mode)
     }
 
-    fn receive(&self, tag: &str, intent: OrderIntent, price: Option<f64>, placed: bool) {
-        self.record(tag, intent, price, placed, false);
+    fn receive(
+        &self,
+        h: &HeaderMap,
+        tag: &str,
+        intent: OrderIntent,
+        price: Option<f64>,
+        placed: bool,
+    ) {
+        self.record(h, tag, intent, price, placed, false);
     }
 
     fn record(
         &self,
+        h: &HeaderMap,
         tag: &str,
         intent: OrderIntent,
         price: Option<f64>,
         placed: bool,
         protective: bool,
     ) {
+        let sent_at = h
+            .get("x-seawall-sent-at")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+            .map(|nanos| SystemTime::UNIX_EPOCH + Duration::from_nanos(nanos));
+        let mode = self.mode(sent_at);
         self.ledger
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -439,7 +489,7 @@ impl Server {
             .push(Received {
                 tag: tag.to_string(),
                 intent,
-                mode: self.mode(),
+                mode,
                 price,
                 placed,
                 protective,
@@ -575,14 +625,14 @@ async fn place(
         _ => OrderIntent::Open,
     };
     if let Some(refused) = s.admit(&headers, "orders", 10).await {
-        s.receive(&form.tag, intent, form.price, false);
+        s.receive(&headers, &form.tag, intent, form.price, false);
         return refused;
     }
     if form.quantity == 0
         || form.tag.len() > 20
         || !form.tag.chars().all(|c| c.is_ascii_alphanumeric())
     {
-        s.receive(&form.tag, intent, form.price, false);
+        s.receive(&headers, &form.tag, intent, form.price, false);
         return kite_error(
             StatusCode::BAD_REQUEST,
             "InputException",
@@ -603,7 +653,7 @@ async fn place(
             price: form.price.unwrap_or(0.0),
             status: "COMPLETE".to_string(),
         });
-    s.receive(&form.tag, intent, form.price, true);
+    s.receive(&headers, &form.tag, intent, form.price, true);
     if let Some(ServerFault::OrderTimedOut(p)) = s.fault() {
         if s.rng.lock().map(|mut r| r.f64() < p).unwrap_or(false) {
             return kite_error(
@@ -635,6 +685,7 @@ async fn gtt(
 ) -> Response {
     if let Some(refused) = s.admit(&headers, "orders", 10).await {
         s.record(
+            &headers,
             &form.tag,
             OrderIntent::Exit,
             Some(form.trigger_price),
@@ -645,6 +696,7 @@ async fn gtt(
     }
     if form.quantity == 0 || !(form.trigger_price.is_finite() && form.trigger_price > 0.0) {
         s.record(
+            &headers,
             &form.tag,
             OrderIntent::Exit,
             Some(form.trigger_price),
@@ -660,6 +712,7 @@ async fn gtt(
     let _ = (&form.tradingsymbol, &form.transaction_type);
     let id = s.order_seq.fetch_add(1, Ordering::SeqCst) + 1;
     s.record(
+        &headers,
         &form.tag,
         OrderIntent::Exit,
         Some(form.trigger_price),
@@ -675,10 +728,10 @@ async fn modify(
     Path(id): Path<String>,
 ) -> Response {
     if let Some(refused) = s.admit(&headers, "orders", 10).await {
-        s.receive(&id, OrderIntent::Modify, None, false);
+        s.receive(&headers, &id, OrderIntent::Modify, None, false);
         return refused;
     }
-    s.receive(&id, OrderIntent::Modify, None, true);
+    s.receive(&headers, &id, OrderIntent::Modify, None, true);
     success(json!({ "order_id": id }))
 }
 
@@ -688,18 +741,18 @@ async fn cancel(
     Path(id): Path<String>,
 ) -> Response {
     if let Some(refused) = s.admit(&headers, "orders", 10).await {
-        s.receive(&id, OrderIntent::Cancel, None, false);
+        s.receive(&headers, &id, OrderIntent::Cancel, None, false);
         return refused;
     }
     let mut book = s.book.lock().unwrap_or_else(|p| p.into_inner());
     let found = book.iter_mut().find(|o| o.order_id == id);
     let Some(order) = found else {
         drop(book);
-        s.receive(&id, OrderIntent::Cancel, None, false);
+        s.receive(&headers, &id, OrderIntent::Cancel, None, false);
         return kite_error(StatusCode::BAD_REQUEST, "OrderException", "Order not found");
     };
     order.status = "CANCELLED".to_string();
     drop(book);
-    s.receive(&id, OrderIntent::Cancel, None, true);
+    s.receive(&headers, &id, OrderIntent::Cancel, None, true);
     success(json!({ "order_id": id }))
 }
