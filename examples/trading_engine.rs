@@ -32,6 +32,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         admin_token: None,
         seed: 7,
         plant: None,
+        stop: Default::default(),
     })
     .await?;
     println!("{}", summary.render());

@@ -113,6 +113,36 @@ pub trait Degradation<S: Service>: Send + Sync + 'static {
     }
 }
 
+/// A shared strategy is a strategy: keep an `Arc` to inspect it (a write
+/// journal's length at shutdown) while the degraded handle uses it.
+impl<S: Service, D: Degradation<S>> Degradation<S> for Arc<D> {
+    fn kind(&self) -> StrategyKind {
+        (**self).kind()
+    }
+    fn admit(&self, request: &S::Request, modes: &Modes) -> Admit<S::Response> {
+        (**self).admit(request, modes)
+    }
+    fn validate(&self, request: &S::Request, response: &S::Response) -> Result<(), String> {
+        (**self).validate(request, response)
+    }
+    fn observe(&self, request: &S::Request, response: &S::Response) {
+        (**self).observe(request, response)
+    }
+    fn fallback<'a>(
+        &'a self,
+        request: &'a S::Request,
+        error: &'a CallError<S::Error>,
+    ) -> BoxFuture<'a, FallbackAnswer<S::Response>> {
+        (**self).fallback(request, error)
+    }
+    fn needs_recovery(&self) -> bool {
+        (**self).needs_recovery()
+    }
+    fn recovered<'a>(&'a self, handle: &'a ServiceHandle<S>) -> BoxFuture<'a, ()> {
+        (**self).recovered(handle)
+    }
+}
+
 /// Another service of the same type answers instead (the seed's
 /// "alternative data sources").
 pub struct Failover<S: Service> {

@@ -26,8 +26,8 @@ pub use broker::{
 };
 pub use database::{DbCall, DbError, DbReply, SimDatabase};
 pub use engine::{
-    run, DemoOptions, OrderSummary, PlantedViolation, PriceSummary, ProtectedPosition,
-    ServiceSummary, Summary, TradingSummary,
+    run, DemoOptions, JournalSummary, OrderSummary, PlantedViolation, PriceSummary,
+    ProtectedPosition, ServiceSummary, Summary, TradingSummary,
 };
 pub use kite_server::{FaultPhase, KiteServer, Ledger, Received, ServerFault};
 pub use market::{AgentRequest, BadQuotes, SimAgents, SimError, SimFeed, Tape};

@@ -13,6 +13,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+/// `println!` that ends quietly on a closed pipe (see [`say`]).
+macro_rules! say_fmt {
+    ($($arg:tt)*) => { say(format_args!($($arg)*)) };
+}
+
 #[derive(Debug, Parser)]
 #[command(
     name = "seawall",
@@ -61,9 +66,10 @@ struct RunArgs {
     /// The outage scenario: default or calm.
     #[arg(long, default_value = "default")]
     scenario: String,
-    /// Where the demo's SQLite trade store lives.
-    #[arg(long, default_value = "seawall-demo.db")]
-    db: PathBuf,
+    /// Where the demo keeps its SQLite trade store (and a persisted write
+    /// journal, if the database is out at shutdown). Created if missing.
+    #[arg(long, env = "SEAWALL_DATA_DIR", default_value = "data")]
+    data_dir: PathBuf,
     /// Run in real time instead of compressing timeouts and open durations.
     #[arg(long)]
     no_compress: bool,
@@ -81,7 +87,7 @@ impl Default for RunArgs {
             config: PathBuf::from("actors.toml"),
             duration: None,
             scenario: "default".into(),
-            db: PathBuf::from("seawall-demo.db"),
+            data_dir: PathBuf::from("data"),
             no_compress: false,
             seed: 7,
             summary_json: None,
@@ -113,21 +119,65 @@ fn main() -> ExitCode {
     }
 }
 
+/// SIGTERM or SIGINT: the first runs the graceful shutdown (new calls
+/// refused, in-flight calls answered, the journal flushed or persisted, the
+/// summary printed, exit 0); a second forces an exit.
+async fn watch_signals(stop: tokio_util::sync::CancellationToken) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let (Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) else {
+            eprintln!("warning: cannot install signal handlers; stop with --duration");
+            return;
+        };
+        for round in 0..2 {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+            if round == 0 {
+                eprintln!(
+                    "seawall: signal received, shutting down gracefully (send it again to force)"
+                );
+                stop.cancel();
+            } else {
+                eprintln!("seawall: second signal, exiting at once");
+                std::process::exit(130);
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            stop.cancel();
+        }
+    }
+}
+
+/// Writes a line to stdout; a closed pipe (`| head`) ends the output quietly.
+fn say(text: impl std::fmt::Display) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stdout().lock(), "{text}");
+}
+
 fn check_config(file: &std::path::Path) -> ExitCode {
     match Config::load(file) {
         Ok(config) => {
-            println!("{}: valid", file.display());
+            say_fmt!("{}: valid", file.display());
             let set: Vec<&str> = ENV_VARIABLES
                 .iter()
                 .copied()
                 .filter(|v| std::env::var(v).is_ok_and(|x| !x.trim().is_empty()))
                 .collect();
             if !set.is_empty() {
-                println!("# environment overrides applied: {}", set.join(", "));
+                say_fmt!("# environment overrides applied: {}", set.join(", "));
             }
             match toml::to_string_pretty(&config) {
-                Ok(text) => println!("{text}"),
-                Err(e) => println!("(cannot print the effective config: {e})"),
+                Ok(text) => say_fmt!("{text}"),
+                Err(e) => say_fmt!("(cannot print the effective config: {e})"),
             }
             ExitCode::SUCCESS
         }
@@ -160,9 +210,14 @@ fn status(url: &str) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    println!(
+    say_fmt!(
         "{:<14} {:<12} {:>8} {:>8} {:>10} {:>10}",
-        "breaker", "state", "success", "failure", "p50 ms", "p99 ms"
+        "breaker",
+        "state",
+        "success",
+        "failure",
+        "p50 ms",
+        "p99 ms"
     );
     if let Some(map) = body["circuit_breakers"].as_object() {
         for (name, b) in map {
@@ -171,7 +226,7 @@ fn status(url: &str) -> ExitCode {
                 v.as_f64()
                     .map_or("-".to_string(), |s| format!("{:.2}", s * 1000.0))
             };
-            println!(
+            say_fmt!(
                 "{:<14} {:<12} {:>8} {:>8} {:>10} {:>10}",
                 name,
                 b["state"].as_str().unwrap_or("?"),
@@ -203,20 +258,35 @@ fn run(args: RunArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if let Err(error) = std::fs::create_dir_all(&args.data_dir) {
+        eprintln!(
+            "error: cannot create the data directory {} (--data-dir or SEAWALL_DATA_DIR): {error}",
+            args.data_dir.display()
+        );
+        return ExitCode::FAILURE;
+    }
+    let data_dir = std::fs::canonicalize(&args.data_dir).unwrap_or(args.data_dir.clone());
+    eprintln!(
+        "seawall: data directory {} (--data-dir or SEAWALL_DATA_DIR to change)",
+        data_dir.display()
+    );
+    let stop = tokio_util::sync::CancellationToken::new();
+    runtime.spawn(watch_signals(stop.clone()));
     let options = seawall::demo::DemoOptions {
         config,
         duration: args.duration,
         scenario: args.scenario,
-        db_path: args.db,
+        db_path: data_dir.join("seawall-demo.db"),
         compress: !args.no_compress,
         status_line: true,
         admin_token: std::env::var("SEAWALL_ADMIN_TOKEN").ok(),
         seed: args.seed,
         plant: None,
+        stop,
     };
     match runtime.block_on(seawall::demo::run(options)) {
         Ok(summary) => {
-            println!("{}", summary.render());
+            say_fmt!("{}", summary.render());
             if let Some(path) = &args.summary_json {
                 let written = serde_json::to_string_pretty(&summary)
                     .map_err(|e| e.to_string())

@@ -25,6 +25,7 @@ fn options(scenario: &str, seconds: u64, seed: u64) -> DemoOptions {
         admin_token: None,
         seed,
         plant: None,
+        stop: Default::default(),
     }
 }
 

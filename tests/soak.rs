@@ -36,6 +36,7 @@ async fn soak(seed: u64) {
         admin_token: None,
         seed,
         plant: None,
+        stop: Default::default(),
     })
     .await
     .expect("no panic escapes and the engine completes");

@@ -82,6 +82,15 @@ where
         self.lock().journal.len()
     }
 
+    /// The writes waiting for replay, in order: what a shutdown must
+    /// persist when the database is still out, so nothing is lost.
+    pub fn pending_writes(&self) -> Vec<S::Request>
+    where
+        S::Request: Clone,
+    {
+        self.lock().journal.iter().cloned().collect()
+    }
+
     /// Replays the journal in order through `handle`; returns how many
     /// writes the database accepted.
     pub async fn replay(&self, handle: &ServiceHandle<S>) -> usize {

@@ -58,6 +58,9 @@ pub struct DemoOptions {
     pub seed: u64,
     /// A planted violation (tests of the checks only).
     pub plant: Option<PlantedViolation>,
+    /// Cancelled to stop the run gracefully (the binary cancels it on the
+    /// first SIGTERM or SIGINT).
+    pub stop: tokio_util::sync::CancellationToken,
 }
 
 /// Per-service figures.
@@ -146,6 +149,15 @@ pub struct ProtectedPosition {
     pub trigger_id: String,
 }
 
+/// The database write journal at exit.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct JournalSummary {
+    /// Writes still waiting for the database when the run ended.
+    pub pending_at_exit: u64,
+    /// Where they were persisted, if any were pending.
+    pub persisted_to: Option<String>,
+}
+
 /// What happened, and whether the trading rules held.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Summary {
@@ -161,6 +173,8 @@ pub struct Summary {
     pub trading: TradingSummary,
     /// Positions protected by a broker-side stop when trading left Active.
     pub protected_positions: Vec<ProtectedPosition>,
+    /// The write journal at exit: empty, or persisted.
+    pub journal: JournalSummary,
 }
 
 impl Summary {
@@ -524,15 +538,13 @@ pub async fn run(
         ConservativeHold::hold()
     };
     let ai = seawall.set_degradation::<Chaos<SimAgents>>("ai_agents", ai_strategy)?;
-    let db = seawall.set_degradation::<Chaos<SimDatabase>>(
-        "database",
-        ReadOnlyCache::<Chaos<SimDatabase>>::new(
-            options.config.services["database"]
-                .degradation
-                .cache_capacity,
-            |_| DbReply::Written,
-        ),
-    )?;
+    let journal = Arc::new(ReadOnlyCache::<Chaos<SimDatabase>>::new(
+        options.config.services["database"]
+            .degradation
+            .cache_capacity,
+        |_| DbReply::Written,
+    ));
+    let db = seawall.set_degradation::<Chaos<SimDatabase>>("database", Arc::clone(&journal))?;
     let kite_closed = Arc::new(AtomicBool::new(false));
     let (counts, counter) = count_transitions(&seawall, Arc::clone(&kite_closed));
     // A raw client, used only by the planted gate violation.
@@ -562,8 +574,6 @@ pub async fn run(
     let mut next_status = started;
     let mut next_quote = started;
     let mut rng = fastrand::Rng::with_seed(seed ^ 5);
-    let ctrl_c = tokio::signal::ctrl_c();
-    tokio::pin!(ctrl_c);
     loop {
         if options.duration.is_some_and(|d| started.elapsed() >= d) {
             break;
@@ -604,7 +614,7 @@ pub async fn run(
         }
         tokio::select! {
             () = tokio::time::sleep(TICK) => {}
-            _ = &mut ctrl_c, if options.duration.is_none() => break,
+            () = options.stop.cancelled() => break,
         }
     }
 
@@ -639,6 +649,7 @@ pub async fn run(
             .count() as u64;
     }
     summary.prices.bad_quotes_injected = bad_quotes.served.load(Ordering::SeqCst);
+    summary.journal = persist_journal(&journal, &options.db_path, engine.run_id);
     let (rows, bad_rows) = trades_in_db(&options.db_path, engine.run_id).await;
     summary.trades_recorded = rows;
     summary.prices.bad_prices_used += bad_rows + agents_saw_bad.load(Ordering::SeqCst);
@@ -654,6 +665,54 @@ pub async fn run(
     seawall.shutdown().await;
     server.stop().await;
     Ok(summary)
+}
+
+/// Writes still journaled at the end (the database never came back) are
+/// written to a file next to the database, one JSON object a line, so a
+/// shutdown loses nothing.
+fn persist_journal(
+    journal: &ReadOnlyCache<Chaos<SimDatabase>>,
+    db_path: &std::path::Path,
+    run_id: u64,
+) -> JournalSummary {
+    let pending = journal.pending_writes();
+    if pending.is_empty() {
+        return JournalSummary::default();
+    }
+    let path = db_path.with_file_name(format!("journal-{run_id}.jsonl"));
+    let lines: String = pending
+        .iter()
+        .filter_map(|write| match write {
+            DbCall::RecordTrade {
+                id,
+                symbol,
+                quantity,
+                price,
+            } => Some(
+                serde_json::json!({"id": id, "symbol": symbol, "quantity": quantity, "price": price})
+                    .to_string()
+                    + "\n",
+            ),
+            DbCall::Position(_) => None,
+        })
+        .collect();
+    match std::fs::write(&path, lines) {
+        Ok(()) => {
+            tracing::warn!(path = %path.display(), writes = pending.len(),
+                "database still out at shutdown: journaled writes persisted");
+            JournalSummary {
+                pending_at_exit: pending.len() as u64,
+                persisted_to: Some(path.display().to_string()),
+            }
+        }
+        Err(error) => {
+            tracing::error!(%error, path = %path.display(), "could not persist the write journal");
+            JournalSummary {
+                pending_at_exit: pending.len() as u64,
+                persisted_to: None,
+            }
+        }
+    }
 }
 
 /// Rows of this run in the trades table, and how many carry a bad price.
