@@ -118,6 +118,16 @@ impl ChaosPhaseConfig {
 
     pub(crate) fn problems(&self, key: &str, out: &mut Vec<crate::config::Problem>) {
         use crate::config::Problem;
+        const MONTH: Duration = Duration::from_secs(30 * 86_400);
+        for (field, value, max) in [
+            ("from", Some(self.from), MONTH),
+            ("until", Some(self.until), MONTH),
+            ("latency", self.latency, Duration::from_secs(3600)),
+        ] {
+            if let Some(value) = value {
+                crate::config::check_max_duration(out, format!("{key}.{field}"), value, max);
+            }
+        }
         if self.until <= self.from {
             out.push(Problem::new(
                 format!("{key}.until"),

@@ -33,6 +33,7 @@ mod supervision;
 
 pub use degradation::{DegradationConfig, StrategyKind};
 pub use env::{EnvOverrides, VARIABLES as ENV_VARIABLES};
+pub(crate) use error::check_max_duration;
 pub use error::{ConfigError, Problem};
 pub use rate_limit::{ClassLimit, RateLimitConfig};
 pub use runtime::{HttpConfig, RuntimeConfig};

@@ -150,6 +150,43 @@ pub(crate) fn check_max_duration(
     }
 }
 
+/// Rejects a count above `max`: a bound that keeps memory and CPU safe (a
+/// restart window of 4 294 967 295 entries is a 64 GB allocation).
+pub(crate) fn check_max_count(
+    out: &mut Vec<Problem>,
+    key: impl Into<String>,
+    value: u64,
+    max: u64,
+) {
+    if value > max {
+        out.push(Problem::new(
+            key,
+            format!("is {value}, above the bound of {max}"),
+            format!("set it to at most {max}"),
+        ));
+    }
+}
+
+/// Rejects a duration below `min`: an interval that would keep a core busy.
+pub(crate) fn check_min_duration(
+    out: &mut Vec<Problem>,
+    key: impl Into<String>,
+    value: std::time::Duration,
+    min: std::time::Duration,
+) {
+    if !value.is_zero() && value < min {
+        out.push(Problem::new(
+            key,
+            format!(
+                "is {}, below the floor of {}",
+                humantime::format_duration(value),
+                humantime::format_duration(min)
+            ),
+            format!("set it to at least {}", humantime::format_duration(min)),
+        ));
+    }
+}
+
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} {}; {}", self.key, self.message, self.fix)

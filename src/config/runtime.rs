@@ -123,6 +123,27 @@ impl RuntimeConfig {
             super::error::check_max_duration(&mut problems, key, d, max);
         }
         for (key, d) in [
+            ("runtime.health_check_interval", self.health_check_interval),
+            (
+                "runtime.system_sample_interval",
+                self.system_sample_interval,
+            ),
+        ] {
+            super::error::check_min_duration(&mut problems, key, d, Duration::from_millis(100));
+        }
+        for (key, n) in [
+            (
+                "runtime.degraded_score_threshold",
+                self.degraded_score_threshold,
+            ),
+            (
+                "runtime.critical_score_threshold",
+                self.critical_score_threshold,
+            ),
+        ] {
+            super::error::check_max_count(&mut problems, key, u64::from(n), 100);
+        }
+        for (key, d) in [
             ("runtime.health_check_timeout", self.health_check_timeout),
             (
                 "runtime.system_sample_interval",

@@ -296,6 +296,44 @@ impl ServiceConfig {
         if let Some(limits) = &self.rate_limit {
             limits.problems(name, out);
         }
+        for (field, value, max) in [
+            (
+                "failure_threshold",
+                u64::from(self.failure_threshold),
+                100_000,
+            ),
+            (
+                "success_threshold",
+                u64::from(self.success_threshold),
+                100_000,
+            ),
+            ("max_in_flight", u64::from(self.max_in_flight), 1_000_000),
+            (
+                "restart.max_restarts",
+                u64::from(self.restart.max_restarts),
+                10_000,
+            ),
+            (
+                "degradation.cache_capacity",
+                self.degradation.cache_capacity as u64,
+                1_000_000,
+            ),
+        ] {
+            super::error::check_max_count(out, key(field), value, max);
+        }
+        if self.open_backoff_multiplier > 100.0 {
+            out.push(Problem::new(
+                key("open_backoff_multiplier"),
+                format!("must be at most 100 (got {})", self.open_backoff_multiplier),
+                "use 2.0 to double the open duration on each re-open",
+            ));
+        }
+        super::error::check_max_duration(
+            out,
+            key("degradation.max_staleness"),
+            self.degradation.max_staleness,
+            Duration::from_secs(86_400),
+        );
         self.recovery.problems(name, out);
         self.restart.problems(name, out);
         self.retry.problems(name, out);
@@ -322,6 +360,18 @@ impl RateWindowConfig {
                 "windows are kept in whole seconds; use \"60s\" or similar",
             )),
             _ => {}
+        }
+        if let Some(calls) = self.calls {
+            super::error::check_max_count(out, key("calls"), u64::from(calls), 100_000);
+        }
+        super::error::check_max_count(
+            out,
+            key("minimum_calls"),
+            u64::from(self.minimum_calls),
+            100_000,
+        );
+        if let Some(d) = self.duration {
+            super::error::check_max_duration(out, key("duration"), d, Duration::from_secs(3600));
         }
         if self.minimum_calls < 1 {
             out.push(Problem::new(

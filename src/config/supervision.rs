@@ -192,6 +192,13 @@ pub(crate) fn check_backoff(
         ));
     }
     if let Some(m) = multiplier {
+        if m > 100.0 {
+            out.push(Problem::new(
+                key("multiplier"),
+                format!("must be at most 100 (got {m})"),
+                "use 2.0 to double the wait each time",
+            ));
+        }
         if !(m.is_finite() && m >= 1.0) {
             out.push(Problem::new(
                 key("multiplier"),
@@ -241,6 +248,9 @@ impl RecoveryConfig {
             Some(self.multiplier),
             self.jitter,
         );
+        if let MaxAttempts::Count(n) = self.max_attempts {
+            super::error::check_max_count(out, key("max_attempts"), u64::from(n), 1_000_000);
+        }
         if self.max_attempts == MaxAttempts::Count(0) {
             out.push(Problem::new(
                 key("max_attempts"),
