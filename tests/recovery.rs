@@ -29,17 +29,7 @@ async fn start(config: Config) -> (Seawall, ServiceHandle<Scripted>, Arc<Probe>)
     (seawall, handle, probe)
 }
 
-async fn wait_for(events: &mut broadcast::Receiver<Event>, want: impl Fn(&Event) -> bool) -> Event {
-    loop {
-        let event = tokio::time::timeout(Duration::from_secs(3600), events.recv())
-            .await
-            .expect("event within an hour of virtual time")
-            .expect("bus open");
-        if want(&event) {
-            return event;
-        }
-    }
-}
+use support::wait_for;
 
 fn is_transition_to(to: BreakerState) -> impl Fn(&Event) -> bool {
     move |e| matches!(e, Event::Transition { transition, .. } if transition.to == to)

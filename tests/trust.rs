@@ -20,22 +20,11 @@ use seawall::{
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
-use support::{kite_config, Probe, Req, Scripted};
+use support::{kite_config, Req};
 use tokio::sync::broadcast;
 use tokio::time::Instant;
 
-async fn wait_for(
-    events: &mut broadcast::Receiver<Event>,
-    mut pred: impl FnMut(&Event) -> bool,
-) -> Event {
-    loop {
-        match events.recv().await {
-            Ok(e) if pred(&e) => return e,
-            Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
-            Err(broadcast::error::RecvError::Closed) => panic!("bus closed"),
-        }
-    }
-}
+use support::{start_scripted, wait_for};
 
 // ---- a service that implements only `call`, and a dependency that stays down ----
 
@@ -346,16 +335,7 @@ async fn test_probe_when_it_never_returns_then_deadline_reopens_breaker_in_runni
         s.concurrency = 1;
     });
     config.runtime.auto_recovery_enabled = false;
-    let probe = Arc::new(Probe::default());
-    let p = Arc::clone(&probe);
-    let seawall = Seawall::builder(config)
-        .service("kite_api", move || Scripted {
-            probe: Arc::clone(&p),
-        })
-        .start()
-        .await
-        .unwrap();
-    let kite = seawall.handle::<Scripted>("kite_api").unwrap();
+    let (seawall, kite, _) = start_scripted(config).await;
     let mut events = seawall.subscribe();
     for _ in 0..5 {
         let _ = kite.call(Req::Fail).await;
@@ -401,16 +381,7 @@ async fn test_probe_when_slow_and_slow_call_rule_on_then_reopens_instead_of_clos
         });
     });
     config.runtime.auto_recovery_enabled = false;
-    let probe = Arc::new(Probe::default());
-    let p = Arc::clone(&probe);
-    let seawall = Seawall::builder(config)
-        .service("kite_api", move || Scripted {
-            probe: Arc::clone(&p),
-        })
-        .start()
-        .await
-        .unwrap();
-    let kite = seawall.handle::<Scripted>("kite_api").unwrap();
+    let (seawall, kite, _) = start_scripted(config).await;
     for _ in 0..5 {
         let _ = kite.call(Req::Sleep(Duration::from_secs(2))).await;
     }
@@ -438,16 +409,7 @@ async fn test_crash_when_concurrency_two_then_sibling_serves_and_crash_counts_on
         s.restart.initial_delay = Duration::from_secs(1);
     });
     config.runtime.auto_recovery_enabled = false;
-    let probe = Arc::new(Probe::default());
-    let p = Arc::clone(&probe);
-    let seawall = Seawall::builder(config)
-        .service("kite_api", move || Scripted {
-            probe: Arc::clone(&p),
-        })
-        .start()
-        .await
-        .unwrap();
-    let kite = seawall.handle::<Scripted>("kite_api").unwrap();
+    let (seawall, kite, _) = start_scripted(config).await;
     assert!(kite.call(Req::Panic).await.is_err());
     for i in 0..6 {
         assert_eq!(
@@ -934,16 +896,7 @@ async fn test_live_quote_when_zero_nan_negative_or_epoch_then_failure_counted_an
 async fn test_order_when_service_panics_after_receiving_it_then_unknown_and_not_retryable() {
     let mut config = kite_config(|s| s.concurrency = 1);
     config.runtime.auto_recovery_enabled = false;
-    let probe = Arc::new(Probe::default());
-    let p = Arc::clone(&probe);
-    let seawall = Seawall::builder(config)
-        .service("kite_api", move || Scripted {
-            probe: Arc::clone(&p),
-        })
-        .start()
-        .await
-        .unwrap();
-    let kite = seawall.handle::<Scripted>("kite_api").unwrap();
+    let (seawall, kite, probe) = start_scripted(config).await;
     let err = kite.call(Req::PlaceOrderThenPanic).await.unwrap_err();
     assert!(matches!(err, CallError::Unknown { .. }), "{err}");
     assert!(!err.is_retryable());

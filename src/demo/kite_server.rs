@@ -555,16 +555,14 @@ fn quote_data(s: &Server, instrument: &str, full: bool) -> Option<serde_json::Va
     })
 }
 
-async fn quote(
-    State(s): State<Arc<Server>>,
-    headers: HeaderMap,
-    Query(q): Query<Instruments>,
-) -> Response {
-    if let Some(refused) = s.admit(&headers, "quote", 1).await {
+/// `GET /quote` (with the exchange timestamp) and `GET /quote/ltp` (the
+/// last price only); both count against the 1/s quote limit.
+async fn quote_route(s: &Server, headers: &HeaderMap, instrument: &str, full: bool) -> Response {
+    if let Some(refused) = s.admit(headers, "quote", 1).await {
         return refused;
     }
-    match quote_data(&s, &q.i, true) {
-        Some(data) => success(json!({ q.i: data })),
+    match quote_data(s, instrument, full) {
+        Some(data) => success(json!({ instrument: data })),
         None => kite_error(
             StatusCode::BAD_REQUEST,
             "InputException",
@@ -573,22 +571,20 @@ async fn quote(
     }
 }
 
+async fn quote(
+    State(s): State<Arc<Server>>,
+    headers: HeaderMap,
+    Query(q): Query<Instruments>,
+) -> Response {
+    quote_route(&s, &headers, &q.i, true).await
+}
+
 async fn ltp(
     State(s): State<Arc<Server>>,
     headers: HeaderMap,
     Query(q): Query<Instruments>,
 ) -> Response {
-    if let Some(refused) = s.admit(&headers, "quote", 1).await {
-        return refused;
-    }
-    match quote_data(&s, &q.i, false) {
-        Some(data) => success(json!({ q.i: data })),
-        None => kite_error(
-            StatusCode::BAD_REQUEST,
-            "InputException",
-            "Invalid instrument",
-        ),
-    }
+    quote_route(&s, &headers, &q.i, false).await
 }
 
 async fn orders(State(s): State<Arc<Server>>, headers: HeaderMap) -> Response {

@@ -170,3 +170,41 @@ pub fn kite_config(edit: impl FnOnce(&mut ServiceConfig)) -> Config {
     edit(config.services.get_mut("kite_api").unwrap());
     config
 }
+
+/// The next event on the bus that `want` accepts, within an hour of virtual time.
+pub async fn wait_for(
+    events: &mut tokio::sync::broadcast::Receiver<seawall::Event>,
+    want: impl Fn(&seawall::Event) -> bool,
+) -> seawall::Event {
+    loop {
+        let event = tokio::time::timeout(Duration::from_secs(3600), events.recv())
+            .await
+            .expect("event within an hour of virtual time");
+        match event {
+            Ok(event) if want(&event) => return event,
+            Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => panic!("bus closed"),
+        }
+    }
+}
+
+/// A tree with service `kite_api` running `Scripted` under `config`.
+pub async fn start_scripted(
+    config: Config,
+) -> (
+    seawall::Seawall,
+    seawall::ServiceHandle<Scripted>,
+    Arc<Probe>,
+) {
+    let probe = Arc::new(Probe::default());
+    let p = Arc::clone(&probe);
+    let seawall = seawall::Seawall::builder(config)
+        .service("kite_api", move || Scripted {
+            probe: Arc::clone(&p),
+        })
+        .start()
+        .await
+        .expect("the tree starts");
+    let kite = seawall.handle::<Scripted>("kite_api").expect("registered");
+    (seawall, kite, probe)
+}
