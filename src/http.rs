@@ -13,10 +13,14 @@
 //!
 //! Admin routes need `Authorization: Bearer $SEAWALL_ADMIN_TOKEN`. Without
 //! that variable they are off (403 saying how to turn them on); a wrong
-//! token gets 401. Every admin action is logged with what, when and the
-//! client address. Every error is JSON `{"detail": …}`.
+//! token gets 401, checked in constant time before the body is read, and
+//! repeated failures from one address are throttled (429). Every admin
+//! action is logged with what, when and the client address. Every error is
+//! JSON `{"detail": …}`.
 
 mod admin;
+
+pub(crate) use admin::{MAX_TOKEN, MIN_TOKEN};
 mod metrics;
 mod routes;
 
@@ -34,6 +38,8 @@ pub(crate) struct HttpState {
     pub(crate) controls: Vec<BreakerControl>,
     pub(crate) modes: watch::Receiver<Modes>,
     pub(crate) admin_token: Option<String>,
+    /// Failed admin attempts per client, for throttling and logging.
+    pub(crate) failures: admin::Failures,
 }
 
 /// Why the server could not start.

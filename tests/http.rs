@@ -13,6 +13,7 @@ async fn start(token: Option<&str>) -> (Seawall, String) {
     let mut config = Config::seed_defaults();
     config.runtime.http = Some(HttpConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
+        allow_remote_admin: false,
     });
     config.runtime.auto_recovery_enabled = false;
     let mut builder = Seawall::builder(config.clone()).admin_token(token.map(str::to_string));
@@ -157,7 +158,7 @@ async fn test_admin_routes_when_no_token_configured_then_403_naming_the_variable
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn test_admin_routes_when_token_missing_or_wrong_then_401_and_right_then_acts() {
-    let (seawall, base) = start(Some("s3cret-token")).await;
+    let (seawall, base) = start(Some("s3cret-token-0123456789abcdef")).await;
     let url = format!("{base}{CB}/kite_api/force-open");
     let (code, body) = request("POST", url.clone(), None, None).await;
     assert_eq!(code, 401, "{body}");
@@ -172,7 +173,7 @@ async fn test_admin_routes_when_token_missing_or_wrong_then_401_and_right_then_a
     let (code, body) = request(
         "POST",
         url,
-        Some("s3cret-token"),
+        Some("s3cret-token-0123456789abcdef"),
         Some(r#"{"reason":"exchange maintenance"}"#),
     )
     .await;
@@ -188,7 +189,7 @@ async fn test_admin_routes_when_token_missing_or_wrong_then_401_and_right_then_a
     let (code, body) = request(
         "POST",
         format!("{base}{CB}/kite_api/reset"),
-        Some("s3cret-token"),
+        Some("s3cret-token-0123456789abcdef"),
         None,
     )
     .await;
@@ -200,7 +201,7 @@ async fn test_admin_routes_when_token_missing_or_wrong_then_401_and_right_then_a
     let (code, body) = request(
         "POST",
         format!("{base}{CB}/database/disable"),
-        Some("s3cret-token"),
+        Some("s3cret-token-0123456789abcdef"),
         None,
     )
     .await;
@@ -210,7 +211,7 @@ async fn test_admin_routes_when_token_missing_or_wrong_then_401_and_right_then_a
     let (code, body) = request(
         "POST",
         format!("{base}{CB}/nope/reset"),
-        Some("s3cret-token"),
+        Some("s3cret-token-0123456789abcdef"),
         None,
     )
     .await;
@@ -220,7 +221,7 @@ async fn test_admin_routes_when_token_missing_or_wrong_then_401_and_right_then_a
     let (code, body) = request(
         "POST",
         format!("{base}{CB}/kite_api/force-open"),
-        Some("s3cret-token"),
+        Some("s3cret-token-0123456789abcdef"),
         Some("{not json"),
     )
     .await;
@@ -231,7 +232,7 @@ async fn test_admin_routes_when_token_missing_or_wrong_then_401_and_right_then_a
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn test_probes_when_halted_then_readyz_503_comprehensive_503_livez_200() {
-    let (seawall, base) = start(Some("t")).await;
+    let (seawall, base) = start(Some(TOKEN)).await;
     let (code, body) = request("GET", format!("{base}/readyz"), None, None).await;
     assert_eq!(code, 200, "{body}");
     assert_eq!(json(&body)["ready"], true);
@@ -295,7 +296,7 @@ async fn test_metrics_when_scraped_then_prometheus_families_with_help_and_type()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn test_bad_path_or_method_when_requested_then_json_error_not_panic() {
-    let (seawall, base) = start(Some("t")).await;
+    let (seawall, base) = start(Some(TOKEN)).await;
     let (code, body) = request("GET", format!("{base}/api/v1/nothing"), None, None).await;
     assert_eq!(code, 404);
     assert!(json(&body)["detail"]
@@ -319,5 +320,93 @@ async fn test_bad_path_or_method_when_requested_then_json_error_not_panic() {
         .contains("reset, force-open or disable"));
     let (code, _) = request("GET", format!("{base}/livez"), None, None).await;
     assert_eq!(code, 200, "still serving");
+    seawall.shutdown().await;
+}
+
+const TOKEN: &str = "s3cret-token-0123456789abcdef";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_admin_when_reason_too_long_or_has_control_characters_then_400_json() {
+    let (seawall, base) = start(Some(TOKEN)).await;
+    let url = format!("{base}/api/v1/system/health/circuit-breakers/kite_api/force-open");
+    let long: &'static str =
+        Box::leak(format!("{{\"reason\": \"{}\"}}", "x".repeat(300)).into_boxed_str());
+    let (code, body) = request("POST", url.clone(), Some(TOKEN), Some(long)).await;
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("detail") && body.contains("256"), "{body}");
+    let (code, body) = request(
+        "POST",
+        url.clone(),
+        Some(TOKEN),
+        Some("{\"reason\": \"ok\\nFAKE AUDIT LINE\"}"),
+    )
+    .await;
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("control characters"), "{body}");
+    let big: &'static str =
+        Box::leak(format!("{{\"reason\": \"{}\"}}", "y".repeat(10_000)).into_boxed_str());
+    let (code, body) = request("POST", url, Some(TOKEN), Some(big)).await;
+    assert_eq!(code, 413, "{body}");
+    assert!(body.contains("detail"), "{body}");
+    assert_eq!(
+        seawall.breaker("kite_api").unwrap().state(),
+        seawall::BreakerState::Closed
+    );
+    seawall.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_admin_when_wrong_tokens_repeat_then_client_throttled_with_429() {
+    let (seawall, base) = start(Some(TOKEN)).await;
+    let url = format!("{base}/api/v1/system/health/circuit-breakers/kite_api/reset");
+    for _ in 0..5 {
+        let (code, _) = request("POST", url.clone(), Some("wrong-token-wrong-token"), None).await;
+        assert_eq!(code, 401);
+    }
+    let (code, body) = request("POST", url.clone(), Some(TOKEN), None).await;
+    assert_eq!(code, 429, "throttled even with the right token: {body}");
+    seawall.shutdown().await;
+}
+
+#[tokio::test]
+async fn test_start_when_admin_token_short_or_remote_without_opt_in_then_error_names_the_fix() {
+    let mut config = Config::seed_defaults();
+    config.services.clear();
+    config.runtime.http = Some(HttpConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        allow_remote_admin: false,
+    });
+    let err = Seawall::builder(config.clone())
+        .admin_token(Some("abc".into()))
+        .start()
+        .await
+        .err()
+        .expect("a 3-byte token is refused")
+        .to_string();
+    assert!(
+        err.contains("SEAWALL_ADMIN_TOKEN") && err.contains("16"),
+        "{err}"
+    );
+    config.runtime.http = Some(HttpConfig {
+        listen: "0.0.0.0:0".parse().unwrap(),
+        allow_remote_admin: false,
+    });
+    let err = Seawall::builder(config.clone())
+        .admin_token(Some(TOKEN.into()))
+        .start()
+        .await
+        .err()
+        .expect("plaintext admin beyond loopback needs an opt-in")
+        .to_string();
+    assert!(err.contains("runtime.http.allow_remote_admin"), "{err}");
+    config.runtime.http = Some(HttpConfig {
+        listen: "0.0.0.0:0".parse().unwrap(),
+        allow_remote_admin: true,
+    });
+    let seawall = Seawall::builder(config)
+        .admin_token(Some(TOKEN.into()))
+        .start()
+        .await
+        .expect("with the opt-in it starts");
     seawall.shutdown().await;
 }

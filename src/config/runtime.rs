@@ -45,6 +45,10 @@ pub struct RuntimeConfig {
 pub struct HttpConfig {
     /// Address and port, such as "127.0.0.1:8080" ("127.0.0.1:0" picks a free port).
     pub listen: std::net::SocketAddr,
+    /// The admin routes are plaintext: with a non-loopback `listen` they
+    /// start only when this is `true` (put TLS in front of them).
+    #[serde(default)]
+    pub allow_remote_admin: bool,
 }
 
 impl Default for RuntimeConfig {

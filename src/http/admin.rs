@@ -26,9 +26,75 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// Compares without an early exit, so timing says nothing about the token.
-fn same(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+/// The longest admin token accepted (tokens are compared in fixed-size buffers).
+pub(crate) const MAX_TOKEN: usize = 256;
+/// The shortest admin token accepted at start.
+pub(crate) const MIN_TOKEN: usize = 16;
+/// The longest `reason` accepted, in characters.
+const MAX_REASON: usize = 256;
+/// The largest admin body read (after authentication): `{"reason": …}` only.
+const MAX_BODY: usize = 4096;
+/// Failed attempts per client address before it is throttled, and the window.
+const MAX_FAILURES: u32 = 5;
+const FAILURE_WINDOW: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Compares in constant time for any length: both tokens are copied into
+/// fixed buffers and compared whole, with their lengths compared the same
+/// way, so neither the content nor the length leaks through timing.
+fn same(given: &[u8], expected: &[u8]) -> bool {
+    use subtle::ConstantTimeEq;
+    if given.len() > MAX_TOKEN || expected.len() > MAX_TOKEN {
+        return false;
+    }
+    let mut a = [0u8; MAX_TOKEN];
+    let mut b = [0u8; MAX_TOKEN];
+    a[..given.len()].copy_from_slice(given);
+    b[..expected.len()].copy_from_slice(expected);
+    let lengths = (given.len() as u64).ct_eq(&(expected.len() as u64));
+    bool::from(a.ct_eq(&b) & lengths)
+}
+
+/// Failed admin attempts per client address, and a rate limit on logging them.
+#[derive(Default)]
+pub(crate) struct Failures {
+    by_client: dashmap::DashMap<std::net::IpAddr, (std::time::Instant, u32)>,
+    last_log: std::sync::Mutex<Option<(std::time::Instant, u64)>>,
+}
+
+impl Failures {
+    /// Whether `client` is throttled (too many failures within the window).
+    fn throttled(&self, client: std::net::IpAddr) -> bool {
+        self.by_client.get(&client).is_some_and(|entry| {
+            let (since, count) = *entry;
+            count >= MAX_FAILURES && since.elapsed() < FAILURE_WINDOW
+        })
+    }
+
+    /// Counts a failure and logs it, at most one line a second (with how
+    /// many were not logged).
+    fn failed(&self, client: std::net::IpAddr, why: &'static str) {
+        {
+            let mut entry = self
+                .by_client
+                .entry(client)
+                .or_insert((std::time::Instant::now(), 0));
+            if entry.0.elapsed() >= FAILURE_WINDOW {
+                *entry = (std::time::Instant::now(), 0);
+            }
+            entry.1 += 1;
+        }
+        let mut last = self.last_log.lock().unwrap_or_else(|p| p.into_inner());
+        match &mut *last {
+            Some((at, suppressed)) if at.elapsed() < std::time::Duration::from_secs(1) => {
+                *suppressed += 1;
+            }
+            _ => {
+                let suppressed = last.map_or(0, |(_, n)| n);
+                tracing::warn!(%client, why, suppressed, "admin authentication failed");
+                *last = Some((std::time::Instant::now(), 0));
+            }
+        }
+    }
 }
 
 /// Checks the token and finds the breaker; the error response otherwise.
@@ -36,7 +102,17 @@ fn authorize<'a>(
     state: &'a Shared,
     headers: &HeaderMap,
     service: &str,
+    client: SocketAddr,
 ) -> Result<&'a BreakerControl, ApiError> {
+    if state.failures.throttled(client.ip()) {
+        return Err(ApiError(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!(
+                "too many failed admin attempts from {}; wait a minute",
+                client.ip()
+            ),
+        ));
+    }
     let Some(expected) = state.admin_token.as_deref().filter(|t| !t.is_empty()) else {
         return Err(ApiError(
             StatusCode::FORBIDDEN,
@@ -51,16 +127,18 @@ fn authorize<'a>(
     match given {
         Some(token) if same(token.as_bytes(), expected.as_bytes()) => {}
         Some(_) => {
+            state.failures.failed(client.ip(), "wrong token");
             return Err(ApiError(
                 StatusCode::UNAUTHORIZED,
                 "wrong admin token".to_string(),
-            ))
+            ));
         }
         None => {
+            state.failures.failed(client.ip(), "no token");
             return Err(ApiError(
                 StatusCode::UNAUTHORIZED,
                 "missing admin token; send Authorization: Bearer <SEAWALL_ADMIN_TOKEN>".to_string(),
-            ))
+            ));
         }
     }
     state
@@ -83,19 +161,60 @@ fn reason(body: &Bytes) -> Result<Option<String>, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
     }
-    serde_json::from_slice::<ReasonBody>(body)
+    let reason = serde_json::from_slice::<ReasonBody>(body)
         .map(|b| b.reason)
         .map_err(|e| {
             ApiError(
                 StatusCode::BAD_REQUEST,
                 format!("body must be empty or {{\"reason\": \"…\"}}: {e}"),
             )
-        })
+        })?;
+    if let Some(text) = &reason {
+        if text.chars().count() > MAX_REASON {
+            return Err(ApiError(
+                StatusCode::BAD_REQUEST,
+                format!("reason is longer than {MAX_REASON} characters; shorten it"),
+            ));
+        }
+        if text.chars().any(char::is_control) {
+            return Err(ApiError(
+                StatusCode::BAD_REQUEST,
+                "reason contains control characters (newlines, tabs, escapes); send plain text"
+                    .to_string(),
+            ));
+        }
+    }
+    Ok(reason)
 }
 
-fn done(control: &BreakerControl, action: &str, client: SocketAddr) -> Response {
+/// Reads the body only after authentication, and at most `MAX_BODY` bytes.
+async fn read_body(body: axum::body::Body) -> Result<Bytes, ApiError> {
+    axum::body::to_bytes(body, MAX_BODY).await.map_err(|e| {
+        let too_large =
+            format!("{e:?}").contains("LengthLimit") || e.to_string().contains("length limit");
+        if too_large {
+            ApiError(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("body larger than {MAX_BODY} bytes; send at most {{\"reason\": \"…\"}}"),
+            )
+        } else {
+            ApiError(
+                StatusCode::BAD_REQUEST,
+                format!("cannot read the body: {e}"),
+            )
+        }
+    })
+}
+
+fn done(
+    control: &BreakerControl,
+    action: &str,
+    client: SocketAddr,
+    reason: Option<&str>,
+) -> Response {
     let state = control.state();
-    tracing::warn!(action, service = control.name(), %client, new_state = %state, "admin action");
+    // The reason is a structured field, never spliced into the message.
+    tracing::warn!(action, service = control.name(), %client, new_state = %state, reason, "admin action");
     Json(json!({
         "message": format!("circuit breaker {} {action}", control.name()),
         "new_state": state,
@@ -105,73 +224,45 @@ fn done(control: &BreakerControl, action: &str, client: SocketAddr) -> Response 
 }
 
 /// `POST …/circuit-breakers/{service}/{action}`: reset, force-open or disable.
+///
+/// The token is checked before a byte of the body is read: an
+/// unauthenticated request never costs more memory than its headers.
 pub(crate) async fn command(
     State(state): State<Shared>,
     ConnectInfo(client): ConnectInfo<SocketAddr>,
     Path((service, action)): Path<(String, String)>,
     headers: HeaderMap,
-    body: Bytes,
+    body: axum::body::Body,
 ) -> Response {
-    match action.as_str() {
-        "reset" => match authorize(&state, &headers, &service) {
-            Ok(control) => {
-                control.reset();
-                done(control, "reset", client)
-            }
-            Err(e) => e.into_response(),
-        },
-        "force-open" => manual(
-            &state,
-            client,
-            &service,
-            &headers,
-            &body,
-            "forced open",
-            |c, why| {
-                c.force_open(why);
-            },
-        ),
-        "disable" => manual(
-            &state,
-            client,
-            &service,
-            &headers,
-            &body,
-            "disabled",
-            |c, why| {
-                c.disable(why);
-            },
-        ),
-        other => ApiError(
-            StatusCode::NOT_FOUND,
-            format!("no breaker command {other:?}; use reset, force-open or disable"),
-        )
-        .into_response(),
-    }
-}
-
-/// A manual state with an optional `{"reason": …}` body.
-fn manual(
-    state: &Shared,
-    client: SocketAddr,
-    service: &str,
-    headers: &HeaderMap,
-    body: &Bytes,
-    action: &str,
-    apply: impl FnOnce(&BreakerControl, String),
-) -> Response {
-    let control = match authorize(state, headers, service) {
+    let (label, apply): (&str, fn(&BreakerControl, String)) = match action.as_str() {
+        "reset" => ("reset", |c, _| {
+            c.reset();
+        }),
+        "force-open" => ("forced open", |c, why| {
+            c.force_open(why);
+        }),
+        "disable" => ("disabled", |c, why| {
+            c.disable(why);
+        }),
+        other => {
+            return ApiError(
+                StatusCode::NOT_FOUND,
+                format!("no breaker command {other:?}; use reset, force-open or disable"),
+            )
+            .into_response()
+        }
+    };
+    let control = match authorize(&state, &headers, &service, client) {
         Ok(c) => c,
         Err(e) => return e.into_response(),
     };
-    match reason(body) {
-        Ok(why) => {
-            apply(
-                control,
-                why.unwrap_or_else(|| format!("{action} by operator at {client}")),
-            );
-            done(control, action, client)
-        }
-        Err(e) => e.into_response(),
-    }
+    let why = match read_body(body).await.and_then(|b| reason(&b)) {
+        Ok(why) => why,
+        Err(e) => return e.into_response(),
+    };
+    let text = why
+        .clone()
+        .unwrap_or_else(|| format!("{label} by operator at {client}"));
+    apply(control, text);
+    done(control, label, client, why.as_deref())
 }

@@ -48,6 +48,22 @@ pub enum StartError {
     /// The HTTP server could not listen.
     #[error(transparent)]
     Http(#[from] crate::http::HttpError),
+    /// The admin token is too short (or too long) to be a secret.
+    #[error("SEAWALL_ADMIN_TOKEN is {len} bytes; use {min} to {max} random bytes (such as `openssl rand -hex 32`), or unset it to keep the admin routes off")]
+    AdminToken {
+        /// Its length.
+        len: usize,
+        /// The shortest accepted.
+        min: usize,
+        /// The longest accepted.
+        max: usize,
+    },
+    /// Admin routes would listen beyond loopback in plaintext.
+    #[error("runtime.http.listen is {addr}, beyond loopback, and SEAWALL_ADMIN_TOKEN enables plaintext admin routes there; set runtime.http.allow_remote_admin = true (behind TLS), listen on 127.0.0.1, or unset the token")]
+    RemoteAdmin {
+        /// The address.
+        addr: std::net::SocketAddr,
+    },
     /// ractor could not spawn an actor of the tree itself.
     #[error("could not spawn the {what} actor: {source}")]
     Spawn {
@@ -138,6 +154,25 @@ impl SeawallBuilder {
     /// their service actors, in registration order.
     pub async fn start(self) -> Result<Seawall, StartError> {
         self.config.validate("actors.toml")?;
+        if let Some(http) = &self.config.runtime.http {
+            if let Some(token) = &self.admin_token {
+                let (min, max) = (crate::http::MIN_TOKEN, crate::http::MAX_TOKEN);
+                if !(min..=max).contains(&token.len()) {
+                    return Err(StartError::AdminToken {
+                        len: token.len(),
+                        min,
+                        max,
+                    });
+                }
+                if !http.listen.ip().is_loopback() && !http.allow_remote_admin {
+                    return Err(StartError::RemoteAdmin { addr: http.listen });
+                }
+            }
+            if !http.listen.ip().is_loopback() {
+                tracing::warn!(listen = %http.listen,
+                    "HTTP endpoints listen beyond loopback; they are plaintext");
+            }
+        }
         let mut seen = std::collections::HashSet::new();
         for (name, _, _) in &self.services {
             if !seen.insert(name.as_str()) {
@@ -244,6 +279,7 @@ impl SeawallBuilder {
                     controls: services.iter().map(|s| s.control.clone()).collect(),
                     modes: modes_rx.clone(),
                     admin_token: self.admin_token.clone(),
+                    failures: Default::default(),
                 };
                 match crate::http::serve(http.listen, state, shutdown.child_token()).await {
                     Ok(served) => Some(served),
