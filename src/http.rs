@@ -52,10 +52,61 @@ pub struct HttpError {
     pub source: std::io::Error,
 }
 
+/// The connection limits of the HTTP face.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    /// A connection that sends no complete request head within this long is
+    /// closed: slow headers (slowloris) and idle keep-alive alike.
+    pub(crate) idle_timeout: std::time::Duration,
+    /// Connections open at once; over it the oldest idle one is closed to
+    /// make room, so `/livez` always gets an answer.
+    pub(crate) max_connections: usize,
+}
+
+/// One open connection: its requests in flight, and a way to close it.
+struct Connection {
+    in_flight: std::sync::atomic::AtomicU32,
+    close: CancellationToken,
+}
+
+/// The open connections, oldest first.
+#[derive(Default)]
+struct Connections(std::sync::Mutex<std::collections::VecDeque<Arc<Connection>>>);
+
+impl Connections {
+    /// Registers a new connection; at the cap, closes the oldest idle one
+    /// first. `None` when every connection is busy (the new one is refused).
+    fn admit(&self, max: usize) -> Option<Arc<Connection>> {
+        let mut open = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if open.len() >= max {
+            let idle = open
+                .iter()
+                .position(|c| c.in_flight.load(std::sync::atomic::Ordering::Acquire) == 0)?;
+            if let Some(evicted) = open.remove(idle) {
+                evicted.close.cancel();
+            }
+        }
+        let connection = Arc::new(Connection {
+            in_flight: std::sync::atomic::AtomicU32::new(0),
+            close: CancellationToken::new(),
+        });
+        open.push_back(Arc::clone(&connection));
+        Some(connection)
+    }
+
+    fn remove(&self, connection: &Arc<Connection>) {
+        let mut open = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(i) = open.iter().position(|c| Arc::ptr_eq(c, connection)) {
+            open.remove(i);
+        }
+    }
+}
+
 /// Binds `addr` and serves until `shutdown` is cancelled; returns the bound address.
 pub(crate) async fn serve(
     addr: SocketAddr,
     state: HttpState,
+    limits: Limits,
     shutdown: CancellationToken,
 ) -> Result<(SocketAddr, tokio::task::JoinHandle<()>), HttpError> {
     let listener = tokio::net::TcpListener::bind(addr)
@@ -66,16 +117,87 @@ pub(crate) async fn serve(
         .map_err(|source| HttpError { addr, source })?;
     let app = routes::router(Arc::new(state));
     tracing::info!(%bound, "serving health endpoints");
-    let task = tokio::spawn(async move {
-        let served = axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await;
-        if let Err(error) = served {
-            tracing::error!(%error, "HTTP server stopped");
-        }
-    });
+    let task = tokio::spawn(accept_loop(listener, app, limits, shutdown));
     Ok((bound, task))
+}
+
+async fn accept_loop(
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    limits: Limits,
+    shutdown: CancellationToken,
+) {
+    let connections = Arc::new(Connections::default());
+    let tracker = tokio_util::task::TaskTracker::new();
+    loop {
+        let (stream, peer) = tokio::select! {
+            () = shutdown.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // Out of file descriptors, most likely: back off, keep serving.
+                    tracing::warn!(%error, "cannot accept a connection");
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                    continue;
+                }
+            },
+        };
+        let Some(connection) = connections.admit(limits.max_connections) else {
+            drop(stream); // every connection is busy: refuse this one
+            continue;
+        };
+        let app = app.clone();
+        let connections = Arc::clone(&connections);
+        let shutdown = shutdown.clone();
+        tracker.spawn(async move {
+            serve_connection(stream, peer, app, limits, &connection, shutdown).await;
+            connections.remove(&connection);
+        });
+    }
+    tracker.close();
+    tracker.wait().await;
+}
+
+async fn serve_connection(
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+    app: axum::Router,
+    limits: Limits,
+    connection: &Arc<Connection>,
+    shutdown: CancellationToken,
+) {
+    use std::sync::atomic::Ordering;
+    use tower::ServiceExt;
+    let counter = Arc::clone(connection);
+    let service =
+        hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
+            request
+                .extensions_mut()
+                .insert(axum::extract::ConnectInfo(peer));
+            counter.in_flight.fetch_add(1, Ordering::AcqRel);
+            let app = app.clone();
+            let counter = Arc::clone(&counter);
+            async move {
+                let response = app.oneshot(request.map(axum::body::Body::new)).await;
+                counter.in_flight.fetch_sub(1, Ordering::AcqRel);
+                response
+            }
+        });
+    let served = hyper::server::conn::http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(limits.idle_timeout)
+        .keep_alive(true)
+        .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+    tokio::pin!(served);
+    tokio::select! {
+        _ = served.as_mut() => {}
+        () = connection.close.cancelled() => {
+            served.as_mut().graceful_shutdown();
+            let _ = served.await;
+        }
+        () = shutdown.cancelled() => {
+            served.as_mut().graceful_shutdown();
+            let _ = served.await;
+        }
+    }
 }

@@ -14,6 +14,7 @@ async fn start(token: Option<&str>) -> (Seawall, String) {
     config.runtime.http = Some(HttpConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
         allow_remote_admin: false,
+        ..HttpConfig::default()
     });
     config.runtime.auto_recovery_enabled = false;
     let mut builder = Seawall::builder(config.clone()).admin_token(token.map(str::to_string));
@@ -375,6 +376,7 @@ async fn test_start_when_admin_token_short_or_remote_without_opt_in_then_error_n
     config.runtime.http = Some(HttpConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
         allow_remote_admin: false,
+        ..HttpConfig::default()
     });
     let err = Seawall::builder(config.clone())
         .admin_token(Some("abc".into()))
@@ -390,6 +392,7 @@ async fn test_start_when_admin_token_short_or_remote_without_opt_in_then_error_n
     config.runtime.http = Some(HttpConfig {
         listen: "0.0.0.0:0".parse().unwrap(),
         allow_remote_admin: false,
+        ..HttpConfig::default()
     });
     let err = Seawall::builder(config.clone())
         .admin_token(Some(TOKEN.into()))
@@ -402,6 +405,7 @@ async fn test_start_when_admin_token_short_or_remote_without_opt_in_then_error_n
     config.runtime.http = Some(HttpConfig {
         listen: "0.0.0.0:0".parse().unwrap(),
         allow_remote_admin: true,
+        ..HttpConfig::default()
     });
     let seawall = Seawall::builder(config)
         .admin_token(Some(TOKEN.into()))

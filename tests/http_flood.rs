@@ -27,6 +27,7 @@ async fn start() -> (Seawall, String) {
     config.runtime.http = Some(HttpConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
         allow_remote_admin: false,
+        ..HttpConfig::default()
     });
     let mut builder = Seawall::builder(config.clone()).admin_token(Some(TOKEN.to_string()));
     for name in config.services.keys() {
@@ -127,6 +128,104 @@ async fn test_admin_when_300_unauthenticated_2mb_posts_then_401_or_403_and_memor
         seawall.breaker("kite_api").unwrap().state(),
         seawall::BreakerState::Closed,
         "no admin action without the token"
+    );
+    seawall.shutdown().await;
+}
+
+/// `GET /livez` on a fresh connection: (status, how long it took).
+fn livez(addr: &str) -> (u16, std::time::Duration) {
+    use std::io::{Read, Write};
+    let started = std::time::Instant::now();
+    let Ok(mut stream) = std::net::TcpStream::connect(addr) else {
+        return (0, started.elapsed());
+    };
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(2)))
+        .unwrap();
+    let _ = stream.write_all(b"GET /livez HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let mut answer = [0u8; 12];
+    let code = match stream.read(&mut answer) {
+        Ok(n) if n >= 12 => std::str::from_utf8(&answer[9..12])
+            .ok()
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0),
+        _ => 0,
+    };
+    (code, started.elapsed())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_connections_when_2000_idle_and_200_slow_header_then_livez_answers_and_idle_are_closed(
+) {
+    use std::io::{Read, Write};
+    let mut config = Config::seed_defaults();
+    config.runtime.http = Some(HttpConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        idle_timeout: std::time::Duration::from_secs(2),
+        max_connections: 1024,
+        ..HttpConfig::default()
+    });
+    let mut builder = Seawall::builder(config.clone());
+    for name in config.services.keys() {
+        builder = builder.service(name, || Idle);
+    }
+    let seawall = builder.start().await.unwrap();
+    let addr = seawall.http_addr().unwrap().to_string();
+    let report = tokio::task::spawn_blocking(move || {
+        let opened = std::time::Instant::now();
+        let idle: Vec<std::net::TcpStream> = (0..2000)
+            .filter_map(|_| std::net::TcpStream::connect(&addr).ok())
+            .collect();
+        let mut slow: Vec<std::net::TcpStream> = (0..200)
+            .filter_map(|_| {
+                let mut s = std::net::TcpStream::connect(&addr).ok()?;
+                s.write_all(b"GET /livez HTTP/1.1\r\n").ok()?;
+                Some(s)
+            })
+            .collect();
+        // Probe /livez while the slow ones trickle a header byte at a time.
+        let mut probes = Vec::new();
+        for round in 0..12 {
+            for s in &mut slow {
+                let _ = s.write_all(if round % 2 == 0 { b"X" } else { b"-" });
+            }
+            probes.push(livez(&addr));
+            std::thread::sleep(std::time::Duration::from_millis(250));
+        }
+        // Past the idle timeout, the idle connections have been closed by the server.
+        std::thread::sleep(std::time::Duration::from_secs(2));
+        let closed = idle
+            .into_iter()
+            .filter(|s| {
+                let mut s = s;
+                s.set_read_timeout(Some(std::time::Duration::from_millis(200)))
+                    .unwrap();
+                let mut buf = [0u8; 1];
+                match s.read(&mut buf) {
+                    Ok(0) => true, // closed by the server
+                    Ok(_) => false,
+                    Err(e) => !matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ),
+                }
+            })
+            .count();
+        (probes, closed, opened.elapsed())
+    })
+    .await
+    .unwrap();
+    let (probes, closed, _) = report;
+    for (code, took) in &probes {
+        assert_eq!(
+            *code, 200,
+            "/livez must answer through the flood: {probes:?}"
+        );
+        assert!(*took < std::time::Duration::from_secs(1), "{probes:?}");
+    }
+    assert_eq!(
+        closed, 2000,
+        "every idle connection closed within the idle timeout"
     );
     seawall.shutdown().await;
 }

@@ -49,6 +49,33 @@ pub struct HttpConfig {
     /// start only when this is `true` (put TLS in front of them).
     #[serde(default)]
     pub allow_remote_admin: bool,
+    /// A connection that sends no complete request head within this long
+    /// is closed (slow headers, idle keep-alive).
+    #[serde(default = "default_idle_timeout", with = "humantime_serde")]
+    pub idle_timeout: Duration,
+    /// Connections open at once; over it the oldest idle one is closed.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+}
+
+impl Default for HttpConfig {
+    /// Loopback port 8080, admin routes local only, 10 s idle, 4096 connections.
+    fn default() -> Self {
+        Self {
+            listen: std::net::SocketAddr::from(([127, 0, 0, 1], 8080)),
+            allow_remote_admin: false,
+            idle_timeout: default_idle_timeout(),
+            max_connections: default_max_connections(),
+        }
+    }
+}
+
+fn default_idle_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+
+fn default_max_connections() -> usize {
+    4096
 }
 
 impl Default for RuntimeConfig {

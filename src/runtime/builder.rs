@@ -281,7 +281,11 @@ impl SeawallBuilder {
                     admin_token: self.admin_token.clone(),
                     failures: Default::default(),
                 };
-                match crate::http::serve(http.listen, state, shutdown.child_token()).await {
+                let limits = crate::http::Limits {
+                    idle_timeout: http.idle_timeout,
+                    max_connections: http.max_connections,
+                };
+                match crate::http::serve(http.listen, state, limits, shutdown.child_token()).await {
                     Ok(served) => Some(served),
                     Err(e) => {
                         root.stop(None);
