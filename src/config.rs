@@ -60,9 +60,21 @@ impl Config {
     /// Reads `path`, applies the process environment's overrides and validates.
     pub fn load(path: impl AsRef<Path>) -> Result<Self, ConfigError> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        let bytes = std::fs::read(path).map_err(|source| ConfigError::Read {
             path: path.display().to_string(),
             source,
+        })?;
+        let text = String::from_utf8(bytes).map_err(|e| {
+            // Name the line and column of the first bad byte, like a syntax error.
+            let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+            let line = valid.iter().filter(|b| **b == b'\n').count() + 1;
+            let column = valid.iter().rev().take_while(|b| **b != b'\n').count() + 1;
+            ConfigError::Syntax {
+                origin: path.display().to_string(),
+                line,
+                column,
+                message: "the file is not valid UTF-8 here; save it as UTF-8".to_string(),
+            }
         })?;
         Self::from_toml_with_env(&text, &path.display().to_string(), |key| {
             std::env::var(key).ok()

@@ -293,3 +293,19 @@ fn test_check_config_when_output_pipe_closes_early_then_ends_quietly() {
     assert!(first.contains("valid"), "{first}");
     assert!(!err.contains("panicked"), "{err}");
 }
+
+#[test]
+fn test_check_config_when_file_has_invalid_utf8_then_error_names_line_and_column() {
+    let dir = std::env::temp_dir().join(format!("seawall-cli-utf8-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("actors.toml");
+    std::fs::write(
+        &file,
+        b"[runtime]\nhealth_score_threshold = 80\n# caf\xe9\n",
+    )
+    .unwrap();
+    let (ok, _, err) = seawall(&["check-config", file.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(err.contains(":3:6:") && err.contains("UTF-8"), "{err}");
+    let _ = std::fs::remove_dir_all(dir);
+}

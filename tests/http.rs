@@ -414,3 +414,24 @@ async fn test_start_when_admin_token_short_or_remote_without_opt_in_then_error_n
         .expect("with the opt-in it starts");
     seawall.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_admin_when_path_is_not_utf8_then_json_400() {
+    use std::io::{Read, Write};
+    let (seawall, base) = start(Some(TOKEN)).await;
+    let addr = base.trim_start_matches("http://").to_string();
+    let answer = tokio::task::spawn_blocking(move || {
+        let mut stream = std::net::TcpStream::connect(addr).unwrap();
+        stream
+            .write_all(b"POST /api/v1/system/health/circuit-breakers/%FF%FE/reset HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let mut answer = String::new();
+        let _ = stream.read_to_string(&mut answer);
+        answer
+    })
+    .await
+    .unwrap();
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(answer.contains("\"detail\""), "a JSON error: {answer}");
+    seawall.shutdown().await;
+}

@@ -230,10 +230,22 @@ fn done(
 pub(crate) async fn command(
     State(state): State<Shared>,
     ConnectInfo(client): ConnectInfo<SocketAddr>,
-    Path((service, action)): Path<(String, String)>,
+    path: Result<Path<(String, String)>, axum::extract::rejection::PathRejection>,
     headers: HeaderMap,
     body: axum::body::Body,
 ) -> Response {
+    // A path that cannot be decoded (invalid UTF-8) gets a JSON 400 too.
+    let Path((service, action)) =
+        match path {
+            Ok(path) => path,
+            Err(rejection) => return ApiError(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "bad path: {rejection}; use …/circuit-breakers/NAME/reset|force-open|disable"
+                ),
+            )
+            .into_response(),
+        };
     let (label, apply): (&str, fn(&BreakerControl, String)) = match action.as_str() {
         "reset" => ("reset", |c, _| {
             c.reset();
