@@ -36,7 +36,8 @@ async fn tree(edit: impl FnOnce(&mut Config)) -> Tree {
     let mut config = Config::seed_defaults();
     config.runtime.seed = Some(11);
     edit(&mut config);
-    let mut builder = Seawall::builder(config.clone());
+    // A fixed machine: the score never depends on the one running the test.
+    let mut builder = Seawall::builder(config.clone()).system_sampler(support::calm_machine());
     let mut probes = Vec::new();
     for name in config.services.keys() {
         let probe = Arc::new(Probe::default());
@@ -477,5 +478,27 @@ async fn test_auth_failure_when_token_expires_then_alert_and_halt_without_trip_u
         .wait_for(|m| m.trading == TradingMode::Active)
         .await
         .unwrap();
+    seawall.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn test_score_when_sampler_reports_full_disk_then_system_component_drops() {
+    let config = Config::seed_defaults();
+    let mut builder =
+        Seawall::builder(config.clone()).system_sampler(support::machine(10.0, 40.0, 99.0));
+    for name in config.services.keys() {
+        let probe = Arc::new(Probe::default());
+        builder = builder.service(name, move || Scripted {
+            probe: Arc::clone(&probe),
+        });
+    }
+    let seawall = builder.start().await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    let report = seawall.health_report();
+    assert!(
+        (report.components.system - 20.0).abs() < 1e-9,
+        "a disk at 99 % takes its 10 points: {:?}",
+        report.components
+    );
     seawall.shutdown().await;
 }

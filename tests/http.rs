@@ -17,7 +17,9 @@ async fn start(token: Option<&str>) -> (Seawall, String) {
         ..HttpConfig::default()
     });
     config.runtime.auto_recovery_enabled = false;
-    let mut builder = Seawall::builder(config.clone()).admin_token(token.map(str::to_string));
+    let mut builder = Seawall::builder(config.clone())
+        .admin_token(token.map(str::to_string))
+        .system_sampler(support::calm_machine());
     for name in config.services.keys() {
         let probe = Arc::new(Probe::default());
         builder = builder.service(name, move || Scripted {

@@ -6,7 +6,7 @@ use crate::cell::now;
 use crate::event::{Alert, Event};
 use crate::health::report::{self, CheckResult, HealthCache, ReportContext};
 use crate::health::score::{HealthStatus, Thresholds, TradingMetrics};
-use crate::health::system::{SystemSample, SystemSampler};
+use crate::health::system::{SampleSource, SystemSample, SystemSampler};
 use crate::health::trends::TrendTracker;
 use crate::modes::{ModeEffects, Modes};
 use crate::runtime::BreakerControl;
@@ -70,6 +70,8 @@ pub(crate) struct HealthArgs {
     pub(crate) alert_threshold: u32,
     /// The order gate every order path reads; set with every published mode.
     pub(crate) gate: Arc<crate::modes::OrderGate>,
+    /// Where resource samples come from (`None`: sysinfo).
+    pub(crate) sampler: Option<Box<dyn SampleSource>>,
 }
 
 /// What the health actor is told.
@@ -106,7 +108,7 @@ pub(crate) struct HealthState {
     /// Services whose credentials failed, with the error.
     auth_failures: HashMap<Arc<str>, String>,
     checking: HashSet<Arc<str>>,
-    sampler: Arc<Mutex<SystemSampler>>,
+    sampler: Arc<Mutex<Box<dyn SampleSource>>>,
     sampling: bool,
     trends: HashMap<Arc<str>, TrendTracker>,
     below_threshold: Option<bool>,
@@ -231,8 +233,9 @@ impl Actor for HealthActor {
     async fn pre_start(
         &self,
         myself: ActorRef<HealthMsg>,
-        args: HealthArgs,
+        mut args: HealthArgs,
     ) -> Result<HealthState, ActorProcessingErr> {
+        let sampler_source = args.sampler.take();
         let mut events = args.events.subscribe();
         let me = myself.clone();
         let forwarder = tokio::spawn(async move {
@@ -278,7 +281,9 @@ impl Actor for HealthActor {
             out_of_service: BTreeMap::new(),
             auth_failures: HashMap::new(),
             checking: HashSet::new(),
-            sampler: Arc::new(Mutex::new(SystemSampler::new())),
+            sampler: Arc::new(Mutex::new(
+                sampler_source.unwrap_or_else(|| Box::new(SystemSampler::new())),
+            )),
             sampling: false,
             trends: HashMap::new(),
             below_threshold: None,

@@ -55,6 +55,28 @@ pub fn resource_status(percent: Option<f64>) -> &'static str {
 
 const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
 
+/// Where the health actor's resource samples come from: sysinfo by default
+/// ([`SystemSampler`]); tests and embedders can supply fixed or their own
+/// figures (`SeawallBuilder::system_sampler`), so a score never depends on
+/// the machine the test runs on.
+pub trait SampleSource: Send + 'static {
+    /// Takes one sample. Runs on tokio's blocking pool, never on a worker.
+    fn sample(&mut self) -> SystemSample;
+}
+
+impl SampleSource for SystemSampler {
+    fn sample(&mut self) -> SystemSample {
+        SystemSampler::sample(self)
+    }
+}
+
+/// Any closure that produces samples is a source.
+impl<F: FnMut() -> SystemSample + Send + 'static> SampleSource for F {
+    fn sample(&mut self) -> SystemSample {
+        self()
+    }
+}
+
 /// Keeps sysinfo's handles between samples (CPU use needs the previous one).
 pub struct SystemSampler {
     system: System,

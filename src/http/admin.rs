@@ -235,17 +235,18 @@ pub(crate) async fn command(
     body: axum::body::Body,
 ) -> Response {
     // A path that cannot be decoded (invalid UTF-8) gets a JSON 400 too.
-    let Path((service, action)) =
-        match path {
-            Ok(path) => path,
-            Err(rejection) => return ApiError(
+    let Path((service, action)) = match path {
+        Ok(path) => path,
+        Err(rejection) => {
+            return ApiError(
                 StatusCode::BAD_REQUEST,
                 format!(
                     "bad path: {rejection}; use …/circuit-breakers/NAME/reset|force-open|disable"
                 ),
             )
-            .into_response(),
-        };
+            .into_response()
+        }
+    };
     let (label, apply): (&str, fn(&BreakerControl, String)) = match action.as_str() {
         "reset" => ("reset", |c, _| {
             c.reset();

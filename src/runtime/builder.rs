@@ -100,6 +100,7 @@ pub struct SeawallBuilder {
     config: Config,
     services: Vec<(String, &'static str, Spawner)>,
     admin_token: Option<String>,
+    sampler: Option<Box<dyn crate::health::system::SampleSource>>,
 }
 
 impl SeawallBuilder {
@@ -110,6 +111,7 @@ impl SeawallBuilder {
             admin_token: std::env::var("SEAWALL_ADMIN_TOKEN")
                 .ok()
                 .filter(|t| !t.trim().is_empty()),
+            sampler: None,
         }
     }
 
@@ -117,6 +119,14 @@ impl SeawallBuilder {
     /// `SEAWALL_ADMIN_TOKEN`; `None` turns them off.
     pub fn admin_token(mut self, token: Option<String>) -> Self {
         self.admin_token = token.filter(|t| !t.trim().is_empty());
+        self
+    }
+
+    /// Where the health score's CPU, memory and disk figures come from,
+    /// instead of sysinfo: a closure returning a `SystemSample` will do.
+    /// Tests use it so a score never depends on the machine they run on.
+    pub fn system_sampler(mut self, source: impl crate::health::system::SampleSource) -> Self {
+        self.sampler = Some(Box::new(source));
         self
     }
 
@@ -263,6 +273,7 @@ impl SeawallBuilder {
             sample_interval: runtime.system_sample_interval,
             alert_threshold: runtime.health_score_threshold,
             gate: Arc::clone(&gate),
+            sampler: self.sampler,
         };
         let (health, _) = Actor::spawn_linked(None, HealthActor, health_args, root.get_cell())
             .await

@@ -208,3 +208,32 @@ pub async fn start_scripted(
     let kite = seawall.handle::<Scripted>("kite_api").expect("registered");
     (seawall, kite, probe)
 }
+
+/// A machine at rest, for tests that read the score: 10 % CPU, 40 % memory,
+/// 50 % disk, whatever the machine running the test looks like.
+pub fn calm_machine() -> impl FnMut() -> seawall::health::SystemSample + Send + 'static {
+    machine(10.0, 40.0, 50.0)
+}
+
+/// A machine with these CPU, memory and disk figures (percent).
+pub fn machine(
+    cpu: f64,
+    memory: f64,
+    disk: f64,
+) -> impl FnMut() -> seawall::health::SystemSample + Send + 'static {
+    move || seawall::health::SystemSample {
+        cpu_percent: Some(cpu),
+        cpu_count: 2,
+        memory_percent: memory,
+        memory_available_gb: 24.0 * (1.0 - memory / 100.0),
+        memory_total_gb: 24.0,
+        disk_percent: disk,
+        disk_free_gb: 250.0 * (1.0 - disk / 100.0),
+        disk_total_gb: 250.0,
+        bytes_sent: 0,
+        bytes_recv: 0,
+        packets_sent: 0,
+        packets_recv: 0,
+        taken_at: std::time::SystemTime::now(),
+    }
+}
