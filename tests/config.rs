@@ -366,3 +366,12 @@ fn test_validate_when_minimum_calls_exceeds_window_then_rejected_naming_both_key
     );
     assert!(err.contains("services.kite_api.rate_window.calls"), "{err}");
 }
+
+#[test]
+fn test_load_when_chaos_entry_has_unknown_key_then_error_names_the_array_element() {
+    let text = format!(
+        "{SHIPPED}\n[[services.kite_api.chaos]]\nfrom = \"1s\"\nuntil = \"2s\"\nfault = \"outage\"\n\n[[services.kite_api.chaos]]\nfrom = \"3s\"\nuntil = \"4s\"\nfault = \"outage\"\nbogus = 1\n"
+    );
+    let err = load(&text, &[]).unwrap_err().to_string();
+    assert!(err.contains("services.kite_api.chaos[1].bogus"), "{err}");
+}

@@ -79,12 +79,30 @@ fn key_at(text: &str, offset: usize) -> Option<String> {
     let line_start = text[..offset].rfind('\n').map_or(0, |i| i + 1);
     let line_end = text[offset..].find('\n').map_or(text.len(), |i| offset + i);
     let line = text[line_start..line_end].trim();
-    let table = text[..line_start]
+    let above = &text[..line_start];
+    let table = above
         .lines()
         .rev()
         .map(str::trim)
-        .find(|l| l.starts_with('[') && !l.starts_with("[["))
-        .map(|l| l.trim_matches(|c| c == '[' || c == ']').trim().to_string());
+        .find(|l| l.starts_with('['))
+        .map(|header| {
+            let name = header
+                .trim_matches(|c| c == '[' || c == ']')
+                .trim()
+                .to_string();
+            if header.starts_with("[[") {
+                // An array of tables: name the element, `services.X.chaos[i]`.
+                let index = above
+                    .lines()
+                    .map(str::trim)
+                    .filter(|l| *l == header)
+                    .count()
+                    .saturating_sub(1);
+                format!("{name}[{index}]")
+            } else {
+                name
+            }
+        });
     if line.starts_with('[') {
         return Some(
             line.trim_matches(|c| c == '[' || c == ']')

@@ -187,9 +187,19 @@ fn reason(body: &Bytes) -> Result<Option<String>, ApiError> {
     Ok(reason)
 }
 
-/// Reads the body only after authentication, and at most `MAX_BODY` bytes.
+/// Reads the body only after authentication: at most `MAX_BODY` bytes,
+/// within `BODY_TIMEOUT` (a body trickled a byte at a time is cut off).
 async fn read_body(body: axum::body::Body) -> Result<Bytes, ApiError> {
-    axum::body::to_bytes(body, MAX_BODY).await.map_err(|e| {
+    const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+    let read = tokio::time::timeout(BODY_TIMEOUT, axum::body::to_bytes(body, MAX_BODY))
+        .await
+        .map_err(|_| {
+            ApiError(
+                StatusCode::REQUEST_TIMEOUT,
+                format!("the body did not arrive within {}s", BODY_TIMEOUT.as_secs()),
+            )
+        })?;
+    read.map_err(|e| {
         let too_large =
             format!("{e:?}").contains("LengthLimit") || e.to_string().contains("length limit");
         if too_large {
