@@ -663,11 +663,10 @@ async fn place(
 }
 
 /// A GTT (good-till-triggered) protective stop: a broker-side exit that
-/// fires at `trigger_price` even if the engine is gone.
+/// fires at `trigger_price` even if the engine is gone. The loopback broker
+/// keeps what the ledger needs; Kite's other fields (symbol, side) pass.
 #[derive(Debug, Deserialize)]
 struct GttForm {
-    tradingsymbol: String,
-    transaction_type: String,
     quantity: u32,
     trigger_price: f64,
     #[serde(default)]
@@ -705,7 +704,6 @@ async fn gtt(
             "Invalid quantity or trigger price.",
         );
     }
-    let _ = (&form.tradingsymbol, &form.transaction_type);
     let id = s.order_seq.fetch_add(1, Ordering::SeqCst) + 1;
     s.record(
         &headers,
