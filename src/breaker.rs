@@ -53,6 +53,7 @@ mod transition;
 
 pub use jitter::{JitterSource, SeededJitter};
 pub use latency::{LatencyHistogram, SparseHistogram};
+pub(crate) use machine::saturating_add;
 pub use machine::{CircuitBreaker, Permit, Rejected};
 pub use metrics::BreakerMetrics;
 pub use open_duration::OpenDurationPolicy;

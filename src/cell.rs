@@ -429,10 +429,7 @@ fn pack(state: BreakerState, epoch: u64, closing: bool) -> u64 {
 /// `at + d`, saturating about 30 years ahead instead of panicking on an
 /// absurd duration.
 pub(crate) fn deadline_after(at: tokio::time::Instant, d: Duration) -> tokio::time::Instant {
-    const FAR: Duration = Duration::from_secs(86_400 * 365 * 30);
-    at.checked_add(d.min(FAR))
-        .or_else(|| at.checked_add(Duration::from_secs(86_400)))
-        .unwrap_or(at)
+    tokio::time::Instant::from_std(crate::breaker::saturating_add(at.into_std(), d))
 }
 
 /// The clock every breaker in the tree reads: tokio's, so paused-time tests

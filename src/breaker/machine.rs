@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 /// `at + d`, saturating about 30 years ahead: no duration from config or
 /// code can panic the breaker.
-fn saturating_add(at: Instant, d: Duration) -> Instant {
+pub(crate) fn saturating_add(at: Instant, d: Duration) -> Instant {
     const FAR: Duration = Duration::from_secs(86_400 * 365 * 30);
     at.checked_add(d.min(FAR))
         .or_else(|| at.checked_add(Duration::from_secs(86_400)))
