@@ -383,6 +383,11 @@ impl BreakerCell {
         }
     }
 
+    /// The order gate every order path reads.
+    pub(crate) fn gate(&self) -> &OrderGate {
+        &self.gate
+    }
+
     /// A call succeeded: clears an auth failure (one relaxed load otherwise).
     #[inline]
     pub(crate) fn auth_ok(&self) {

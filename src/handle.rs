@@ -312,6 +312,13 @@ impl<S: Service> ServiceHandle<S> {
                     source: error,
                 })
             }
+            Ok(Ok(Err(CallFailure::Refused(reason)))) => {
+                pending.finish(Outcome::Ignored);
+                Err(CallError::Refused {
+                    service: service(),
+                    reason,
+                })
+            }
             Ok(Ok(Err(CallFailure::Expired))) | Err(_) => {
                 pending.finish(Outcome::Failure(FailureKind::Timeout));
                 if idempotent {

@@ -84,6 +84,16 @@ impl OrderGate {
         let _ = self.modes.set(modes);
     }
 
+    /// The last check before an order leaves for the dependency, in the
+    /// service actor: an order admitted while Active that then waited (for
+    /// a rate-limit slot, in a mailbox) while trading halted is refused
+    /// here. `Ok` carries the wall-clock instant taken just before the check,
+    /// which [`order_released_at`] hands to the service.
+    pub(crate) fn release(&self, intent: OrderIntent) -> Result<SystemTime, String> {
+        let at = SystemTime::now();
+        self.check(intent).map(|()| at)
+    }
+
     /// `Ok` when an order of `intent` may be sent now, or why not.
     pub(crate) fn check(&self, intent: OrderIntent) -> Result<(), String> {
         let trading = self.trading();
@@ -102,6 +112,26 @@ impl OrderGate {
             humantime::format_rfc3339_seconds(since)
         ))
     }
+}
+
+tokio::task_local! {
+    static RELEASED_AT: SystemTime;
+}
+
+/// Runs `call` with `at` as its [`order_released_at`].
+pub(crate) async fn with_release<F: std::future::Future>(at: SystemTime, call: F) -> F::Output {
+    RELEASED_AT.scope(at, call).await
+}
+
+/// Inside [`Service::call`](crate::Service::call) for an order: the instant
+/// the runtime's order gate last let it through, taken just before that check.
+///
+/// Any halt published after this instant came after the order was released,
+/// so an audit trail (or a broker-side check, as in the demo) can judge an
+/// order against the trading mode at this time without racing the gate.
+/// `None` outside an order's call.
+pub fn order_released_at() -> Option<SystemTime> {
+    RELEASED_AT.try_with(|at| *at).ok()
 }
 
 /// Where trading decisions come from.

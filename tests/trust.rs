@@ -721,6 +721,111 @@ async fn test_gate_when_planted_ungated_path_then_ledger_check_catches_it() {
     d.seawall.shutdown().await;
 }
 
+/// A broker whose quotes wait for the test's word, and whose ledger keeps
+/// the release instant the runtime handed each order.
+#[derive(Clone)]
+struct QueueBroker {
+    ledger: Arc<Mutex<Vec<(BrokerReq, Option<SystemTime>)>>>,
+    entered: Arc<tokio::sync::Notify>,
+    go: Arc<tokio::sync::Notify>,
+}
+
+impl Service for QueueBroker {
+    type Request = BrokerReq;
+    type Response = u32;
+    type Error = BrokerErr;
+    async fn call(&mut self, request: BrokerReq) -> Result<u32, BrokerErr> {
+        if request == BrokerReq::Quote {
+            self.entered.notify_one();
+            self.go.notified().await;
+        } else {
+            let released = seawall::modes::order_released_at();
+            self.ledger.lock().unwrap().push((request, released));
+        }
+        Ok(1)
+    }
+    fn order_intent(request: &BrokerReq) -> Option<OrderIntent> {
+        LedgerBroker::order_intent(request)
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn test_gate_when_mode_tightens_while_order_waits_in_mailbox_then_refused_at_release_never_sent(
+) {
+    let mut config = Config::seed_defaults();
+    config
+        .services
+        .retain(|name, _| name == "kite_api" || name == "market_data");
+    let kite_cfg = config.services.get_mut("kite_api").unwrap();
+    kite_cfg.rate_limit = None;
+    kite_cfg.concurrency = 1;
+    let broker = QueueBroker {
+        ledger: Arc::default(),
+        entered: Arc::default(),
+        go: Arc::default(),
+    };
+    let (ledger, entered, go) = (
+        Arc::clone(&broker.ledger),
+        Arc::clone(&broker.entered),
+        Arc::clone(&broker.go),
+    );
+    let seawall = Seawall::builder(config)
+        .service("market_data", || Feed)
+        .service("kite_api", move || broker.clone())
+        .start()
+        .await
+        .unwrap();
+    let kite = seawall.handle::<QueueBroker>("kite_api").unwrap();
+    // An order released while Active carries its release instant.
+    let before = SystemTime::now();
+    kite.call(BrokerReq::Place(1)).await.unwrap();
+    let released = ledger.lock().unwrap()[0]
+        .1
+        .expect("an order's release instant");
+    assert!(released >= before && released <= SystemTime::now());
+    assert!(
+        seawall::modes::order_released_at().is_none(),
+        "only inside a call"
+    );
+    // The one service actor is busy with a slow quote; an order admitted
+    // while Active waits behind it in the mailbox.
+    let slow = tokio::spawn({
+        let kite = kite.clone();
+        async move { kite.call(BrokerReq::Quote).await }
+    });
+    entered.notified().await;
+    let waiting = tokio::spawn({
+        let kite = kite.clone();
+        async move { kite.call(BrokerReq::Place(7)).await }
+    });
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    assert!(!waiting.is_finished(), "the order waits in the mailbox");
+    // The feed goes out: Reducing, new orders no longer allowed.
+    set_mode(&seawall, "market_data", TradingMode::Reducing).await;
+    go.notify_one();
+    assert_eq!(slow.await.unwrap().unwrap(), 1);
+    let refused = waiting.await.unwrap().unwrap_err();
+    assert!(
+        matches!(&refused, CallError::Refused { reason, .. } if reason.contains("orders disabled")),
+        "{refused}"
+    );
+    let sent: Vec<_> = ledger
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(r, _)| r.clone())
+        .collect();
+    assert_eq!(
+        sent,
+        vec![BrokerReq::Place(1)],
+        "the waiting order never left"
+    );
+    // The refusal is not the broker's failure.
+    let m = seawall.breaker("kite_api").unwrap().metrics();
+    assert_eq!((m.failures, m.timeouts, m.crashes), (0, 0, 0));
+    seawall.shutdown().await;
+}
+
 // ---- wrappers keep every policy; faults hit every path ----
 
 #[test]

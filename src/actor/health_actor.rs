@@ -185,6 +185,10 @@ impl HealthActor {
         state.args.gate.set(modes.trading);
         let changed = !state.args.modes.borrow().same_modes(&modes);
         if changed {
+            // Stamped after the gate moved: an order released before this
+            // instant was released under the previous mode.
+            let mut modes = modes;
+            modes.changed_at = SystemTime::now();
             tracing::warn!(trading = ?modes.trading, decision = ?modes.decision, price = ?modes.price,
                 database = ?modes.database, reason = %modes.reason, "trading modes changed");
             state.args.modes.send_replace(modes.clone());

@@ -22,6 +22,8 @@ pub(crate) enum CallFailure<E> {
     Expired,
     /// The service panicked while handling the request; the actor restarts.
     Panicked,
+    /// An order the trading mode stopped allowing while it waited: never sent.
+    Refused(String),
 }
 
 /// The error a service actor fails with after a panic inside a call whose
@@ -147,6 +149,14 @@ impl<S: Service> ServiceActors<S> {
     }
 }
 
+/// A request after the last order-gate check.
+enum Released<S: Service> {
+    /// It was sent; the service answered this.
+    Ran(Result<S::Response, S::Error>),
+    /// An order the trading mode no longer allows, with why.
+    Refused(String),
+}
+
 /// The actor around one service value.
 pub(crate) struct ServiceActor<S: Service> {
     pub(crate) factory: Factory<S>,
@@ -154,6 +164,20 @@ pub(crate) struct ServiceActor<S: Service> {
 }
 
 impl<S: Service> ServiceActor<S> {
+    /// Checks an order against the gate once more, right before it leaves,
+    /// then runs the call; a request that is not an order goes straight on.
+    async fn release(&self, service: &mut S, request: S::Request) -> Released<S> {
+        match S::order_intent(&request) {
+            None => Released::Ran(service.call(request).await),
+            Some(intent) => match self.cell.gate().release(intent) {
+                Ok(at) => {
+                    Released::Ran(crate::modes::with_release(at, service.call(request)).await)
+                }
+                Err(reason) => Released::Refused(reason),
+            },
+        }
+    }
+
     fn classify(&self, service: &S, class: &'static str, error: &S::Error) -> Outcome {
         if service.is_auth_failure(error) {
             self.cell.auth_failed(error.to_string());
@@ -204,16 +228,17 @@ impl<S: Service> Actor for ServiceActor<S> {
                     // Stop working on it the moment the caller stops waiting.
                     // The caller's own deadline is the only timer per call.
                     let class = S::request_class(&request);
-                    let call = AssertUnwindSafe(service.call(request)).catch_unwind();
+                    let call = AssertUnwindSafe(self.release(service, request)).catch_unwind();
                     tokio::select! {
                         biased;
                         result = call => match result {
-                            Ok(Ok(response)) => {
+                            Ok(Released::Refused(reason)) => Err(CallFailure::Refused(reason)),
+                            Ok(Released::Ran(Ok(response))) => {
                                 self.cell.auth_ok();
                                 let outcome = service.classify_response(&response);
                                 Ok((response, outcome))
                             }
-                            Ok(Err(error)) => {
+                            Ok(Released::Ran(Err(error))) => {
                                 let outcome = self.classify(service, class, &error);
                                 Err(CallFailure::Service(error, outcome))
                             }
@@ -236,13 +261,14 @@ impl<S: Service> Actor for ServiceActor<S> {
                 slot,
             } => {
                 let class = S::request_class(&request);
-                let call = AssertUnwindSafe(service.call(request)).catch_unwind();
+                let call = AssertUnwindSafe(self.release(service, request)).catch_unwind();
                 let outcome = match tokio::time::timeout_at(deadline, call).await {
-                    Ok(Ok(Ok(response))) => {
+                    Ok(Ok(Released::Refused(_))) => Outcome::Ignored,
+                    Ok(Ok(Released::Ran(Ok(response)))) => {
                         self.cell.auth_ok();
                         service.classify_response(&response)
                     }
-                    Ok(Ok(Err(error))) => self.classify(service, class, &error),
+                    Ok(Ok(Released::Ran(Err(error)))) => self.classify(service, class, &error),
                     Ok(Err(payload)) => {
                         drop(slot);
                         completion.finish(Outcome::Failure(FailureKind::Crash));

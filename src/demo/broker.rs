@@ -297,9 +297,11 @@ impl KiteHttp {
     }
 
     fn authorized(&self, builder: reqwest::RequestBuilder, token: &str) -> reqwest::RequestBuilder {
-        // When the request left the engine, so the broker's ledger can judge
-        // it against the trading mode published at that moment.
-        let sent_at = std::time::SystemTime::now()
+        // When the runtime's order gate released it (or, for anything else,
+        // when it left), so the broker's ledger can judge it against the
+        // trading mode published at that moment.
+        let sent_at = crate::modes::order_released_at()
+            .unwrap_or_else(std::time::SystemTime::now)
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos());
         builder

@@ -504,7 +504,7 @@ pub async fn run(
         })
         .start()
         .await?;
-    server.watch_modes(seawall.modes());
+    server.watch_modes(seawall.modes(), seawall.subscribe());
     if let Some(addr) = seawall.http_addr() {
         tracing::info!("health endpoints on http://{addr}/api/v1/system/health/comprehensive");
     }

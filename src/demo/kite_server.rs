@@ -226,24 +226,42 @@ impl KiteServer {
     }
 
     /// The trading modes to stamp on each order received: the broker keeps
-    /// its own record of every mode the runtime publishes.
-    pub fn watch_modes(&self, mut modes: watch::Receiver<Modes>) {
-        let _ = self.server.modes.set(modes.clone());
+    /// its own record of every mode the runtime publishes. `modes` gives the
+    /// current one; `events` every change after it (a watch channel alone
+    /// could skip a brief mode, and judge an order against the wrong one).
+    pub fn watch_modes(
+        &self,
+        modes: watch::Receiver<Modes>,
+        mut events: tokio::sync::broadcast::Receiver<crate::Event>,
+    ) {
+        {
+            let m = modes.borrow();
+            self.server
+                .mode_history
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push((m.changed_at, m.trading));
+        }
+        let _ = self.server.modes.set(modes);
         let server = Arc::clone(&self.server);
         let stop = self.stop.clone();
         tokio::spawn(async move {
             loop {
-                {
-                    let m = modes.borrow_and_update();
-                    server
+                let event = tokio::select! {
+                    () = stop.cancelled() => return,
+                    event = events.recv() => event,
+                };
+                match event {
+                    Ok(crate::Event::ModesChanged(m)) => server
                         .mode_history
                         .lock()
                         .unwrap_or_else(|p| p.into_inner())
-                        .push((m.changed_at, m.trading));
-                }
-                tokio::select! {
-                    () = stop.cancelled() => return,
-                    changed = modes.changed() => if changed.is_err() { return },
+                        .push((m.changed_at, m.trading)),
+                    Ok(_) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                        tracing::warn!(missed = n, "demo broker missed runtime events");
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
                 }
             }
         });
