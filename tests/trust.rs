@@ -721,11 +721,14 @@ async fn test_gate_when_planted_ungated_path_then_ledger_check_catches_it() {
     d.seawall.shutdown().await;
 }
 
+/// Each order the broker received, with the release instant it was handed.
+type ReleaseLedger = Arc<Mutex<Vec<(BrokerReq, Option<SystemTime>)>>>;
+
 /// A broker whose quotes wait for the test's word, and whose ledger keeps
 /// the release instant the runtime handed each order.
 #[derive(Clone)]
 struct QueueBroker {
-    ledger: Arc<Mutex<Vec<(BrokerReq, Option<SystemTime>)>>>,
+    ledger: ReleaseLedger,
     entered: Arc<tokio::sync::Notify>,
     go: Arc<tokio::sync::Notify>,
 }
