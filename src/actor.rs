@@ -22,7 +22,7 @@ mod root_actor;
 mod service_actor;
 
 pub(crate) use breaker_actor::{BreakerActor, BreakerArgs, BreakerMsg};
-pub(crate) use health_actor::{CheckFn, HealthActor, HealthArgs, HealthMsg, HealthShared};
+pub(crate) use health_actor::{CheckFn, HealthActor, HealthArgs, HealthMsg};
 pub(crate) use recovery_actor::{AttemptFn, Recoverable, RecoveryActor, RecoveryMsg};
 pub(crate) use root_actor::RootActor;
 pub(crate) use service_actor::{CallFailure, CastCompletion, Factory, ServiceActors, ServiceMsg};

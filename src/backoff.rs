@@ -13,7 +13,9 @@
 //! This is Akka's BackoffSupervisor shape, with symmetric jitter so the mean
 //! delay stays on the curve and the cap is never exceeded.
 
-use crate::breaker::JitterSource;
+mod jitter;
+
+pub use jitter::{JitterSource, SeededJitter};
 use std::time::Duration;
 
 /// An exponential schedule.

@@ -40,7 +40,6 @@
 //! while Closed cannot close a breaker that has since re-opened, nor count as
 //! a HalfOpen probe.
 
-mod jitter;
 mod latency;
 mod machine;
 mod metrics;
@@ -51,7 +50,7 @@ mod settings;
 mod state;
 mod transition;
 
-pub use jitter::{JitterSource, SeededJitter};
+pub use crate::backoff::{JitterSource, SeededJitter};
 pub use latency::{LatencyHistogram, SparseHistogram};
 pub(crate) use machine::saturating_add;
 pub use machine::{CircuitBreaker, Permit, Rejected};

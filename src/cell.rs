@@ -18,13 +18,17 @@
 //! moment, so by `max_in_flight`. Their late outcomes count in the metrics but
 //! cannot move the new state (see [`crate::breaker`], "Permits and epochs").
 
-use crate::actor::BreakerMsg;
+mod control;
+mod rate_limit;
+
 use crate::breaker::{
     BreakerMetrics, BreakerState, CircuitBreaker, Outcome, Permit, Rejected, Transition, TripCause,
 };
+use crate::clock::now;
 use crate::modes::{OrderGate, TradingMode};
 use crate::stats::SupervisionCounters;
-use ractor::ActorRef;
+pub use control::BreakerControl;
+pub(crate) use rate_limit::{RateLimits, RateRefusal};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
@@ -52,6 +56,21 @@ pub(crate) struct RejectInfo {
     pub(crate) open_until: Option<Instant>,
     pub(crate) cause: TripCause,
 }
+
+/// What the cell tells its breaker actor. Transitions are sent under the
+/// breaker's lock, so the actor sees them in order.
+pub(crate) enum CellNotice {
+    /// The breaker changed state.
+    Transitioned(crate::breaker::Transition),
+    /// A deadline may have moved (a probe was admitted): re-arm the timer.
+    Rearm,
+    /// The service's credentials failed (`Some`) or work again (`None`).
+    Auth(Option<String>),
+}
+
+/// The breaker actor's inbox as the cell sees it: the cell sits below the
+/// actors, so it holds a function, not the actor's message type.
+pub(crate) type NoticeSink = Box<dyn Fn(CellNotice) + Send + Sync>;
 
 /// A bulkhead slot on one service actor, released on drop.
 pub(crate) struct Slot {
@@ -87,7 +106,8 @@ pub(crate) struct BreakerCell {
     /// Which service actors are running; a restarting one takes no calls.
     up: Box<[AtomicBool]>,
     next_worker: AtomicUsize,
-    actor: OnceLock<ActorRef<BreakerMsg>>,
+    /// Where notices for the breaker actor go, once it runs.
+    actor: OnceLock<NoticeSink>,
     pub(crate) stats: SupervisionCounters,
     auth_failed: AtomicBool,
     gate: Arc<OrderGate>,
@@ -98,7 +118,7 @@ pub(crate) struct BreakerCell {
     slow_start: Option<Duration>,
     ramp_from: AtomicU64,
     /// The dependency's request limits, if it has any.
-    limits: Option<crate::handle::RateLimits>,
+    limits: Option<RateLimits>,
     /// The last trip's cause (`TripCause` as a byte).
     cause: std::sync::atomic::AtomicU8,
     born: Instant,
@@ -111,7 +131,7 @@ impl BreakerCell {
         concurrency: usize,
         max_in_flight: u32,
         gate: Arc<OrderGate>,
-        limits: Option<crate::handle::RateLimits>,
+        limits: Option<RateLimits>,
         slow_start: Option<Duration>,
     ) -> Self {
         let word = pack(machine.state(), machine.epoch(), false);
@@ -144,8 +164,8 @@ impl BreakerCell {
         &self.name
     }
 
-    pub(crate) fn attach(&self, actor: ActorRef<BreakerMsg>) {
-        let _ = self.actor.set(actor);
+    pub(crate) fn attach(&self, sink: NoticeSink) {
+        let _ = self.actor.set(sink);
     }
 
     fn lock(&self) -> MutexGuard<'_, CircuitBreaker> {
@@ -184,8 +204,8 @@ impl BreakerCell {
                         })?;
                 // The probe's deadline is a timer in the breaker actor: arm
                 // it now, or a probe that never returns holds HalfOpen.
-                if let Some(actor) = self.actor.get() {
-                    let _ = actor.cast(BreakerMsg::Rearm);
+                if let Some(notify) = self.actor.get() {
+                    notify(CellNotice::Rearm);
                 }
                 Ok(permit)
             }
@@ -194,7 +214,7 @@ impl BreakerCell {
 
     /// The dependency's request limits, if configured.
     #[inline]
-    pub(crate) fn limits(&self) -> Option<&crate::handle::RateLimits> {
+    pub(crate) fn limits(&self) -> Option<&RateLimits> {
         self.limits.as_ref()
     }
 
@@ -367,8 +387,8 @@ impl BreakerCell {
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |word| {
                 Some(pack(state, epoch, word & CLOSING != 0))
             });
-        if let Some(actor) = self.actor.get() {
-            let _ = actor.cast(BreakerMsg::Transitioned(t));
+        if let Some(notify) = self.actor.get() {
+            notify(CellNotice::Transitioned(t));
         }
     }
 
@@ -377,8 +397,8 @@ impl BreakerCell {
     pub(crate) fn auth_failed(&self, message: String) {
         self.gate.raise(TradingMode::Halted);
         if !self.auth_failed.swap(true, Ordering::AcqRel) {
-            if let Some(actor) = self.actor.get() {
-                let _ = actor.cast(BreakerMsg::Auth(Some(message)));
+            if let Some(notify) = self.actor.get() {
+                notify(CellNotice::Auth(Some(message)));
             }
         }
     }
@@ -394,8 +414,8 @@ impl BreakerCell {
         if self.auth_failed.load(Ordering::Relaxed)
             && self.auth_failed.swap(false, Ordering::AcqRel)
         {
-            if let Some(actor) = self.actor.get() {
-                let _ = actor.cast(BreakerMsg::Auth(None));
+            if let Some(notify) = self.actor.get() {
+                notify(CellNotice::Auth(None));
             }
         }
     }
@@ -435,10 +455,4 @@ fn pack(state: BreakerState, epoch: u64, closing: bool) -> u64 {
 /// absurd duration.
 pub(crate) fn deadline_after(at: tokio::time::Instant, d: Duration) -> tokio::time::Instant {
     tokio::time::Instant::from_std(crate::breaker::saturating_add(at.into_std(), d))
-}
-
-/// The clock every breaker in the tree reads: tokio's, so paused-time tests
-/// drive breakers exactly like real time does.
-pub(crate) fn now() -> Instant {
-    tokio::time::Instant::now().into_std()
 }

@@ -14,9 +14,9 @@
 //! outage before the market does it for you.
 
 use crate::breaker::Outcome;
+pub use crate::config::{ChaosPhaseConfig, FaultKind};
 use crate::modes::OrderIntent;
 use crate::service::{Evidence, Service};
-use serde::{Deserialize, Serialize};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::time::Instant;
@@ -55,108 +55,27 @@ pub struct ChaosPhase {
     pub fault: Fault,
 }
 
-/// The fault kinds, as written in `[[services.NAME.chaos]]`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FaultKind {
-    /// `error` (with `error_kind`).
-    Error,
-    /// `latency` (with `latency`).
-    Latency,
-    /// `timeout`.
-    Timeout,
-    /// `panic`.
-    Panic,
-    /// `outage`.
-    Outage,
-}
-
-/// One `[[services.NAME.chaos]]` entry.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ChaosPhaseConfig {
-    /// When it starts after the run starts.
-    #[serde(with = "humantime_serde")]
-    pub from: Duration,
-    /// When it ends.
-    #[serde(with = "humantime_serde")]
-    pub until: Duration,
-    /// What happens.
-    pub fault: FaultKind,
-    /// For `error`: the error kind the service builds (e.g. "NetworkException").
-    pub error_kind: Option<String>,
-    /// For `latency`: the added delay.
-    #[serde(default, with = "humantime_serde")]
-    pub latency: Option<Duration>,
-    /// The chance each call is hit, 0–1 (default 1).
-    pub probability: Option<f64>,
-}
-
-impl ChaosPhaseConfig {
-    /// The phase it describes (call after validation).
-    pub fn phase(&self) -> ChaosPhase {
+impl From<&ChaosPhaseConfig> for ChaosPhase {
+    /// The phase a validated `[[services.NAME.chaos]]` entry describes.
+    fn from(config: &ChaosPhaseConfig) -> Self {
         ChaosPhase {
-            from: self.from,
-            until: self.until,
-            probability: self.probability.unwrap_or(1.0),
-            fault: match self.fault {
+            from: config.from,
+            until: config.until,
+            probability: config.probability.unwrap_or(1.0),
+            fault: match config.fault {
                 FaultKind::Error => Fault::Error {
-                    kind: self
+                    kind: config
                         .error_kind
                         .clone()
                         .unwrap_or_else(|| "error".to_string()),
                 },
                 FaultKind::Latency => Fault::Latency {
-                    latency: self.latency.unwrap_or_default(),
+                    latency: config.latency.unwrap_or_default(),
                 },
                 FaultKind::Timeout => Fault::Timeout,
                 FaultKind::Panic => Fault::Panic,
                 FaultKind::Outage => Fault::Outage,
             },
-        }
-    }
-
-    pub(crate) fn problems(&self, key: &str, out: &mut Vec<crate::config::Problem>) {
-        use crate::config::Problem;
-        const MONTH: Duration = Duration::from_secs(30 * 86_400);
-        for (field, value, max) in [
-            ("from", Some(self.from), MONTH),
-            ("until", Some(self.until), MONTH),
-            ("latency", self.latency, Duration::from_secs(3600)),
-        ] {
-            if let Some(value) = value {
-                crate::config::check_max_duration(out, format!("{key}.{field}"), value, max);
-            }
-        }
-        if self.until <= self.from {
-            out.push(Problem::new(
-                format!("{key}.until"),
-                "must be after `from`",
-                "give the phase a positive length",
-            ));
-        }
-        if let Some(p) = self.probability {
-            if !(0.0..=1.0).contains(&p) {
-                out.push(Problem::new(
-                    format!("{key}.probability"),
-                    format!("must be between 0 and 1 (got {p})"),
-                    "use a fraction such as 0.5",
-                ));
-            }
-        }
-        if self.fault == FaultKind::Latency && self.latency.is_none() {
-            out.push(Problem::new(
-                format!("{key}.latency"),
-                "is required when fault = \"latency\"",
-                "set the added delay, such as \"2s\"",
-            ));
-        }
-        if self.fault == FaultKind::Error && self.error_kind.is_none() {
-            out.push(Problem::new(
-                format!("{key}.error_kind"),
-                "is required when fault = \"error\"",
-                "name the error the service should raise, such as \"NetworkException\"",
-            ));
         }
     }
 }

@@ -23,6 +23,7 @@
 //! the file (or variable), the key and the fix; a syntax error names its line
 //! and column.
 
+mod chaos;
 mod degradation;
 mod env;
 mod error;
@@ -31,6 +32,7 @@ mod runtime;
 mod service;
 mod supervision;
 
+pub use chaos::{ChaosPhaseConfig, FaultKind};
 pub use degradation::{DegradationConfig, StrategyKind};
 pub use env::{EnvOverrides, VARIABLES as ENV_VARIABLES};
 pub(crate) use error::check_max_duration;

@@ -20,18 +20,17 @@
 
 mod call_error;
 mod health_probe;
-mod rate_limit;
 mod retry;
 
 pub use call_error::CallError;
 pub use retry::RetryPolicy;
 
 pub(crate) use health_probe::HealthProbe;
-pub(crate) use rate_limit::RateLimits;
 
 use crate::actor::{CallFailure, CastCompletion, ServiceActors, ServiceMsg};
 use crate::breaker::{BreakerMetrics, BreakerState, FailureKind, Outcome, Permit};
-use crate::cell::{deadline_after, now, BreakerCell, Refusal};
+use crate::cell::{deadline_after, BreakerCell, Refusal};
+use crate::clock::now;
 use crate::modes::OrderGate;
 use crate::service::{Evidence, Service};
 use std::sync::Arc;
@@ -154,7 +153,7 @@ impl<S: Service> ServiceHandle<S> {
         refusal_error(&self.inner.cell, refusal)
     }
 
-    fn rate_limited(&self, refusal: rate_limit::RateRefusal) -> CallError<S::Error> {
+    fn rate_limited(&self, refusal: crate::cell::RateRefusal) -> CallError<S::Error> {
         CallError::RateLimited {
             service: Arc::clone(self.inner.cell.name()),
             limit: refusal.limit,

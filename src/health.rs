@@ -8,35 +8,12 @@
 
 pub mod report;
 pub mod score;
+mod shared;
 pub mod system;
 pub mod trends;
 
 pub use report::{BreakerReport, HealthReport};
 pub use score::{HealthStatus, ScoreBreakdown, ScoreInputs, TradingMetrics};
+pub(crate) use shared::HealthShared;
 pub use system::SystemSample;
 pub use trends::{Direction, TrendWindow, Trends};
-
-/// Serde helpers: `SystemTime` as RFC 3339 text, as dashboards expect.
-pub(crate) mod rfc3339 {
-    use serde::Serializer;
-    use std::time::SystemTime;
-
-    pub(crate) fn serialize<S: Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(&humantime::format_rfc3339_millis(*t))
-    }
-
-    pub(crate) mod option {
-        use serde::Serializer;
-        use std::time::SystemTime;
-
-        pub(crate) fn serialize<S: Serializer>(
-            t: &Option<SystemTime>,
-            s: S,
-        ) -> Result<S::Ok, S::Error> {
-            match t {
-                Some(t) => s.collect_str(&humantime::format_rfc3339_millis(*t)),
-                None => s.serialize_none(),
-            }
-        }
-    }
-}

@@ -24,9 +24,11 @@ pub(crate) use admin::{MAX_TOKEN, MIN_TOKEN};
 mod metrics;
 mod routes;
 
-use crate::actor::HealthShared;
+use crate::cell::BreakerControl;
+use crate::config::Config;
+use crate::health::HealthShared;
 use crate::modes::Modes;
-use crate::runtime::BreakerControl;
+use crate::runtime::{Seawall, StartError};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::sync::watch;
@@ -40,16 +42,6 @@ pub(crate) struct HttpState {
     pub(crate) admin_token: Option<String>,
     /// Failed admin attempts per client, for throttling and logging.
     pub(crate) failures: admin::Failures,
-}
-
-/// Why the server could not start.
-#[derive(Debug, thiserror::Error)]
-#[error("cannot listen on {addr} (runtime.http.listen): {source}; pick a free port, or \"127.0.0.1:0\" for any")]
-pub struct HttpError {
-    /// The address tried.
-    pub addr: SocketAddr,
-    /// What the OS said.
-    pub source: std::io::Error,
 }
 
 /// The connection limits of the HTTP face.
@@ -102,19 +94,71 @@ impl Connections {
     }
 }
 
+/// Refuses an admin token that is no secret, and plaintext admin routes
+/// beyond loopback, before anything is spawned.
+pub(crate) fn check_admin(config: &Config, token: Option<&str>) -> Result<(), StartError> {
+    let Some(http) = &config.runtime.http else {
+        return Ok(());
+    };
+    if let Some(token) = token {
+        if !(MIN_TOKEN..=MAX_TOKEN).contains(&token.len()) {
+            return Err(StartError::AdminToken {
+                len: token.len(),
+                min: MIN_TOKEN,
+                max: MAX_TOKEN,
+            });
+        }
+        if !http.listen.ip().is_loopback() && !http.allow_remote_admin {
+            return Err(StartError::RemoteAdmin { addr: http.listen });
+        }
+    }
+    if !http.listen.ip().is_loopback() {
+        tracing::warn!(listen = %http.listen,
+            "HTTP endpoints listen beyond loopback; they are plaintext");
+    }
+    Ok(())
+}
+
+/// Serves `[runtime.http]` for a running tree, until its shutdown.
+pub(crate) async fn serve_tree(
+    seawall: &Seawall,
+    admin_token: Option<String>,
+) -> Result<(), StartError> {
+    let Some(http) = seawall.config().runtime.http.clone() else {
+        return Ok(());
+    };
+    let state = HttpState {
+        health: seawall.health_shared(),
+        controls: seawall.breakers().cloned().collect(),
+        modes: seawall.modes(),
+        admin_token,
+        failures: Default::default(),
+    };
+    let limits = Limits {
+        idle_timeout: http.idle_timeout,
+        max_connections: http.max_connections,
+    };
+    let served = serve(
+        http.listen,
+        state,
+        limits,
+        seawall.shutdown_token().child_token(),
+    )
+    .await?;
+    seawall.serving(served);
+    Ok(())
+}
+
 /// Binds `addr` and serves until `shutdown` is cancelled; returns the bound address.
 pub(crate) async fn serve(
     addr: SocketAddr,
     state: HttpState,
     limits: Limits,
     shutdown: CancellationToken,
-) -> Result<(SocketAddr, tokio::task::JoinHandle<()>), HttpError> {
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|source| HttpError { addr, source })?;
-    let bound = listener
-        .local_addr()
-        .map_err(|source| HttpError { addr, source })?;
+) -> Result<(SocketAddr, tokio::task::JoinHandle<()>), StartError> {
+    let listen = |source| StartError::Listen { addr, source };
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(listen)?;
+    let bound = listener.local_addr().map_err(listen)?;
     let app = routes::router(Arc::new(state));
     tracing::info!(%bound, "serving health endpoints");
     let task = tokio::spawn(accept_loop(listener, app, limits, shutdown));

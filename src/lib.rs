@@ -21,7 +21,6 @@
 //! * [`event`] — the event bus observers subscribe to.
 //! * [`http`] — the health endpoints, probes, metrics and admin controls.
 //! * [`chaos`] — fault injection for rehearsing outages.
-//! * [`demo`] — the demo trading engine the binary runs.
 //! * [`backoff`] and [`stats`] — shared pieces.
 #![warn(missing_docs)]
 
@@ -30,18 +29,21 @@ pub mod backoff;
 pub mod breaker;
 mod cell;
 pub mod chaos;
+mod clock;
 pub mod config;
 pub mod degradation;
-pub mod demo;
 pub mod event;
 pub mod handle;
 pub mod health;
+#[cfg(feature = "http")]
 pub mod http;
+mod launch;
 pub mod modes;
 pub mod recovery;
 pub mod runtime;
 pub mod service;
 pub mod stats;
+mod supervision;
 
 pub use breaker::{BreakerState, FailureKind, Outcome};
 pub use event::Event;

@@ -194,7 +194,7 @@ pub struct Modes {
     /// Why, naming each service out of service and its state.
     pub reason: String,
     /// When the modes last changed.
-    #[serde(with = "crate::health::rfc3339")]
+    #[serde(with = "crate::clock::rfc3339")]
     pub changed_at: SystemTime,
 }
 

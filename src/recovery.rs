@@ -20,8 +20,8 @@
 //!   ([`ServiceHandle::call_with_retry`](crate::ServiceHandle::call_with_retry)).
 //!   Order placement, modification and cancellation are never retried.
 
-mod restart_intensity;
 mod strategy;
 
-pub use restart_intensity::{RestartDecision, RestartIntensity};
+pub use crate::supervision::{RestartDecision, RestartIntensity};
+pub(crate) use strategy::Revive;
 pub use strategy::{Reconnect, RecoveryContext, RecoveryError, RecoveryStrategy};

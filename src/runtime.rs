@@ -25,12 +25,12 @@
 //! requests already in its mailbox (each is answered), then stops the actors.
 
 mod builder;
-mod control;
+
 mod registration;
 mod resilience;
 
+pub use crate::cell::BreakerControl;
 pub use builder::{SeawallBuilder, StartError};
-pub use control::BreakerControl;
 pub use registration::RegisterError;
 pub use resilience::DegradationError;
 
@@ -52,7 +52,7 @@ pub struct Seawall {
     root: ActorRef<()>,
     recovery: ActorRef<crate::actor::RecoveryMsg>,
     health: ActorRef<crate::actor::HealthMsg>,
-    health_shared: Arc<crate::actor::HealthShared>,
+    health_shared: Arc<crate::health::HealthShared>,
     modes: tokio::sync::watch::Receiver<crate::modes::Modes>,
     degradations: dashmap::DashMap<String, Box<dyn Any + Send + Sync>>,
     /// Breakers added with `register_circuit_breaker` while running.
@@ -180,6 +180,20 @@ impl Seawall {
     /// A receiver of every event from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<Event> {
         self.events.subscribe()
+    }
+
+    /// The health read model the HTTP face reads.
+    #[cfg_attr(not(feature = "http"), allow(dead_code))]
+    pub(crate) fn health_shared(&self) -> Arc<crate::health::HealthShared> {
+        Arc::clone(&self.health_shared)
+    }
+
+    /// Records the HTTP face's address and task, stopped at shutdown.
+    #[cfg_attr(not(feature = "http"), allow(dead_code))]
+    pub(crate) fn serving(&self, served: (std::net::SocketAddr, tokio::task::JoinHandle<()>)) {
+        if let Ok(mut http) = self.http.lock() {
+            *http = Some(served);
+        }
     }
 
     /// Cancelled when shutdown begins; tasks of the engine can select on it.

@@ -5,12 +5,13 @@ use super::recovery_actor::RecoveryMsg;
 use super::service_actor::{CountedCrash, Factory, ServiceActor, ServiceActors};
 use crate::backoff::Backoff;
 use crate::breaker::{BreakerState, SeededJitter, Transition, TransitionReason};
-use crate::cell::{now, BreakerCell};
+use crate::cell::{BreakerCell, CellNotice};
+use crate::clock::now;
 use crate::config::RestartConfig;
 use crate::event::Event;
-use crate::recovery::{RestartDecision, RestartIntensity};
 use crate::service::Service;
 use crate::stats::SupervisionCounters;
+use crate::supervision::{RestartDecision, RestartIntensity};
 use ractor::concurrency::JoinHandle;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 use std::marker::PhantomData;
@@ -42,6 +43,16 @@ pub(crate) enum BreakerMsg {
         grace: Duration,
         reply: RpcReplyPort<()>,
     },
+}
+
+impl From<CellNotice> for BreakerMsg {
+    fn from(notice: CellNotice) -> Self {
+        match notice {
+            CellNotice::Transitioned(t) => BreakerMsg::Transitioned(t),
+            CellNotice::Rearm => BreakerMsg::Rearm,
+            CellNotice::Auth(reason) => BreakerMsg::Auth(reason),
+        }
+    }
 }
 
 /// What a breaker actor is started with.
@@ -215,7 +226,10 @@ impl<S: Service> Actor for BreakerActor<S> {
         myself: ActorRef<BreakerMsg>,
         args: BreakerArgs<S>,
     ) -> Result<Self::State, ActorProcessingErr> {
-        args.cell.attach(myself.clone());
+        let inbox = myself.clone();
+        args.cell.attach(Box::new(move |notice| {
+            let _ = inbox.cast(BreakerMsg::from(notice));
+        }));
         let mut state = BreakerActorState {
             intensity: RestartIntensity::new(args.restart.max_restarts, args.restart.period),
             restart_backoff: args.restart.backoff(),

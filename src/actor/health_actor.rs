@@ -2,14 +2,15 @@
 //! resource samples on intervals, trends, alerts.
 
 use crate::breaker::BreakerState;
-use crate::cell::now;
+use crate::cell::BreakerControl;
+use crate::clock::now;
 use crate::event::{Alert, Event};
-use crate::health::report::{self, CheckResult, HealthCache, ReportContext};
-use crate::health::score::{HealthStatus, Thresholds, TradingMetrics};
+use crate::health::report::CheckResult;
+use crate::health::score::{HealthStatus, TradingMetrics};
 use crate::health::system::{SampleSource, SystemSample, SystemSampler};
 use crate::health::trends::TrendTracker;
+use crate::health::HealthShared;
 use crate::modes::{ModeEffects, Modes};
-use crate::runtime::BreakerControl;
 use crate::service::Evidence;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -28,35 +29,6 @@ pub(crate) type CheckFn =
 
 /// How often trend snapshots are taken.
 const TREND_INTERVAL: Duration = Duration::from_secs(60);
-
-/// State shared between the health actor (writer) and report readers.
-pub(crate) struct HealthShared {
-    pub(crate) cache: Mutex<HealthCache>,
-    pub(crate) controls: Vec<BreakerControl>,
-    pub(crate) modes: watch::Receiver<Modes>,
-    pub(crate) thresholds: Thresholds,
-    pub(crate) check_interval: Duration,
-}
-
-impl HealthShared {
-    /// Builds a report from cached state.
-    pub(crate) fn report(&self) -> crate::health::HealthReport {
-        let started = std::time::Instant::now();
-        let modes = self.modes.borrow().clone();
-        let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        report::build(
-            &self.controls,
-            &cache,
-            ReportContext {
-                thresholds: self.thresholds,
-                check_interval: self.check_interval,
-                modes: &modes,
-                started,
-            },
-            now(),
-        )
-    }
-}
 
 /// What the health actor is started with.
 pub(crate) struct HealthArgs {

@@ -2,9 +2,9 @@
 //! strategy on its backoff.
 
 use crate::breaker::SeededJitter;
+use crate::cell::BreakerControl;
 use crate::config::RecoveryConfig;
 use crate::event::Event;
-use crate::runtime::BreakerControl;
 use crate::service::Evidence;
 use crate::stats::SupervisionCounters;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
@@ -265,7 +265,7 @@ async fn confirm(
             return;
         }
         let cell = control.cell();
-        let Ok(permit) = cell.admit(crate::cell::now) else {
+        let Ok(permit) = cell.admit(crate::clock::now) else {
             return; // real calls are probing
         };
         let started = tokio::time::Instant::now();

@@ -1,7 +1,8 @@
 //! The service actor: owns one instance of a [`Service`] and runs its requests.
 
 use crate::breaker::{FailureKind, Outcome, Permit};
-use crate::cell::{now, BreakerCell, Slot};
+use crate::cell::{BreakerCell, Slot};
+use crate::clock::now;
 use crate::service::Service;
 use arc_swap::ArcSwapOption;
 use futures_util::FutureExt;

@@ -66,7 +66,7 @@ pub struct ServiceConfig {
     pub health_impact: f64,
     /// `[[services.NAME.chaos]]`: faults to inject when the service runs
     /// under `Chaos` (the demo applies them on top of its scenario).
-    pub chaos: Vec<crate::chaos::ChaosPhaseConfig>,
+    pub chaos: Vec<super::ChaosPhaseConfig>,
 }
 
 impl Default for ServiceConfig {

@@ -2,7 +2,7 @@
 //! journaled in order and replayed once the breaker closes.
 
 use super::{Admit, BoxFuture, Degradation, Fallback, FallbackAnswer};
-use crate::cell::now;
+use crate::clock::now;
 use crate::config::StrategyKind;
 use crate::handle::{CallError, ServiceHandle};
 use crate::service::Service;

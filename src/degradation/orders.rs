@@ -93,7 +93,7 @@ where
             return; // bounded: the first `capacity` reads keep their slots
         }
         self.reads
-            .insert(key, (response.clone(), crate::cell::now()));
+            .insert(key, (response.clone(), crate::clock::now()));
     }
 
     fn fallback<'a>(
@@ -107,7 +107,7 @@ where
                 None => FallbackAnswer::Refuse(format!("no cached answer for {key}")),
                 Some(entry) => {
                     let (value, at) = entry.value();
-                    let age = crate::cell::now().saturating_duration_since(*at);
+                    let age = crate::clock::now().saturating_duration_since(*at);
                     if age > self.max_staleness {
                         FallbackAnswer::Refuse(format!(
                             "cached {key} is {} old, past max_staleness {}",

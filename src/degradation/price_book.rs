@@ -1,7 +1,7 @@
 //! LastKnownPrice: the last good quote per instrument, with its age.
 
 use super::{BoxFuture, Degradation, Fallback, FallbackAnswer};
-use crate::cell::now;
+use crate::clock::now;
 use crate::config::StrategyKind;
 use crate::handle::CallError;
 use crate::service::Service;

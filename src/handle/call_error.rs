@@ -7,8 +7,11 @@ fn retry_hint(open_until: Option<std::time::Instant>) -> String {
         Some(at) => format!(
             "; next probe in {}",
             humantime::format_duration(std::time::Duration::from_millis(
-                u64::try_from(at.saturating_duration_since(crate::cell::now()).as_millis())
-                    .unwrap_or(u64::MAX)
+                u64::try_from(
+                    at.saturating_duration_since(crate::clock::now())
+                        .as_millis()
+                )
+                .unwrap_or(u64::MAX)
             ))
         ),
         None => String::new(),
@@ -165,7 +168,7 @@ impl<E: std::error::Error + 'static> CallError<E> {
             CallError::Rejected {
                 open_until: Some(at),
                 ..
-            } => Some(at.saturating_duration_since(crate::cell::now())),
+            } => Some(at.saturating_duration_since(crate::clock::now())),
             CallError::RateLimited { retry_in, .. } => Some(*retry_in),
             _ => None,
         }

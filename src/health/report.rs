@@ -6,8 +6,8 @@ use super::score::{
 use super::system::{resource_status, SystemSample};
 use super::trends::Trends;
 use crate::breaker::{BreakerMetrics, BreakerState};
+use crate::cell::BreakerControl;
 use crate::modes::{Modes, TradingMode};
-use crate::runtime::BreakerControl;
 use crate::stats::SupervisionStats;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
@@ -51,7 +51,7 @@ pub struct HealthReport {
     /// The four components.
     pub components: ScoreBreakdown,
     /// When the report was built.
-    #[serde(with = "super::rfc3339")]
+    #[serde(with = "crate::clock::rfc3339")]
     pub timestamp: SystemTime,
     /// How long building it took, ms.
     pub response_time_ms: f64,
@@ -82,7 +82,7 @@ pub struct ResilienceSummary {
     /// Name → state.
     pub circuit_breakers: BTreeMap<Name, BreakerState>,
     /// When.
-    #[serde(with = "super::rfc3339")]
+    #[serde(with = "crate::clock::rfc3339")]
     pub timestamp: SystemTime,
 }
 
@@ -98,10 +98,10 @@ pub struct ResilienceService {
     /// Mean response time, seconds.
     pub avg_response_time: Option<f64>,
     /// Last success.
-    #[serde(with = "super::rfc3339::option")]
+    #[serde(with = "crate::clock::rfc3339::option")]
     pub last_success: Option<SystemTime>,
     /// Last failure.
-    #[serde(with = "super::rfc3339::option")]
+    #[serde(with = "crate::clock::rfc3339::option")]
     pub last_failure: Option<SystemTime>,
 }
 
@@ -117,7 +117,7 @@ pub struct SystemMetrics {
     /// Network counters.
     pub network: NetworkMetrics,
     /// When sampled; null before the first sample.
-    #[serde(with = "super::rfc3339::option")]
+    #[serde(with = "crate::clock::rfc3339::option")]
     pub sampled_at: Option<SystemTime>,
 }
 
@@ -177,7 +177,7 @@ pub struct ServiceHealth {
     /// healthy, unhealthy (failed, timed out or stale) or unknown (not yet checked).
     pub status: &'static str,
     /// When the last check finished.
-    #[serde(with = "super::rfc3339::option")]
+    #[serde(with = "crate::clock::rfc3339::option")]
     pub last_check: Option<SystemTime>,
     /// How long it took, ms.
     pub latency_ms: Option<f64>,
@@ -193,7 +193,7 @@ pub struct TradingHealth {
     /// Whether new orders may be sent.
     pub trading_enabled: bool,
     /// When the engine last reported trading metrics.
-    #[serde(with = "super::rfc3339::option")]
+    #[serde(with = "crate::clock::rfc3339::option")]
     pub last_check: Option<SystemTime>,
     /// The modes, with reason and time.
     pub modes: Modes,
@@ -217,10 +217,10 @@ pub struct BreakerReport {
     /// Counters.
     pub metrics: BreakerReportMetrics,
     /// When the state last changed.
-    #[serde(with = "super::rfc3339")]
+    #[serde(with = "crate::clock::rfc3339")]
     pub state_changed_at: SystemTime,
     /// When an Open breaker admits probes.
-    #[serde(with = "super::rfc3339::option")]
+    #[serde(with = "crate::clock::rfc3339::option")]
     pub open_until: Option<SystemTime>,
     /// Restarts, escalations, recoveries, retries.
     pub supervision: SupervisionStats,
@@ -254,10 +254,10 @@ pub struct BreakerReportMetrics {
     /// 99th percentile, seconds.
     pub p99_response_time: Option<f64>,
     /// Last success.
-    #[serde(with = "super::rfc3339::option")]
+    #[serde(with = "crate::clock::rfc3339::option")]
     pub last_success: Option<SystemTime>,
     /// Last failure.
-    #[serde(with = "super::rfc3339::option")]
+    #[serde(with = "crate::clock::rfc3339::option")]
     pub last_failure: Option<SystemTime>,
     /// State changes.
     pub transitions: u64,

@@ -39,7 +39,7 @@ pub struct SystemSample {
     /// Packets received since boot.
     pub packets_recv: u64,
     /// When it was taken.
-    #[serde(with = "super::rfc3339")]
+    #[serde(with = "crate::clock::rfc3339")]
     pub taken_at: SystemTime,
 }
 

@@ -1,7 +1,7 @@
 //! The operator's breaker controls, behind a bearer token.
 
 use super::routes::{error, now_text, Shared};
-use crate::runtime::BreakerControl;
+use crate::cell::BreakerControl;
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, StatusCode};

@@ -53,7 +53,7 @@ async fn comprehensive(State(state): State<Shared>) -> Response {
 }
 
 async fn circuit_breakers(State(state): State<Shared>) -> Response {
-    let clock = crate::health::report::WallClock::new(crate::cell::now());
+    let clock = crate::health::report::WallClock::new(crate::clock::now());
     let breakers: BTreeMap<&str, _> = state
         .controls
         .iter()

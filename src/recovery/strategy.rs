@@ -1,10 +1,11 @@
 //! The [`RecoveryStrategy`] trait and the default, [`Reconnect`].
 
-use crate::actor::BreakerMsg;
 use crate::handle::ServiceHandle;
 use crate::service::{Evidence, Service};
-use ractor::ActorRef;
 use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
 
 /// What a failed recovery attempt reports.
 pub type RecoveryError = Box<dyn std::error::Error + Send + Sync>;
@@ -27,10 +28,16 @@ pub trait RecoveryStrategy<S: Service>: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Evidence, RecoveryError>> + Send;
 }
 
+/// Starts every service actor that is not running, within a timeout: the
+/// breaker actor's job, handed down as a function so recovery does not
+/// depend on the actors' messages.
+pub(crate) type Revive =
+    Arc<dyn Fn(Duration) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send>> + Send + Sync>;
+
 /// What a strategy can use during an attempt.
 pub struct RecoveryContext<S: Service> {
     pub(crate) handle: ServiceHandle<S>,
-    pub(crate) breaker: ActorRef<BreakerMsg>,
+    pub(crate) revive: Revive,
     pub(crate) attempt: u32,
 }
 
@@ -59,15 +66,9 @@ impl<S: Service> RecoveryContext<S> {
     /// evidence instead; with neither, the answer is `NotImplemented`.
     pub async fn reconnect_all(&self) -> Result<Evidence, RecoveryError> {
         let timeout = self.handle.call_timeout();
-        let revived = self
-            .breaker
-            .call(|reply| BreakerMsg::Revive { reply }, Some(timeout))
-            .await;
-        match revived {
-            Ok(ractor::rpc::CallResult::Success(Ok(()))) => {}
-            Ok(ractor::rpc::CallResult::Success(Err(e))) => return Err(e.into()),
-            _ => return Err(format!("{}: breaker actor did not answer", self.service()).into()),
-        }
+        (self.revive)(timeout)
+            .await
+            .map_err(|e| format!("{}: {e}", self.service()))?;
         let mut evidence = Evidence::Observed;
         for worker in 0..self.handle.concurrency() {
             if self.handle.reconnect_worker(worker).await? == Evidence::NotImplemented {

@@ -2,18 +2,20 @@
 
 use super::{BreakerControl, Registered, Seawall};
 use crate::actor::{
-    AttemptFn, BreakerActor, BreakerArgs, CheckFn, HealthActor, HealthArgs, HealthShared,
+    AttemptFn, BreakerActor, BreakerArgs, BreakerMsg, CheckFn, HealthActor, HealthArgs,
     Recoverable, RecoveryActor, RecoveryMsg, RootActor, ServiceActors,
 };
 use crate::breaker::{CircuitBreaker, SeededJitter};
-use crate::cell::{now, BreakerCell};
+use crate::cell::BreakerCell;
+use crate::clock::now;
 use crate::config::{Config, ServiceConfig};
 use crate::event::Event;
 use crate::handle::{CallError, HealthProbe, RetryPolicy, ServiceHandle};
 use crate::health::report::HealthCache;
 use crate::health::score::Thresholds;
+use crate::health::HealthShared;
 use crate::modes::{Modes, OrderGate};
-use crate::recovery::{Reconnect, RecoveryContext, RecoveryStrategy};
+use crate::recovery::{Reconnect, RecoveryContext, RecoveryStrategy, Revive};
 use crate::service::{Evidence, Service};
 use ractor::{Actor, ActorCell, ActorRef, SpawnErr};
 use std::future::Future;
@@ -45,9 +47,14 @@ pub enum StartError {
     /// The config failed validation.
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
-    /// The HTTP server could not listen.
-    #[error(transparent)]
-    Http(#[from] crate::http::HttpError),
+    /// The HTTP face could not listen.
+    #[error("cannot listen on {addr} (runtime.http.listen): {source}; pick a free port, or \"127.0.0.1:0\" for any")]
+    Listen {
+        /// The address tried.
+        addr: std::net::SocketAddr,
+        /// What the OS said.
+        source: std::io::Error,
+    },
     /// The admin token is too short (or too long) to be a secret.
     #[error("SEAWALL_ADMIN_TOKEN is {len} bytes; use {min} to {max} random bytes (such as `openssl rand -hex 32`), or unset it to keep the admin routes off")]
     AdminToken {
@@ -160,29 +167,20 @@ impl SeawallBuilder {
         self
     }
 
-    /// Validates, then spawns the root, one breaker actor per service and
-    /// their service actors, in registration order.
-    pub async fn start(self) -> Result<Seawall, StartError> {
-        self.config.validate("actors.toml")?;
-        if let Some(http) = &self.config.runtime.http {
-            if let Some(token) = &self.admin_token {
-                let (min, max) = (crate::http::MIN_TOKEN, crate::http::MAX_TOKEN);
-                if !(min..=max).contains(&token.len()) {
-                    return Err(StartError::AdminToken {
-                        len: token.len(),
-                        min,
-                        max,
-                    });
-                }
-                if !http.listen.ip().is_loopback() && !http.allow_remote_admin {
-                    return Err(StartError::RemoteAdmin { addr: http.listen });
-                }
-            }
-            if !http.listen.ip().is_loopback() {
-                tracing::warn!(listen = %http.listen,
-                    "HTTP endpoints listen beyond loopback; they are plaintext");
-            }
-        }
+    /// The config being started.
+    #[cfg_attr(not(feature = "http"), allow(dead_code))]
+    pub(crate) fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The admin token, if the admin routes are on.
+    #[cfg_attr(not(feature = "http"), allow(dead_code))]
+    pub(crate) fn admin_token_ref(&self) -> Option<&str> {
+        self.admin_token.as_deref()
+    }
+
+    /// Every registered name once, and each one configured.
+    fn check_registrations(&self) -> Result<(), StartError> {
         let mut seen = std::collections::HashSet::new();
         for (name, _, _) in &self.services {
             if !seen.insert(name.as_str()) {
@@ -197,21 +195,24 @@ impl SeawallBuilder {
                 tracing::debug!(service = %name, "configured but not registered; not started");
             }
         }
-        let (root, _) =
-            Actor::spawn(None, RootActor, ())
-                .await
-                .map_err(|source| StartError::Spawn {
-                    what: "root".to_string(),
-                    source,
-                })?;
+        Ok(())
+    }
+
+    /// Validates, then spawns the root, the recovery actor, one breaker
+    /// actor per service with its service actors (in registration order),
+    /// and the health actor. The HTTP face is started above this layer;
+    /// the admin token is handed back for it.
+    pub(crate) async fn spawn_tree(self) -> Result<(Seawall, Option<String>), StartError> {
+        self.config.validate("actors.toml")?;
+        self.check_registrations()?;
+        let (root, _) = Actor::spawn(None, RootActor, ())
+            .await
+            .map_err(spawn_error("root"))?;
         let (events, _) = broadcast::channel(EVENT_CAPACITY);
         let (recovery, _) =
             Actor::spawn_linked(None, RecoveryActor, events.clone(), root.get_cell())
                 .await
-                .map_err(|source| StartError::Spawn {
-                    what: "recovery".to_string(),
-                    source,
-                })?;
+                .map_err(spawn_error("recovery"))?;
         let gate = Arc::new(OrderGate::default());
         let parts = SpawnParts {
             root: root.get_cell(),
@@ -237,76 +238,37 @@ impl SeawallBuilder {
                 }
             }
         }
-        let runtime = &self.config.runtime;
         let (modes_tx, modes_rx) = watch::channel(Modes::normal(std::time::SystemTime::now()));
         gate.attach(modes_rx.clone());
-        let shared = Arc::new(HealthShared {
-            cache: std::sync::Mutex::new(HealthCache::default()),
-            controls: services.iter().map(|s| s.control.clone()).collect(),
-            modes: modes_rx.clone(),
-            thresholds: Thresholds {
-                healthy: runtime.health_score_threshold,
-                degraded: runtime.degraded_score_threshold,
-                critical: runtime.critical_score_threshold,
-            },
-            check_interval: runtime.health_check_interval,
-        });
-        let effects = services
-            .iter()
-            .map(|s| {
-                (
-                    Arc::clone(&s.name),
-                    s.control.config().degradation.effects(),
-                )
-            })
-            .collect();
+        let shared = health_shared(&self.config, &services, modes_rx.clone());
         let health_args = HealthArgs {
             shared: Arc::clone(&shared),
             checks: services
                 .iter()
                 .map(|s| (Arc::clone(&s.name), Arc::clone(&s.check)))
                 .collect(),
-            effects,
+            effects: services
+                .iter()
+                .map(|s| {
+                    (
+                        Arc::clone(&s.name),
+                        s.control.config().degradation.effects(),
+                    )
+                })
+                .collect(),
             modes: modes_tx,
             events: events.clone(),
-            check_timeout: runtime.health_check_timeout,
-            sample_interval: runtime.system_sample_interval,
-            alert_threshold: runtime.health_score_threshold,
+            check_timeout: self.config.runtime.health_check_timeout,
+            sample_interval: self.config.runtime.system_sample_interval,
+            alert_threshold: self.config.runtime.health_score_threshold,
             gate: Arc::clone(&gate),
             sampler: self.sampler,
         };
         let (health, _) = Actor::spawn_linked(None, HealthActor, health_args, root.get_cell())
             .await
-            .map_err(|source| StartError::Spawn {
-                what: "health".to_string(),
-                source,
-            })?;
-        let shutdown = CancellationToken::new();
-        let http = match runtime.http.as_ref() {
-            None => None,
-            Some(http) => {
-                let state = crate::http::HttpState {
-                    health: Arc::clone(&shared),
-                    controls: services.iter().map(|s| s.control.clone()).collect(),
-                    modes: modes_rx.clone(),
-                    admin_token: self.admin_token.clone(),
-                    failures: Default::default(),
-                };
-                let limits = crate::http::Limits {
-                    idle_timeout: http.idle_timeout,
-                    max_connections: http.max_connections,
-                };
-                match crate::http::serve(http.listen, state, limits, shutdown.child_token()).await {
-                    Ok(served) => Some(served),
-                    Err(e) => {
-                        root.stop(None);
-                        return Err(e.into());
-                    }
-                }
-            }
-        };
-        Ok(Seawall {
-            http: std::sync::Mutex::new(http),
+            .map_err(spawn_error("health"))?;
+        let seawall = Seawall {
+            http: std::sync::Mutex::new(None),
             config: Arc::new(self.config),
             root,
             recovery,
@@ -316,12 +278,41 @@ impl SeawallBuilder {
             degradations: dashmap::DashMap::new(),
             services,
             events,
-            shutdown,
+            shutdown: CancellationToken::new(),
             gate,
             runtime_breakers: dashmap::DashMap::new(),
             spawner: parts,
-        })
+        };
+        Ok((seawall, self.admin_token))
     }
+}
+
+/// The error for an actor of the tree that would not spawn.
+fn spawn_error(what: &'static str) -> impl Fn(SpawnErr) -> StartError {
+    move |source| StartError::Spawn {
+        what: what.to_string(),
+        source,
+    }
+}
+
+/// The health read model: an empty cache, every control, the modes.
+fn health_shared(
+    config: &Config,
+    services: &[Registered],
+    modes: watch::Receiver<Modes>,
+) -> Arc<HealthShared> {
+    let runtime = &config.runtime;
+    Arc::new(HealthShared {
+        cache: std::sync::Mutex::new(HealthCache::default()),
+        controls: services.iter().map(|s| s.control.clone()).collect(),
+        modes,
+        thresholds: Thresholds {
+            healthy: runtime.health_score_threshold,
+            degraded: runtime.degraded_score_threshold,
+            critical: runtime.critical_score_threshold,
+        },
+        check_interval: runtime.health_check_interval,
+    })
 }
 
 pub(super) async fn spawn_service<S: Service, R: RecoveryStrategy<S>>(
@@ -352,7 +343,7 @@ pub(super) async fn spawn_service<S: Service, R: RecoveryStrategy<S>>(
         ctx.config
             .rate_limit
             .as_ref()
-            .map(|limits| crate::handle::RateLimits::new(&ctx.name, limits)),
+            .map(|limits| crate::cell::RateLimits::new(&ctx.name, limits)),
         ctx.config.slow_start,
     ));
     let actors = Arc::new(ServiceActors::<S>::new(concurrency));
@@ -385,10 +376,22 @@ pub(super) async fn spawn_service<S: Service, R: RecoveryStrategy<S>>(
     let attempt: AttemptFn = {
         let handle = handle.clone();
         let breaker = actor.clone();
+        let revive: Revive = Arc::new(move |timeout| {
+            let breaker = breaker.clone();
+            Box::pin(async move {
+                match breaker
+                    .call(|reply| BreakerMsg::Revive { reply }, Some(timeout))
+                    .await
+                {
+                    Ok(ractor::rpc::CallResult::Success(result)) => result,
+                    _ => Err("breaker actor did not answer".to_string()),
+                }
+            })
+        });
         Arc::new(move |attempt| {
             let ctx = RecoveryContext {
                 handle: handle.clone(),
-                breaker: breaker.clone(),
+                revive: Arc::clone(&revive),
                 attempt,
             };
             let strategy = Arc::clone(&strategy);

@@ -2,7 +2,7 @@
 
 use super::{HandleError, Seawall};
 use crate::breaker::{FailureKind, Outcome};
-use crate::cell::now;
+use crate::clock::now;
 use crate::config::StrategyKind;
 use crate::degradation::{CustomFallback, Degradation, DegradedHandle, Fallback, Reply};
 use crate::event::Event;

@@ -1,7 +1,7 @@
 //! Simulated AI agents and a market-data feed.
 
-use crate::degradation::{Action, Decision, DecisionSource, Quote};
-use crate::{Evidence, Service};
+use seawall::degradation::{Action, Decision, DecisionSource, Quote};
+use seawall::{Evidence, Service};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -20,7 +20,7 @@ pub struct AgentRequest {
     pub price: f64,
 }
 
-impl crate::degradation::Instrument for AgentRequest {
+impl seawall::degradation::Instrument for AgentRequest {
     fn instrument(&self) -> &str {
         &self.symbol
     }
@@ -189,7 +189,7 @@ impl Service for SimFeed {
             instrument: symbol,
             price,
             exchange_time: SystemTime::now(),
-            received_at: crate::cell::now(),
+            received_at: tokio::time::Instant::now().into_std(),
         };
         self.bad.spoil(&mut quote);
         Ok(quote)

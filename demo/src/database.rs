@@ -1,7 +1,7 @@
 //! A simulated trade store on a real embedded SQLite file.
 
-use crate::degradation::{DbOp, DbRequest};
-use crate::{Evidence, Service};
+use seawall::degradation::{DbOp, DbRequest};
+use seawall::{Evidence, Service};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 

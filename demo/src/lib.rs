@@ -6,7 +6,7 @@
 //! cargo run --release -- run --duration 30s # a 30 s scenario, then a summary
 //! ```
 //!
-//! The engine only talks to [`DegradedHandle`](crate::degradation::DegradedHandle)s:
+//! The engine only talks to [`DegradedHandle`](seawall::degradation::DegradedHandle)s:
 //! prices from `market_data` (last-known prices while it is out), decisions
 //! from `ai_agents` (HOLD while out), orders to `kite_api` (refused while
 //! trading is not Active), trades to `database` (journaled while out). The

@@ -1,7 +1,8 @@
 //! Operator controls over one breaker, without knowing its service type.
 
+use super::BreakerCell;
 use crate::breaker::{BreakerMetrics, BreakerState, Transition};
-use crate::cell::{now, BreakerCell};
+use crate::clock::now;
 use crate::config::ServiceConfig;
 use std::sync::Arc;
 

@@ -9,7 +9,7 @@
 //! ```
 
 use seawall::config::Config;
-use seawall::demo::{run, DemoOptions};
+use seawall_demo::{run, DemoOptions};
 use std::time::Duration;
 
 #[tokio::main]

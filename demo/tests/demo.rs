@@ -4,7 +4,7 @@
 //! ledger, the feed's own count, the database's rows).
 
 use seawall::config::Config;
-use seawall::demo::{run, DemoOptions, PlantedViolation};
+use seawall_demo::{run, DemoOptions, PlantedViolation};
 use std::time::Duration;
 
 fn options(scenario: &str, seconds: u64, seed: u64) -> DemoOptions {

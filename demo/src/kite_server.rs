@@ -14,13 +14,13 @@
 //! a counter next to the engine's gate, is what the invariants are checked
 //! against.
 
-use super::market::Tape;
-use crate::modes::{Modes, OrderIntent, TradingMode};
+use crate::market::Tape;
 use axum::extract::{Form, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
+use seawall::modes::{Modes, OrderIntent, TradingMode};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::collections::HashMap;
@@ -232,7 +232,7 @@ impl KiteServer {
     pub fn watch_modes(
         &self,
         modes: watch::Receiver<Modes>,
-        mut events: tokio::sync::broadcast::Receiver<crate::Event>,
+        mut events: tokio::sync::broadcast::Receiver<seawall::Event>,
     ) {
         {
             let m = modes.borrow();
@@ -252,7 +252,7 @@ impl KiteServer {
                     event = events.recv() => event,
                 };
                 match event {
-                    Ok(crate::Event::ModesChanged(m)) => server
+                    Ok(seawall::Event::ModesChanged(m)) => server
                         .mode_history
                         .lock()
                         .unwrap_or_else(|p| p.into_inner())

@@ -1,8 +1,8 @@
 //! The demo's broker client: Kite Connect v3 over real HTTP (reqwest), with
 //! Kite's error types and the reference classification.
 
-use crate::degradation::OrderIntent;
-use crate::{Evidence, FailureKind, Outcome, Service};
+use seawall::degradation::OrderIntent;
+use seawall::{Evidence, FailureKind, Outcome, Service};
 use serde::Deserialize;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -300,7 +300,7 @@ impl KiteHttp {
         // When the runtime's order gate released it (or, for anything else,
         // when it left), so the broker's ledger can judge it against the
         // trading mode published at that moment.
-        let sent_at = crate::modes::order_released_at()
+        let sent_at = seawall::modes::order_released_at()
             .unwrap_or_else(std::time::SystemTime::now)
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos());

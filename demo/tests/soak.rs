@@ -8,7 +8,7 @@
 //! invariant is read from the dependency's side.
 
 use seawall::config::Config;
-use seawall::demo::{run, DemoOptions};
+use seawall_demo::{run, DemoOptions};
 use std::time::Duration;
 
 fn env_u64(name: &str, default: u64) -> u64 {

@@ -41,7 +41,7 @@ fn test_check_config_when_file_broken_then_exits_nonzero_naming_the_key() {
 
 #[test]
 fn test_check_config_when_shipped_file_then_prints_effective_config() {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/actors.toml");
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../actors.toml");
     let (ok, out, err) = seawall(&["check-config", path]);
     assert!(ok, "{err}");
     assert!(out.contains("valid"));
@@ -65,7 +65,7 @@ fn test_status_when_nothing_listening_then_clear_error_and_nonzero() {
 fn test_run_when_shipped_config_for_40s_then_summary_json_shows_rules_held_and_all_closed() {
     let dir = std::env::temp_dir().join(format!("seawall-cli-run-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let shipped = include_str!("../actors.toml");
+    let shipped = include_str!("../../actors.toml");
     assert!(shipped.contains("listen = \"127.0.0.1:8080\""));
     let config = dir.join("actors.toml");
     std::fs::write(
@@ -124,7 +124,7 @@ fn test_run_when_shipped_config_for_40s_then_summary_json_shows_rules_held_and_a
 
 #[test]
 fn test_check_config_when_health_score_threshold_50_then_exits_0() {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/actors.toml");
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../actors.toml");
     let out = Command::new(env!("CARGO_BIN_EXE_seawall"))
         .args(["check-config", path])
         .env("HEALTH_SCORE_THRESHOLD", "50")
@@ -156,7 +156,7 @@ fn shipped_config_in(dir: &std::path::Path) -> std::path::PathBuf {
     let config = dir.join("actors.toml");
     std::fs::write(
         &config,
-        include_str!("../actors.toml")
+        include_str!("../../actors.toml")
             .replace("listen = \"127.0.0.1:8080\"", "listen = \"127.0.0.1:0\""),
     )
     .unwrap();
@@ -276,7 +276,7 @@ fn test_run_when_sigterm_then_graceful_summary_exit_0_and_journal_empty_or_persi
 #[test]
 fn test_check_config_when_output_pipe_closes_early_then_ends_quietly() {
     use std::io::{BufRead, BufReader};
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/actors.toml");
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../actors.toml");
     let mut child = Command::new(env!("CARGO_BIN_EXE_seawall"))
         .args(["check-config", path])
         .stdout(std::process::Stdio::piped())

@@ -6,21 +6,21 @@
 //! feed's own count of the bad quotes it served, and the rows the database
 //! holds. The engine never counts its own good behaviour.
 
-use super::broker::{
+use crate::broker::{
     BookEntry, BrokerRequest, BrokerResponse, ClientFaults, KiteHttp, Order, Session, Side,
 };
-use super::database::{DbCall, DbReply, SimDatabase};
-use super::kite_server::{FaultPhase, KiteServer, ServerFault};
-use super::market::{AgentRequest, BadQuotes, SimAgents, SimError, SimFeed, Tape};
-use super::scenario::{compress, scenario_seeded};
-use crate::chaos::{Chaos, ChaosPhase, ChaosPlan, Fault};
-use crate::config::Config;
-use crate::degradation::{
+use crate::database::{DbCall, DbReply, SimDatabase};
+use crate::kite_server::{FaultPhase, KiteServer, ServerFault};
+use crate::market::{AgentRequest, BadQuotes, SimAgents, SimError, SimFeed, Tape};
+use crate::scenario::{compress, scenario_seeded};
+use seawall::chaos::{Chaos, ChaosPhase, ChaosPlan, Fault};
+use seawall::config::Config;
+use seawall::degradation::{
     Action, ConservativeHold, DegradedHandle, DisableOrders, LastKnownPrice, PriceBook,
     ReadOnlyCache, Reply,
 };
-use crate::modes::TradingMode;
-use crate::{BreakerState, CallError, Event, Seawall};
+use seawall::modes::TradingMode;
+use seawall::{BreakerState, CallError, Event, Seawall};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -379,9 +379,9 @@ impl Book {
     }
 
     /// The seed's "trading-specific health metrics", for the score.
-    fn trading_metrics(&self) -> crate::health::TradingMetrics {
+    fn trading_metrics(&self) -> seawall::health::TradingMetrics {
         let rejected = self.recent.iter().filter(|r| **r).count();
-        crate::health::TradingMetrics {
+        seawall::health::TradingMetrics {
             order_reject_rate: (!self.recent.is_empty())
                 .then(|| rejected as f64 / self.recent.len() as f64),
             last_order_ack_age: self.last_ack.map(|at| at.elapsed()),
@@ -424,7 +424,7 @@ pub async fn run(
             .chaos
             .entry(name)
             .or_default()
-            .extend(service.chaos.iter().map(|c| c.phase()));
+            .extend(service.chaos.iter().map(ChaosPhase::from));
     }
     let seed = options.seed;
     let tape = Tape::new(seed);
@@ -749,7 +749,7 @@ struct Engine<'a> {
     ai: &'a DegradedHandle<Chaos<SimAgents>>,
     db: &'a DegradedHandle<Chaos<SimDatabase>>,
     price_book: &'a PriceBook,
-    modes: tokio::sync::watch::Receiver<crate::modes::Modes>,
+    modes: tokio::sync::watch::Receiver<seawall::modes::Modes>,
     plant: Option<PlantedViolation>,
     run_id: u64,
 }
@@ -963,14 +963,14 @@ impl Engine<'_> {
         };
         summary.orders.attempted += 1;
         let placed = if self.plant == Some(PlantedViolation::SkipOrderGate) {
-            use crate::Service;
+            use seawall::Service;
             raw_kite
                 .call(request)
                 .await
                 .map(Reply::Live)
                 .map_err(|e| CallError::Service {
                     service: Arc::from("kite_api"),
-                    outcome: crate::Outcome::Ignored,
+                    outcome: seawall::Outcome::Ignored,
                     source: e,
                 })
         } else {

@@ -1,7 +1,7 @@
 //! The built-in scenarios and time compression.
 
-use crate::chaos::{ChaosPhase, Fault};
-use crate::config::{Config, MaxAttempts};
+use seawall::chaos::{ChaosPhase, Fault};
+use seawall::config::{Config, MaxAttempts};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -165,7 +165,7 @@ pub fn compress(config: &mut Config) {
         s.recovery.initial_delay = Duration::from_millis(200);
         s.recovery.max_delay = Duration::from_secs(1);
         s.recovery.attempt_timeout = Duration::from_secs(1);
-        s.recovery.max_attempts = MaxAttempts::Unlimited(crate::config::Unlimited::Unlimited);
+        s.recovery.max_attempts = MaxAttempts::Unlimited(seawall::config::Unlimited::Unlimited);
         s.retry.delay = s.retry.delay.min(Duration::from_millis(100));
         s.retry.deadline = s.retry.deadline.min(Duration::from_secs(1));
     }

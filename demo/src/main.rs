@@ -272,7 +272,7 @@ fn run(args: RunArgs) -> ExitCode {
     );
     let stop = tokio_util::sync::CancellationToken::new();
     runtime.spawn(watch_signals(stop.clone()));
-    let options = seawall::demo::DemoOptions {
+    let options = seawall_demo::DemoOptions {
         config,
         duration: args.duration,
         scenario: args.scenario,
@@ -284,7 +284,7 @@ fn run(args: RunArgs) -> ExitCode {
         plant: None,
         stop,
     };
-    match runtime.block_on(seawall::demo::run(options)) {
+    match runtime.block_on(seawall_demo::run(options)) {
         Ok(summary) => {
             say_fmt!("{}", summary.render());
             if let Some(path) = &args.summary_json {
