@@ -20,6 +20,7 @@
 
 mod control;
 mod rate_limit;
+mod tally;
 
 use crate::breaker::{
     BreakerMetrics, BreakerState, CircuitBreaker, Outcome, Permit, Rejected, Transition, TripCause,
@@ -32,6 +33,7 @@ pub(crate) use rate_limit::{RateLimits, RateRefusal};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
+use tally::Rejections;
 
 const STATE_MASK: u64 = 0xff;
 const CLOSING: u64 = 1 << 8;
@@ -94,12 +96,29 @@ impl Drop for Slot {
     }
 }
 
+/// Service names as `'static` text, each stored once per process: a name
+/// registered again (a run-time breaker re-added) reuses its first copy.
+fn intern(name: &str) -> &'static str {
+    static NAMES: OnceLock<Mutex<std::collections::HashSet<&'static str>>> = OnceLock::new();
+    let mut names = NAMES
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    if let Some(known) = names.get(name) {
+        return known;
+    }
+    let leaked: &'static str = Box::leak(name.to_owned().into_boxed_str());
+    names.insert(leaked);
+    leaked
+}
+
 /// One service's breaker as shared between the call path and the actors.
 pub(crate) struct BreakerCell {
+    label: &'static str,
     name: Arc<str>,
     word: AtomicU64,
     machine: Mutex<CircuitBreaker>,
-    rejected_unlocked: AtomicU64,
+    rejected_unlocked: Rejections,
     in_flight: AtomicU32,
     max_in_flight: u32,
     busy: Box<[AtomicU32]>,
@@ -136,10 +155,11 @@ impl BreakerCell {
     ) -> Self {
         let word = pack(machine.state(), machine.epoch(), false);
         Self {
+            label: intern(&name),
             name,
             word: AtomicU64::new(word),
             machine: Mutex::new(machine),
-            rejected_unlocked: AtomicU64::new(0),
+            rejected_unlocked: Rejections::new(),
             in_flight: AtomicU32::new(0),
             max_in_flight,
             busy: (0..concurrency.max(1)).map(|_| AtomicU32::new(0)).collect(),
@@ -162,6 +182,13 @@ impl BreakerCell {
 
     pub(crate) fn name(&self) -> &Arc<str> {
         &self.name
+    }
+
+    /// The name as errors carry it: interned once, so building an error
+    /// (a rejection, on the hot path) copies a pointer, not a refcount.
+    #[inline]
+    pub(crate) fn label(&self) -> &'static str {
+        self.label
     }
 
     pub(crate) fn attach(&self, sink: NoticeSink) {
@@ -192,7 +219,7 @@ impl BreakerCell {
                 Ok(Permit::unaccounted(word >> EPOCH_SHIFT))
             }
             state @ (BreakerState::Open | BreakerState::ForcedOpen) => {
-                self.rejected_unlocked.fetch_add(1, Ordering::Relaxed);
+                self.rejected_unlocked.bump();
                 Err(Refusal::Rejected(state, self.reject_info()))
             }
             BreakerState::HalfOpen => {
@@ -442,7 +469,7 @@ impl BreakerCell {
 
     pub(crate) fn metrics(&self) -> BreakerMetrics {
         let mut metrics = self.lock().metrics();
-        metrics.rejected += self.rejected_unlocked.load(Ordering::Relaxed);
+        metrics.rejected += self.rejected_unlocked.total();
         metrics
     }
 }

@@ -284,7 +284,7 @@ impl<S: Service> DegradedHandle<S> {
     where
         S::Request: Clone,
     {
-        let service = || Arc::<str>::from(self.handle.name());
+        let service = || self.handle.label();
         if self.strategy.needs_recovery() && self.handle.state() == crate::BreakerState::Closed {
             self.strategy.recovered(&self.handle).await;
         }

@@ -123,6 +123,11 @@ impl<S: Service> ServiceHandle<S> {
         self.inner.cell.stats.snapshot()
     }
 
+    /// The name as errors carry it.
+    pub(crate) fn label(&self) -> &'static str {
+        self.inner.cell.label()
+    }
+
     /// The service's name, as in `actors.toml`.
     pub fn name(&self) -> &str {
         self.inner.cell.name()
@@ -155,7 +160,7 @@ impl<S: Service> ServiceHandle<S> {
 
     fn rate_limited(&self, refusal: crate::cell::RateRefusal) -> CallError<S::Error> {
         CallError::RateLimited {
-            service: Arc::clone(self.inner.cell.name()),
+            service: self.inner.cell.label(),
             limit: refusal.limit,
             retry_in: refusal.retry_in,
         }
@@ -173,7 +178,7 @@ impl<S: Service> ServiceHandle<S> {
                 .gate
                 .check(intent)
                 .map_err(|reason| CallError::Refused {
-                    service: Arc::clone(self.inner.cell.name()),
+                    service: self.inner.cell.label(),
                     reason,
                 }),
         }
@@ -185,7 +190,7 @@ pub(crate) fn refusal_error<E: std::error::Error>(
     cell: &BreakerCell,
     refusal: Refusal,
 ) -> CallError<E> {
-    let service = Arc::clone(cell.name());
+    let service = cell.label();
     {
         match refusal {
             Refusal::Rejected(state, info) => CallError::Rejected {
@@ -233,8 +238,9 @@ impl<S: Service> ServiceHandle<S> {
         let cell = &*inner.cell;
         if let Some(limits) = cell.limits() {
             let class = S::request_class(&request);
-            limits
-                .acquire(class)
+            // Boxed: only paced services pay for the wait's state, the
+            // call future of every other service stays small.
+            Box::pin(limits.acquire(class))
                 .await
                 .map_err(|refusal| self.rate_limited(refusal))?;
         }
@@ -266,10 +272,10 @@ impl<S: Service> ServiceHandle<S> {
             // crash is counted once by supervision, not again per call.
             pending.finish(Outcome::Ignored);
             return Err(CallError::Unavailable {
-                service: Arc::clone(cell.name()),
+                service: cell.label(),
             });
         }
-        let service = || Arc::clone(cell.name());
+        let service = || cell.label();
         let unknown = |reason: String| CallError::Unknown {
             service: service(),
             reason,
@@ -394,7 +400,7 @@ impl<S: Service> ServiceHandle<S> {
         } else {
             // The undelivered message's completion recorded the failure.
             Err(CallError::Unavailable {
-                service: Arc::clone(cell.name()),
+                service: cell.label(),
             })
         }
     }
@@ -417,11 +423,11 @@ impl<S: Service> ServiceHandle<S> {
     /// but successful call never makes it time out).
     pub async fn health_check(&self) -> Result<Evidence, CallError<S::Error>> {
         let inner = &*self.inner;
-        let check = inner.probe.check(inner.cell.name());
+        let check = inner.probe.check(inner.cell.label());
         match tokio::time::timeout(inner.call_timeout, check).await {
             Ok(result) => result,
             Err(_) => Err(CallError::Timeout {
-                service: Arc::clone(inner.cell.name()),
+                service: inner.cell.label(),
                 timeout: inner.call_timeout,
             }),
         }
@@ -437,7 +443,7 @@ impl<S: Service> ServiceHandle<S> {
         build: impl FnOnce(tokio::sync::oneshot::Sender<Result<Evidence, S::Error>>) -> ServiceMsg<S>,
     ) -> Result<Evidence, CallError<S::Error>> {
         let inner = &*self.inner;
-        let service = || Arc::clone(inner.cell.name());
+        let service = || inner.cell.label();
         let (tx, rx) = tokio::sync::oneshot::channel();
         if worker >= inner.actors.len() || !inner.actors.send(worker, build(tx)) {
             return Err(CallError::Unavailable { service: service() });

@@ -969,7 +969,7 @@ impl Engine<'_> {
                 .await
                 .map(Reply::Live)
                 .map_err(|e| CallError::Service {
-                    service: Arc::from("kite_api"),
+                    service: "kite_api",
                     outcome: seawall::Outcome::Ignored,
                     source: e,
                 })

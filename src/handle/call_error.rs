@@ -17,7 +17,6 @@ fn retry_hint(open_until: Option<std::time::Instant>) -> String {
         None => String::new(),
     }
 }
-use std::sync::Arc;
 use std::time::Duration;
 
 /// Why a call did not produce a response.
@@ -32,7 +31,7 @@ pub enum CallError<E: std::error::Error + 'static> {
     #[error("{service}: breaker is {state} (tripped by {cause}{}), call rejected without reaching the service", retry_hint(*.open_until))]
     Rejected {
         /// The service.
-        service: Arc<str>,
+        service: &'static str,
         /// The state that rejected it.
         state: BreakerState,
         /// When an Open breaker next admits a probe (see [`CallError::retry_in`]).
@@ -44,7 +43,7 @@ pub enum CallError<E: std::error::Error + 'static> {
     #[error("{service}: {max_in_flight} requests already in flight (services.{service}.max_in_flight), call shed")]
     Shed {
         /// The service.
-        service: Arc<str>,
+        service: &'static str,
         /// The bound that was hit.
         max_in_flight: u32,
     },
@@ -53,7 +52,7 @@ pub enum CallError<E: std::error::Error + 'static> {
     #[error("{service}: rate limit {limit} reached; next slot in {}, beyond services.{service}.rate_limit.max_wait", humantime::format_duration(Duration::from_millis(u64::try_from(.retry_in.as_millis()).unwrap_or(u64::MAX))))]
     RateLimited {
         /// The service.
-        service: Arc<str>,
+        service: &'static str,
         /// The key of the class and the limit, such as
         /// `services.kite_api.rate_limit.classes.quote (1/s)`.
         limit: String,
@@ -66,7 +65,7 @@ pub enum CallError<E: std::error::Error + 'static> {
     #[error("{service}: recovering; slow start admits {allowed} in flight for now (services.{service}.slow_start), call shed")]
     SlowStart {
         /// The service.
-        service: Arc<str>,
+        service: &'static str,
         /// Requests in flight the ramp admits at this moment.
         allowed: u32,
     },
@@ -74,7 +73,7 @@ pub enum CallError<E: std::error::Error + 'static> {
     #[error("{service}: no answer within {} (services.{service}.call_timeout)", humantime::format_duration(*.timeout))]
     Timeout {
         /// The service.
-        service: Arc<str>,
+        service: &'static str,
         /// The deadline that passed.
         timeout: Duration,
     },
@@ -83,19 +82,19 @@ pub enum CallError<E: std::error::Error + 'static> {
     #[error("{service}: the service actor crashed while handling the call")]
     Crashed {
         /// The service.
-        service: Arc<str>,
+        service: &'static str,
     },
     /// No service actor was running to take the request (it is restarting).
     #[error("{service}: no service actor is running (restarting after a failure)")]
     Unavailable {
         /// The service.
-        service: Arc<str>,
+        service: &'static str,
     },
     /// The tree is shutting down and takes no new calls.
     #[error("{service}: shutting down, no new calls accepted")]
     ShuttingDown {
         /// The service.
-        service: Arc<str>,
+        service: &'static str,
     },
     /// The request may or may not have taken effect: a timeout after it was
     /// sent for a request that is not idempotent, or a reply the service
@@ -104,7 +103,7 @@ pub enum CallError<E: std::error::Error + 'static> {
     #[error("{service}: outcome unknown ({reason}); reconcile before sending it again")]
     Unknown {
         /// The service.
-        service: Arc<str>,
+        service: &'static str,
         /// What made it ambiguous.
         reason: String,
         /// The service's error, when it answered with one.
@@ -116,7 +115,7 @@ pub enum CallError<E: std::error::Error + 'static> {
     #[error("{service}: {reason}")]
     Refused {
         /// The service.
-        service: Arc<str>,
+        service: &'static str,
         /// Why, with what to expect.
         reason: String,
     },
@@ -125,7 +124,7 @@ pub enum CallError<E: std::error::Error + 'static> {
     #[error("{service}: unusable answer: {reason}")]
     Invalid {
         /// The service.
-        service: Arc<str>,
+        service: &'static str,
         /// What was wrong with it.
         reason: String,
     },
@@ -133,7 +132,7 @@ pub enum CallError<E: std::error::Error + 'static> {
     #[error("{service}: {source}")]
     Service {
         /// The service.
-        service: Arc<str>,
+        service: &'static str,
         /// How the service classified the error for the breaker.
         outcome: Outcome,
         /// The service's own error.

@@ -14,7 +14,6 @@ use crate::service::{Evidence, Service};
 use futures_util::FutureExt;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 
 /// The service instance health checks run on.
 pub(crate) struct HealthProbe<S: Service> {
@@ -33,7 +32,10 @@ impl<S: Service> HealthProbe<S> {
     }
 
     /// Runs one check. Checks are serialised with each other, never with calls.
-    pub(crate) async fn check(&self, service: &Arc<str>) -> Result<Evidence, CallError<S::Error>> {
+    pub(crate) async fn check(
+        &self,
+        service: &'static str,
+    ) -> Result<Evidence, CallError<S::Error>> {
         if self.not_implemented.load(Ordering::Acquire) {
             return Ok(Evidence::NotImplemented);
         }
@@ -43,17 +45,11 @@ impl<S: Service> HealthProbe<S> {
             match AssertUnwindSafe(fresh.start()).catch_unwind().await {
                 Ok(Ok(())) => *slot = Some(fresh),
                 Ok(Err(source)) => return Err(service_error(service, &fresh, source)),
-                Err(_) => {
-                    return Err(CallError::Crashed {
-                        service: Arc::clone(service),
-                    })
-                }
+                Err(_) => return Err(CallError::Crashed { service }),
             }
         }
         let Some(instance) = slot.as_mut() else {
-            return Err(CallError::Unavailable {
-                service: Arc::clone(service),
-            });
+            return Err(CallError::Unavailable { service });
         };
         match AssertUnwindSafe(instance.health_check())
             .catch_unwind()
@@ -72,21 +68,19 @@ impl<S: Service> HealthProbe<S> {
             }
             Err(_) => {
                 *slot = None;
-                Err(CallError::Crashed {
-                    service: Arc::clone(service),
-                })
+                Err(CallError::Crashed { service })
             }
         }
     }
 }
 
 fn service_error<S: Service>(
-    service: &Arc<str>,
+    service: &'static str,
     instance: &S,
     source: S::Error,
 ) -> CallError<S::Error> {
     CallError::Service {
-        service: Arc::clone(service),
+        service,
         outcome: instance.classify(&source),
         source,
     }

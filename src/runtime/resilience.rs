@@ -251,25 +251,25 @@ impl Seawall {
         Fut: Future<Output = Result<T, E>>,
         E: std::error::Error + 'static,
     {
-        if let Some(intent) = intent {
-            if let Err(reason) = self.gate.check(intent) {
-                return Err(CallError::Refused {
-                    service: Arc::from(name),
-                    reason,
-                });
-            }
-        }
         let Some(control) = self.control(name) else {
             return Err(CallError::Refused {
-                service: Arc::from(name),
+                service: "unregistered",
                 reason: format!(
                     "no breaker named `{name}`; configured and registered: {}; add one with register_circuit_breaker",
                     self.names().collect::<Vec<_>>().join(", ")
                 ),
             });
         };
+        if let Some(intent) = intent {
+            if let Err(reason) = self.gate.check(intent) {
+                return Err(CallError::Refused {
+                    service: control.cell().label(),
+                    reason,
+                });
+            }
+        }
         let cell = control.cell();
-        let service = Arc::clone(cell.name());
+        let service = cell.label();
         let timeout = control.config().call_timeout;
         let error = match cell.admit(now) {
             Err(refusal) => refusal_error(cell, refusal),
@@ -289,7 +289,7 @@ impl Seawall {
                         let outcome = classify(&source);
                         pending.finish(outcome);
                         let error = CallError::Service {
-                            service: Arc::clone(&service),
+                            service,
                             outcome,
                             source,
                         };
@@ -300,10 +300,7 @@ impl Seawall {
                     }
                     Err(_) => {
                         pending.finish(Outcome::Failure(FailureKind::Timeout));
-                        CallError::Timeout {
-                            service: Arc::clone(&service),
-                            timeout,
-                        }
+                        CallError::Timeout { service, timeout }
                     }
                 }
             }
