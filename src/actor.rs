@@ -25,4 +25,4 @@ pub(crate) use breaker_actor::{BreakerActor, BreakerArgs, BreakerMsg};
 pub(crate) use health_actor::{CheckFn, HealthActor, HealthArgs, HealthMsg};
 pub(crate) use recovery_actor::{AttemptFn, Recoverable, RecoveryActor, RecoveryMsg};
 pub(crate) use root_actor::RootActor;
-pub(crate) use service_actor::{CallFailure, CastCompletion, Factory, ServiceActors, ServiceMsg};
+pub(crate) use service_actor::{CallFailure, Factory, ServiceActors, ServiceMsg};

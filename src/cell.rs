@@ -18,6 +18,7 @@
 //! moment, so by `max_in_flight`. Their late outcomes count in the metrics but
 //! cannot move the new state (see [`crate::breaker`], "Permits and epochs").
 
+mod admission;
 mod control;
 mod rate_limit;
 mod tally;
@@ -28,6 +29,7 @@ use crate::breaker::{
 use crate::clock::now;
 use crate::modes::{OrderGate, TradingMode};
 use crate::stats::SupervisionCounters;
+pub(crate) use admission::{Admission, Capacity};
 pub use control::BreakerControl;
 pub(crate) use rate_limit::{RateLimits, RateRefusal};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};

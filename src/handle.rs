@@ -27,15 +27,13 @@ pub use retry::RetryPolicy;
 
 pub(crate) use health_probe::HealthProbe;
 
-use crate::actor::{CallFailure, CastCompletion, ServiceActors, ServiceMsg};
-use crate::breaker::{BreakerMetrics, BreakerState, FailureKind, Outcome, Permit};
-use crate::cell::{deadline_after, BreakerCell, Refusal};
-use crate::clock::now;
+use crate::actor::{CallFailure, ServiceActors, ServiceMsg};
+use crate::breaker::{BreakerMetrics, BreakerState, FailureKind, Outcome};
+use crate::cell::{deadline_after, Admission, BreakerCell, Refusal, Slot};
 use crate::modes::OrderGate;
 use crate::service::{Evidence, Service};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::time::Instant;
 
 /// The engine's way to reach one protected dependency.
 pub struct ServiceHandle<S: Service> {
@@ -65,30 +63,6 @@ impl<S: Service> std::fmt::Debug for ServiceHandle<S> {
             .field("service", &self.inner.cell.name())
             .field("state", &self.inner.cell.state())
             .finish()
-    }
-}
-
-/// Records the outcome of a call once; if the caller's future is dropped
-/// first, records it as ignored so no permit leaks.
-pub(crate) struct PendingOutcome<'a> {
-    pub(crate) cell: &'a BreakerCell,
-    pub(crate) permit: Option<Permit>,
-    pub(crate) started: Instant,
-}
-
-impl PendingOutcome<'_> {
-    pub(crate) fn finish(&mut self, outcome: Outcome) {
-        if let Some(permit) = self.permit.take() {
-            let at = Instant::now();
-            self.cell
-                .record(permit, outcome, at - self.started, at.into_std());
-        }
-    }
-}
-
-impl Drop for PendingOutcome<'_> {
-    fn drop(&mut self) {
-        self.finish(Outcome::Ignored);
     }
 }
 
@@ -163,6 +137,24 @@ impl<S: Service> ServiceHandle<S> {
             service: self.inner.cell.label(),
             limit: refusal.limit,
             retry_in: refusal.retry_in,
+        }
+    }
+
+    /// The breaker's yes, then a bulkhead slot on a running service actor;
+    /// a refused slot withdraws the admission unrecorded.
+    #[inline]
+    fn admit_with_slot<C: std::ops::Deref<Target = BreakerCell>>(
+        &self,
+        cell: C,
+        unfinished: Outcome,
+    ) -> Result<(Admission<C>, Slot), CallError<S::Error>> {
+        let admission = Admission::admit(cell, unfinished).map_err(|r| self.refused(r))?;
+        match self.inner.cell.take_slot() {
+            Ok(slot) => Ok((admission, slot)),
+            Err(refusal) => {
+                admission.withdraw();
+                Err(self.refused(refusal))
+            }
         }
     }
 
@@ -244,22 +236,11 @@ impl<S: Service> ServiceHandle<S> {
                 .await
                 .map_err(|refusal| self.rate_limited(refusal))?;
         }
-        let permit = cell.admit(now).map_err(|r| self.refused(r))?;
-        let slot = match inner.cell.take_slot() {
-            Ok(slot) => slot,
-            Err(refusal) => {
-                cell.cancel(permit);
-                return Err(self.refused(refusal));
-            }
-        };
+        // A caller that stops waiting (its future dropped) leaves an outcome
+        // nobody knows: recorded as Ignored, never as a success.
+        let (pending, slot) = self.admit_with_slot(cell, Outcome::Ignored)?;
         let idempotent = S::is_idempotent(&request);
-        let started = Instant::now();
-        let deadline = deadline_after(started, inner.call_timeout);
-        let mut pending = PendingOutcome {
-            cell,
-            permit: Some(permit),
-            started,
-        };
+        let deadline = deadline_after(pending.started(), inner.call_timeout);
         let (tx, rx) = tokio::sync::oneshot::channel();
         let worker = slot.worker();
         let msg = ServiceMsg::Call {
@@ -379,20 +360,14 @@ impl<S: Service> ServiceHandle<S> {
                 .try_acquire_now(S::request_class(&request))
                 .map_err(|refusal| self.rate_limited(refusal))?;
         }
-        let permit = cell.admit(now).map_err(|r| self.refused(r))?;
-        let slot = match cell.take_slot() {
-            Ok(slot) => slot,
-            Err(refusal) => {
-                cell.cancel(permit);
-                return Err(self.refused(refusal));
-            }
-        };
-        let started = Instant::now();
+        // A service actor that dies before finishing it records a crash.
+        let crash = Outcome::Failure(FailureKind::Crash);
+        let (completion, slot) = self.admit_with_slot(Arc::clone(cell), crash)?;
         let worker = slot.worker();
         let msg = ServiceMsg::Cast {
             request,
-            deadline: deadline_after(started, inner.call_timeout),
-            completion: CastCompletion::new(Arc::clone(cell), permit, started),
+            deadline: deadline_after(completion.started(), inner.call_timeout),
+            completion,
             slot,
         };
         if inner.actors.send(worker, msg) {

@@ -357,3 +357,109 @@ async fn test_call_when_caller_gives_up_then_outcome_ignored_and_nothing_leaks()
     assert_eq!(kite.state(), BreakerState::Closed);
     seawall.shutdown().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn test_execute_with_resilience_when_over_bulkhead_bound_then_shed_and_function_never_runs() {
+    let (seawall, _kite, _probe) = start(|s| {
+        s.concurrency = 1;
+        s.max_in_flight = 2;
+    })
+    .await;
+    let seawall = Arc::new(seawall);
+    let release = Arc::new(tokio::sync::Notify::new());
+    let running = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let held: Vec<_> = (0..2)
+        .map(|_| {
+            let (s, release, running) = (seawall.clone(), release.clone(), running.clone());
+            tokio::spawn(async move {
+                s.execute_with_resilience_for(
+                    "kite_api",
+                    None,
+                    || async move {
+                        running.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        release.notified().await;
+                        Ok::<_, TestError>(1)
+                    },
+                    |_| None,
+                )
+                .await
+            })
+        })
+        .collect();
+    while running.load(std::sync::atomic::Ordering::SeqCst) < 2 {
+        tokio::task::yield_now().await;
+    }
+    let ran = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let r = ran.clone();
+    let shed = seawall
+        .execute_with_resilience_for(
+            "kite_api",
+            None,
+            || async move {
+                r.store(true, std::sync::atomic::Ordering::SeqCst);
+                Ok::<_, TestError>(1)
+            },
+            |_| None,
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            shed,
+            CallError::Shed {
+                max_in_flight: 2,
+                ..
+            }
+        ),
+        "{shed}"
+    );
+    assert!(!ran.load(std::sync::atomic::Ordering::SeqCst));
+    release.notify_waiters();
+    for task in held {
+        assert!(task.await.unwrap().unwrap().is_live());
+    }
+    // The bulkhead room came back with the calls.
+    let after = seawall
+        .execute_with_resilience_for(
+            "kite_api",
+            None,
+            || async { Ok::<_, TestError>(2) },
+            |_| None,
+        )
+        .await
+        .unwrap();
+    assert!(after.is_live());
+    let seawall = Arc::into_inner(seawall).expect("the only owner");
+    seawall.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn test_call_when_caller_drops_a_half_open_probe_then_slot_freed_and_next_probe_admitted() {
+    let (seawall, kite, _probe) = start(|_| {}).await;
+    trip(&kite).await;
+    tokio::time::sleep(Duration::from_secs(301)).await;
+    assert_eq!(kite.state(), BreakerState::HalfOpen);
+    // The one probe slot (half_open_max_calls = 1) holds a call that hangs;
+    // its caller gives up on it.
+    let hung = {
+        let k = kite.clone();
+        tokio::spawn(async move { k.call(Req::Sleep(Duration::from_secs(3600))).await })
+    };
+    while kite.in_flight() < 1 {
+        tokio::task::yield_now().await;
+    }
+    assert!(matches!(
+        kite.call(Req::Ok(1)).await.unwrap_err(),
+        CallError::Rejected { .. }
+    ));
+    hung.abort();
+    let _ = hung.await;
+    // The abandoned probe went back as Ignored: the breaker admits probes
+    // again and closes on real successes.
+    for i in 0..3 {
+        kite.call(Req::Ok(i)).await.unwrap();
+    }
+    assert_eq!(kite.state(), BreakerState::Closed);
+    assert_eq!(kite.metrics().ignored, 1);
+    seawall.shutdown().await;
+}

@@ -260,27 +260,26 @@ async fn confirm(
     timeout: std::time::Duration,
 ) {
     use crate::breaker::{BreakerState, FailureKind, Outcome};
+    use crate::cell::Admission;
     for _ in 0..probes {
         if control.state() != BreakerState::HalfOpen {
             return;
         }
-        let cell = control.cell();
-        let Ok(permit) = cell.admit(crate::clock::now) else {
+        // Dropped mid-check (the recovery actor stopping), it records Ignored.
+        let Ok(admission) = Admission::admit(&**control.cell(), Outcome::Ignored) else {
             return; // real calls are probing
         };
-        let started = tokio::time::Instant::now();
         let outcome = match tokio::time::timeout(timeout, check()).await {
             Ok(Ok(Evidence::Observed)) => Outcome::Success,
             Ok(Ok(Evidence::NotImplemented)) => {
                 // No check to confirm with: real probes must do it.
-                cell.cancel(permit);
+                admission.withdraw();
                 return;
             }
             Ok(Err(_)) => Outcome::Failure(FailureKind::Other),
             Err(_) => Outcome::Failure(FailureKind::Timeout),
         };
-        let now = tokio::time::Instant::now();
-        cell.record(permit, outcome, now - started, now.into_std());
+        admission.finish(outcome);
         if outcome != Outcome::Success {
             return;
         }

@@ -1,8 +1,7 @@
 //! The service actor: owns one instance of a [`Service`] and runs its requests.
 
-use crate::breaker::{FailureKind, Outcome, Permit};
-use crate::cell::{BreakerCell, Slot};
-use crate::clock::now;
+use crate::breaker::{FailureKind, Outcome};
+use crate::cell::{Admission, BreakerCell, Slot};
 use crate::service::Service;
 use arc_swap::ArcSwapOption;
 use futures_util::FutureExt;
@@ -66,40 +65,9 @@ pub(crate) enum ServiceMsg<S: Service> {
     },
 }
 
-/// Records a fire-and-forget call's outcome; if the service actor dies
-/// before finishing it, drop records the crash, so no outcome is lost.
-pub(crate) struct CastCompletion {
-    cell: Arc<BreakerCell>,
-    permit: Option<Permit>,
-    started: Instant,
-}
-
-impl CastCompletion {
-    pub(crate) fn new(cell: Arc<BreakerCell>, permit: Permit, started: Instant) -> Self {
-        Self {
-            cell,
-            permit: Some(permit),
-            started,
-        }
-    }
-
-    fn finish(mut self, outcome: Outcome) {
-        if let Some(permit) = self.permit.take() {
-            self.cell
-                .record(permit, outcome, self.started.elapsed(), now());
-        }
-    }
-}
-
-impl Drop for CastCompletion {
-    fn drop(&mut self) {
-        if let Some(permit) = self.permit.take() {
-            let outcome = Outcome::Failure(FailureKind::Crash);
-            self.cell
-                .record(permit, outcome, self.started.elapsed(), now());
-        }
-    }
-}
+/// A fire-and-forget call's admission: the service actor records its
+/// outcome; if the actor dies first, dropping it records the crash.
+pub(crate) type CastCompletion = Admission<Arc<BreakerCell>>;
 
 /// The current service actor for each of a service's `concurrency` slots.
 /// Handles read it without locking; the breaker actor swaps in respawns, so

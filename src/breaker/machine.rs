@@ -29,7 +29,7 @@ impl Permit {
     /// A permit issued from a published `(state, epoch)` without taking the
     /// breaker's lock. Only valid for states that admit every call (Closed,
     /// MetricsOnly, Disabled); the admission is counted when it is recorded.
-    pub fn unaccounted(epoch: u64) -> Self {
+    pub(crate) fn unaccounted(epoch: u64) -> Self {
         Self {
             epoch,
             probe_slot: None,
@@ -48,7 +48,7 @@ impl Permit {
     }
 
     /// Whether the breaker counted this admission when it was issued.
-    pub fn is_counted(&self) -> bool {
+    pub(crate) fn is_counted(&self) -> bool {
         self.counted
     }
 }

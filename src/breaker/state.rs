@@ -63,7 +63,7 @@ impl BreakerState {
 
     /// The inverse of `self as u8`; unknown values read as `Closed`'s
     /// opposite, `ForcedOpen`, so a corrupted word fails closed.
-    pub fn from_u8(value: u8) -> Self {
+    pub(crate) fn from_u8(value: u8) -> Self {
         match value {
             0 => BreakerState::Closed,
             1 => BreakerState::Open,

@@ -2,16 +2,15 @@
 
 use super::{HandleError, Seawall};
 use crate::breaker::{FailureKind, Outcome};
-use crate::clock::now;
+use crate::cell::{Admission, BreakerCell, Capacity};
 use crate::config::StrategyKind;
 use crate::degradation::{CustomFallback, Degradation, DegradedHandle, Fallback, Reply};
 use crate::event::Event;
-use crate::handle::{refusal_error, CallError, PendingOutcome};
+use crate::handle::{refusal_error, CallError};
 use crate::modes::OrderIntent;
 use crate::service::Service;
 use std::future::Future;
 use std::sync::Arc;
-use tokio::time::Instant;
 
 /// Why a degradation strategy could not be registered.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -268,42 +267,36 @@ impl Seawall {
                 });
             }
         }
-        let cell = control.cell();
+        let cell: &BreakerCell = control.cell();
         let service = cell.label();
         let timeout = control.config().call_timeout;
-        let error = match cell.admit(now) {
+        let error = match Capacity::take(cell)
+            .and_then(|room| Ok((room, Admission::admit(cell, Outcome::Ignored)?)))
+        {
             Err(refusal) => refusal_error(cell, refusal),
-            Ok(permit) => {
-                let started = Instant::now();
-                let mut pending = PendingOutcome {
-                    cell,
-                    permit: Some(permit),
-                    started,
-                };
-                match tokio::time::timeout(timeout, f()).await {
-                    Ok(Ok(value)) => {
-                        pending.finish(Outcome::Success);
-                        return Ok(Reply::Live(value));
-                    }
-                    Ok(Err(source)) => {
-                        let outcome = classify(&source);
-                        pending.finish(outcome);
-                        let error = CallError::Service {
-                            service,
-                            outcome,
-                            source,
-                        };
-                        if !outcome.is_failure() {
-                            return Err(error);
-                        }
-                        error
-                    }
-                    Err(_) => {
-                        pending.finish(Outcome::Failure(FailureKind::Timeout));
-                        CallError::Timeout { service, timeout }
-                    }
+            Ok((_room, admission)) => match tokio::time::timeout(timeout, f()).await {
+                Ok(Ok(value)) => {
+                    admission.finish(Outcome::Success);
+                    return Ok(Reply::Live(value));
                 }
-            }
+                Ok(Err(source)) => {
+                    let outcome = classify(&source);
+                    admission.finish(outcome);
+                    let error = CallError::Service {
+                        service,
+                        outcome,
+                        source,
+                    };
+                    if !outcome.is_failure() {
+                        return Err(error);
+                    }
+                    error
+                }
+                Err(_) => {
+                    admission.finish(Outcome::Failure(FailureKind::Timeout));
+                    CallError::Timeout { service, timeout }
+                }
+            },
         };
         if !self.config().runtime.graceful_degradation_enabled {
             return Err(error);
