@@ -22,6 +22,7 @@ mod admission;
 mod control;
 mod rate_limit;
 mod tally;
+mod word;
 
 use crate::breaker::{
     BreakerMetrics, BreakerState, CircuitBreaker, Outcome, Permit, Rejected, Transition, TripCause,
@@ -37,9 +38,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 use tally::Rejections;
 
-const STATE_MASK: u64 = 0xff;
-const CLOSING: u64 = 1 << 8;
-const EPOCH_SHIFT: u32 = 9;
+use word::Word;
 
 /// Why a call was not let through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -155,7 +154,7 @@ impl BreakerCell {
         limits: Option<RateLimits>,
         slow_start: Option<Duration>,
     ) -> Self {
-        let word = pack(machine.state(), machine.epoch(), false);
+        let word = Word::pack(machine.state(), machine.epoch(), false).bits();
         Self {
             label: intern(&name),
             name,
@@ -206,19 +205,19 @@ impl BreakerCell {
 
     /// The published state, read without the lock.
     pub(crate) fn state(&self) -> BreakerState {
-        BreakerState::from_u8((self.word.load(Ordering::Acquire) & STATE_MASK) as u8)
+        Word::read(&self.word).state()
     }
 
     /// Admission: one atomic load on the Closed and Open paths.
     #[inline]
     pub(crate) fn admit(&self, now: impl FnOnce() -> Instant) -> Result<Permit, Refusal> {
-        let word = self.word.load(Ordering::Acquire);
-        if word & CLOSING != 0 {
+        let word = Word::read(&self.word);
+        if word.closing() {
             return Err(Refusal::ShuttingDown);
         }
-        match BreakerState::from_u8((word & STATE_MASK) as u8) {
+        match word.state() {
             BreakerState::Closed | BreakerState::MetricsOnly | BreakerState::Disabled => {
-                Ok(Permit::unaccounted(word >> EPOCH_SHIFT))
+                Ok(Permit::unaccounted(word.epoch()))
             }
             state @ (BreakerState::Open | BreakerState::ForcedOpen) => {
                 self.rejected_unlocked.bump();
@@ -411,11 +410,7 @@ impl BreakerCell {
         if let Some(cause) = TripCause::of(&t.reason) {
             self.cause.store(cause.as_u8(), Ordering::Relaxed);
         }
-        let _ = self
-            .word
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |word| {
-                Some(pack(state, epoch, word & CLOSING != 0))
-            });
+        word::publish(&self.word, state, epoch);
         if let Some(notify) = self.actor.get() {
             notify(CellNotice::Transitioned(t));
         }
@@ -451,7 +446,7 @@ impl BreakerCell {
 
     /// Refuses new calls from now on; calls already admitted finish.
     pub(crate) fn begin_closing(&self) {
-        self.word.fetch_or(CLOSING, Ordering::AcqRel);
+        word::begin_closing(&self.word);
     }
 
     /// Counters and a compact latency snapshot, for trends.
@@ -474,10 +469,6 @@ impl BreakerCell {
         metrics.rejected += self.rejected_unlocked.total();
         metrics
     }
-}
-
-fn pack(state: BreakerState, epoch: u64, closing: bool) -> u64 {
-    (epoch << EPOCH_SHIFT) | if closing { CLOSING } else { 0 } | state as u64
 }
 
 /// `at + d`, saturating about 30 years ahead instead of panicking on an
