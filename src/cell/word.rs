@@ -145,7 +145,7 @@ mod tests {
 
     #[test]
     fn test_word_when_transitions_race_shutdown_then_flag_sticks_and_last_state_wins() {
-        model(|word, state, epoch| publish(word, state, epoch));
+        model(publish);
     }
 
     #[test]
