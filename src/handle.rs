@@ -256,94 +256,118 @@ impl<S: Service> ServiceHandle<S> {
                 service: cell.label(),
             });
         }
-        let service = || cell.label();
-        let unknown = |reason: String| CallError::Unknown {
-            service: service(),
-            reason,
-            source: None,
+        let reply = tokio::time::timeout_at(deadline, rx).await;
+        let (outcome, result) = match reply {
+            Ok(Ok(Ok((response, outcome)))) => self.judge(response, outcome, check),
+            Ok(Ok(Err(failure))) => self.failed(failure, idempotent),
+            // The deadline passed: the caller's own timer is the only one.
+            Err(_) => self.failed(CallFailure::Expired, idempotent),
+            // The service actor stopped before answering: it crashed while
+            // this request waited behind another, or was killed mid-call.
+            // The crash itself is counted once by supervision. Which of the
+            // two cannot be told here, so a request that is not idempotent
+            // may have been sent: unknown.
+            Ok(Err(_)) => (
+                Outcome::Ignored,
+                Err(self.lost(
+                    idempotent,
+                    "the service actor stopped before answering; the request may have been sent",
+                )),
+            ),
         };
-        match tokio::time::timeout_at(deadline, rx).await {
-            Ok(Ok(Ok((response, outcome)))) => match (outcome, check(&response)) {
-                (Outcome::Failure(kind), _) => {
-                    pending.finish(outcome);
-                    Err(CallError::Invalid {
-                        service: service(),
-                        reason: format!("the service classified the answer as a {kind} failure"),
-                    })
-                }
-                (_, Err(reason)) => {
-                    pending.finish(Outcome::Failure(FailureKind::Invalid));
-                    Err(CallError::Invalid {
-                        service: service(),
-                        reason,
-                    })
-                }
-                (outcome, Ok(())) => {
-                    pending.finish(outcome);
-                    Ok(response)
-                }
-            },
-            Ok(Ok(Err(CallFailure::Service(error, outcome)))) => {
-                pending.finish(outcome);
-                if outcome == Outcome::Failure(FailureKind::Ambiguous) {
-                    return Err(CallError::Unknown {
-                        service: service(),
+        pending.finish(outcome);
+        result
+    }
+
+    /// A reply the service gave: its own classification, then `check`.
+    fn judge(
+        &self,
+        response: S::Response,
+        outcome: Outcome,
+        check: impl FnOnce(&S::Response) -> Result<(), String>,
+    ) -> (Outcome, Result<S::Response, CallError<S::Error>>) {
+        let service = self.label();
+        match (outcome, check(&response)) {
+            (Outcome::Failure(kind), _) => (
+                outcome,
+                Err(CallError::Invalid {
+                    service,
+                    reason: format!("the service classified the answer as a {kind} failure"),
+                }),
+            ),
+            (_, Err(reason)) => (
+                Outcome::Failure(FailureKind::Invalid),
+                Err(CallError::Invalid { service, reason }),
+            ),
+            (outcome, Ok(())) => (outcome, Ok(response)),
+        }
+    }
+
+    /// A call that failed in the service actor, or was never answered.
+    fn failed(
+        &self,
+        failure: CallFailure<S::Error>,
+        idempotent: bool,
+    ) -> (Outcome, Result<S::Response, CallError<S::Error>>) {
+        let service = self.label();
+        match failure {
+            CallFailure::Service(error, outcome) => {
+                let error = if outcome == Outcome::Failure(FailureKind::Ambiguous) {
+                    CallError::Unknown {
+                        service,
                         reason: error.to_string(),
                         source: Some(error),
-                    });
-                }
-                Err(CallError::Service {
-                    service: service(),
-                    outcome,
-                    source: error,
-                })
-            }
-            Ok(Ok(Err(CallFailure::Refused(reason)))) => {
-                pending.finish(Outcome::Ignored);
-                Err(CallError::Refused {
-                    service: service(),
-                    reason,
-                })
-            }
-            Ok(Ok(Err(CallFailure::Expired))) | Err(_) => {
-                pending.finish(Outcome::Failure(FailureKind::Timeout));
-                if idempotent {
-                    Err(CallError::Timeout {
-                        service: service(),
-                        timeout: inner.call_timeout,
-                    })
+                    }
                 } else {
-                    Err(unknown(format!(
-                        "no answer within {} for a request that is not idempotent",
-                        humantime::format_duration(inner.call_timeout)
-                    )))
-                }
+                    CallError::Service {
+                        service,
+                        outcome,
+                        source: error,
+                    }
+                };
+                (outcome, Err(error))
             }
-            Ok(Ok(Err(CallFailure::Panicked))) => {
-                pending.finish(Outcome::Failure(FailureKind::Crash));
-                if idempotent {
-                    Err(CallError::Crashed { service: service() })
+            CallFailure::Refused(reason) => (
+                Outcome::Ignored,
+                Err(CallError::Refused { service, reason }),
+            ),
+            CallFailure::Expired => {
+                let timeout = self.inner.call_timeout;
+                let error = if idempotent {
+                    CallError::Timeout { service, timeout }
                 } else {
-                    Err(unknown(
-                        "the service panicked after the request reached it".to_string(),
-                    ))
-                }
+                    self.lost(
+                        false,
+                        &format!(
+                            "no answer within {} for a request that is not idempotent",
+                            humantime::format_duration(timeout)
+                        ),
+                    )
+                };
+                (Outcome::Failure(FailureKind::Timeout), Err(error))
             }
-            Ok(Err(_)) => {
-                // The service actor stopped before answering: it crashed
-                // while this request waited behind another, or was killed
-                // mid-call. The crash itself is counted once by supervision.
-                // Which of the two cannot be told here, so a request that is
-                // not idempotent may have been sent: unknown.
-                pending.finish(Outcome::Ignored);
-                if idempotent {
-                    Err(CallError::Crashed { service: service() })
-                } else {
-                    Err(unknown(
-                        "the service actor stopped before answering; the request may have been sent"
-                            .to_string(),
-                    ))
-                }
+            CallFailure::Panicked => (
+                Outcome::Failure(FailureKind::Crash),
+                Err(self.lost(
+                    idempotent,
+                    "the service panicked after the request reached it",
+                )),
+            ),
+        }
+    }
+
+    /// A crash: harmless to retry for an idempotent request, otherwise an
+    /// unknown outcome, because the request may have taken effect.
+    fn lost(&self, idempotent: bool, reason: &str) -> CallError<S::Error> {
+        if idempotent {
+            CallError::Crashed {
+                service: self.label(),
+            }
+        } else {
+            CallError::Unknown {
+                service: self.label(),
+                reason: reason.to_string(),
+                source: None,
             }
         }
     }

@@ -299,51 +299,17 @@ impl Actor for HealthActor {
                 transition,
             }) => {
                 if transition.flap {
-                    let flaps = state
-                        .index
-                        .get(&service)
-                        .map(|i| Self::controls(state)[*i].metrics().flaps)
-                        .unwrap_or(0);
-                    let _ = state.args.events.send(Event::Alert(Alert::Flap {
-                        service: Arc::clone(&service),
-                        flaps,
-                        open_until: transition.open_until,
-                    }));
+                    Self::alert_flap(state, &service, transition.open_until);
                 }
-                let found = state.index.get(&service).copied();
-                if let Some(control) = found.map(|i| Self::controls(state)[i].clone()) {
-                    Self::refresh_service(state, &control);
-                    Self::publish_modes(state);
-                }
-                Self::rescore_soon(&myself, state);
+                Self::service_changed(&myself, state, &service);
             }
             HealthMsg::Bus(Event::Escalated { service, reason }) => {
-                let _ = state
-                    .args
-                    .events
-                    .send(Event::Alert(Alert::Escalation { service, reason }));
+                let alert = Alert::Escalation { service, reason };
+                let _ = state.args.events.send(Event::Alert(alert));
             }
             HealthMsg::Bus(Event::Auth { service, failure }) => {
-                match failure {
-                    Some(error) => {
-                        state
-                            .auth_failures
-                            .insert(Arc::clone(&service), error.clone());
-                        let _ = state.args.events.send(Event::Alert(Alert::Auth {
-                            service: Arc::clone(&service),
-                            error,
-                        }));
-                    }
-                    None => {
-                        state.auth_failures.remove(&service);
-                    }
-                }
-                if let Some(i) = state.index.get(&service).copied() {
-                    let control = Self::controls(state)[i].clone();
-                    Self::refresh_service(state, &control);
-                    Self::publish_modes(state);
-                }
-                Self::rescore_soon(&myself, state);
+                Self::auth_changed(state, &service, failure);
+                Self::service_changed(&myself, state, &service);
             }
             HealthMsg::Bus(_) => {}
             HealthMsg::Lagged => {
@@ -357,73 +323,17 @@ impl Actor for HealthActor {
                 state.score_pending = false;
                 Self::check_score(state);
             }
-            HealthMsg::CheckTick => {
-                for (service, check) in state.args.checks.clone() {
-                    if !state.checking.insert(Arc::clone(&service)) {
-                        continue; // the previous check is still running
-                    }
-                    let me = myself.clone();
-                    let timeout = state.args.check_timeout;
-                    tokio::spawn(async move {
-                        let started = now();
-                        let outcome = tokio::time::timeout(timeout, check()).await;
-                        let at = now();
-                        let (healthy, error) = match outcome {
-                            Ok(Ok(Evidence::NotImplemented)) => {
-                                let _ = me.cast(HealthMsg::CheckDone {
-                                    service,
-                                    result: None,
-                                });
-                                return;
-                            }
-                            Ok(Ok(Evidence::Observed)) => (true, None),
-                            Ok(Err(e)) => (false, Some(e)),
-                            Err(_) => (
-                                false,
-                                Some(format!(
-                                    "timed out after {} (runtime.health_check_timeout)",
-                                    humantime::format_duration(timeout)
-                                )),
-                            ),
-                        };
-                        let result = Some(CheckResult {
-                            healthy,
-                            at,
-                            latency: at.saturating_duration_since(started),
-                            error,
-                        });
-                        let _ = me.cast(HealthMsg::CheckDone { service, result });
-                    });
-                }
-            }
+            HealthMsg::CheckTick => Self::start_checks(&myself, state),
             HealthMsg::CheckDone { service, result } => {
                 state.checking.remove(&service);
-                let Some(result) = result else {
-                    return Ok(());
-                };
-                if let Ok(mut cache) = state.args.shared.cache.lock() {
-                    cache.checks.insert(Arc::clone(&service), result);
-                }
-                if let Some(i) = state.index.get(&service).copied() {
-                    let control = Self::controls(state)[i].clone();
-                    Self::refresh_service(state, &control);
-                    Self::publish_modes(state);
-                }
-                Self::rescore_soon(&myself, state);
-            }
-            HealthMsg::SampleTick => {
-                if !state.sampling {
-                    state.sampling = true;
-                    let sampler = Arc::clone(&state.sampler);
-                    let me = myself.clone();
-                    tokio::task::spawn_blocking(move || {
-                        let sample = sampler.lock().map(|mut s| s.sample());
-                        if let Ok(sample) = sample {
-                            let _ = me.cast(HealthMsg::Sampled(sample));
-                        }
-                    });
+                if let Some(result) = result {
+                    if let Ok(mut cache) = state.args.shared.cache.lock() {
+                        cache.checks.insert(Arc::clone(&service), result);
+                    }
+                    Self::service_changed(&myself, state, &service);
                 }
             }
+            HealthMsg::SampleTick => Self::start_sample(&myself, state),
             HealthMsg::Sampled(sample) => {
                 state.sampling = false;
                 if let Ok(mut cache) = state.args.shared.cache.lock() {
@@ -431,20 +341,7 @@ impl Actor for HealthActor {
                 }
                 Self::check_score(state);
             }
-            HealthMsg::TrendTick => {
-                let at = now();
-                let mut computed = BTreeMap::new();
-                for control in Self::controls(state).to_vec() {
-                    let name: Arc<str> = Arc::from(control.name());
-                    let (ok, bad, latency) = control.trend_point();
-                    let tracker = state.trends.entry(Arc::clone(&name)).or_default();
-                    tracker.push(at, ok, bad, latency);
-                    computed.insert(name, Arc::new(tracker.trends()));
-                }
-                if let Ok(mut cache) = state.args.shared.cache.lock() {
-                    cache.trends = Arc::new(computed);
-                }
-            }
+            HealthMsg::TrendTick => Self::take_trends(state),
             HealthMsg::Trading(metrics) => {
                 if let Ok(mut cache) = state.args.shared.cache.lock() {
                     cache.trading = metrics;
@@ -454,5 +351,121 @@ impl Actor for HealthActor {
             }
         }
         Ok(())
+    }
+}
+
+impl HealthActor {
+    /// One service's state moved: its entry, the modes, then the score.
+    fn service_changed(myself: &ActorRef<HealthMsg>, state: &mut HealthState, service: &Arc<str>) {
+        if let Some(i) = state.index.get(service).copied() {
+            let control = Self::controls(state)[i].clone();
+            Self::refresh_service(state, &control);
+            Self::publish_modes(state);
+        }
+        Self::rescore_soon(myself, state);
+    }
+
+    fn alert_flap(state: &HealthState, service: &Arc<str>, open_until: Option<std::time::Instant>) {
+        let flaps = state
+            .index
+            .get(service)
+            .map(|i| Self::controls(state)[*i].metrics().flaps)
+            .unwrap_or(0);
+        let _ = state.args.events.send(Event::Alert(Alert::Flap {
+            service: Arc::clone(service),
+            flaps,
+            open_until,
+        }));
+    }
+
+    fn auth_changed(state: &mut HealthState, service: &Arc<str>, failure: Option<String>) {
+        match failure {
+            Some(error) => {
+                state
+                    .auth_failures
+                    .insert(Arc::clone(service), error.clone());
+                let _ = state.args.events.send(Event::Alert(Alert::Auth {
+                    service: Arc::clone(service),
+                    error,
+                }));
+            }
+            None => {
+                state.auth_failures.remove(service);
+            }
+        }
+    }
+
+    /// Starts every health check not already running, each on its own task
+    /// (a slow check never holds up the actor), answering with `CheckDone`.
+    fn start_checks(myself: &ActorRef<HealthMsg>, state: &mut HealthState) {
+        for (service, check) in state.args.checks.clone() {
+            if !state.checking.insert(Arc::clone(&service)) {
+                continue; // the previous check is still running
+            }
+            let me = myself.clone();
+            let timeout = state.args.check_timeout;
+            tokio::spawn(async move {
+                let started = now();
+                let outcome = tokio::time::timeout(timeout, check()).await;
+                let at = now();
+                let (healthy, error) = match outcome {
+                    Ok(Ok(Evidence::NotImplemented)) => {
+                        let _ = me.cast(HealthMsg::CheckDone {
+                            service,
+                            result: None,
+                        });
+                        return;
+                    }
+                    Ok(Ok(Evidence::Observed)) => (true, None),
+                    Ok(Err(e)) => (false, Some(e)),
+                    Err(_) => (
+                        false,
+                        Some(format!(
+                            "timed out after {} (runtime.health_check_timeout)",
+                            humantime::format_duration(timeout)
+                        )),
+                    ),
+                };
+                let result = Some(CheckResult {
+                    healthy,
+                    at,
+                    latency: at.saturating_duration_since(started),
+                    error,
+                });
+                let _ = me.cast(HealthMsg::CheckDone { service, result });
+            });
+        }
+    }
+
+    /// Samples CPU, memory and disk off the actor (sysinfo blocks).
+    fn start_sample(myself: &ActorRef<HealthMsg>, state: &mut HealthState) {
+        if state.sampling {
+            return;
+        }
+        state.sampling = true;
+        let sampler = Arc::clone(&state.sampler);
+        let me = myself.clone();
+        tokio::task::spawn_blocking(move || {
+            let sample = sampler.lock().map(|mut s| s.sample());
+            if let Ok(sample) = sample {
+                let _ = me.cast(HealthMsg::Sampled(sample));
+            }
+        });
+    }
+
+    /// One trend point per service, and the trends it gives.
+    fn take_trends(state: &mut HealthState) {
+        let at = now();
+        let mut computed = BTreeMap::new();
+        for control in Self::controls(state).to_vec() {
+            let name: Arc<str> = Arc::from(control.name());
+            let (ok, bad, latency) = control.trend_point();
+            let tracker = state.trends.entry(Arc::clone(&name)).or_default();
+            tracker.push(at, ok, bad, latency);
+            computed.insert(name, Arc::new(tracker.trends()));
+        }
+        if let Ok(mut cache) = state.args.shared.cache.lock() {
+            cache.trends = Arc::new(computed);
+        }
     }
 }

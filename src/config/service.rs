@@ -151,17 +151,36 @@ impl ServiceConfig {
         }
     }
 
+    /// Everything wrong with this table, each naming its key and the fix.
     pub(crate) fn problems(
         &self,
         name: &str,
         services: &dyn Fn(&str) -> bool,
         out: &mut Vec<Problem>,
     ) {
-        let key = |field: &str| format!("services.{name}.{field}");
         self.degradation.problems(name, services, out);
         for (i, phase) in self.chaos.iter().enumerate() {
             phase.problems(&format!("services.{name}.chaos[{i}]"), out);
         }
+        let key = |field: &str| format!("services.{name}.{field}");
+        self.name_problems(name, out);
+        self.breaker_problems(&key, out);
+        self.call_problems(&key, out);
+        self.bound_problems(&key, out);
+        if let Some(window) = &self.rate_window {
+            window.problems(name, out);
+        }
+        if let Some(limits) = &self.rate_limit {
+            limits.problems(name, out);
+        }
+        self.recovery.problems(name, out);
+        self.restart.problems(name, out);
+        self.retry.problems(name, out);
+    }
+
+    /// The name itself, and how much the service weighs in the score.
+    fn name_problems(&self, name: &str, out: &mut Vec<Problem>) {
+        let key = |field: &str| format!("services.{name}.{field}");
         if !(0.0..=1.0).contains(&self.health_impact) {
             out.push(Problem::new(
                 key("health_impact"),
@@ -180,6 +199,10 @@ impl ServiceConfig {
                 "use letters, digits, '_' or '-' (it appears in URLs and metric labels)",
             ));
         }
+    }
+
+    /// Thresholds, open durations and the HalfOpen probes.
+    fn breaker_problems(&self, key: &dyn Fn(&str) -> String, out: &mut Vec<Problem>) {
         if self.failure_threshold < 1 {
             out.push(Problem::new(
                 key("failure_threshold"),
@@ -248,6 +271,10 @@ impl ServiceConfig {
                 "set a duration such as \"30s\"",
             ));
         }
+    }
+
+    /// The call timeout and the bulkhead.
+    fn call_problems(&self, key: &dyn Fn(&str) -> String, out: &mut Vec<Problem>) {
         if self.call_timeout.is_zero() {
             out.push(Problem::new(
                 key("call_timeout"),
@@ -272,6 +299,10 @@ impl ServiceConfig {
                 "raise it; it bounds queued plus running requests",
             ));
         }
+    }
+
+    /// Upper bounds: an absurd value is a typo, not a wish.
+    fn bound_problems(&self, key: &dyn Fn(&str) -> String, out: &mut Vec<Problem>) {
         const HOUR: Duration = Duration::from_secs(3600);
         const DAY: Duration = Duration::from_secs(86_400);
         for (field, value, max) in [
@@ -289,12 +320,6 @@ impl ServiceConfig {
             if let Some(value) = value {
                 super::error::check_max_duration(out, key(field), value, max);
             }
-        }
-        if let Some(window) = &self.rate_window {
-            window.problems(name, out);
-        }
-        if let Some(limits) = &self.rate_limit {
-            limits.problems(name, out);
         }
         for (field, value, max) in [
             (
@@ -334,9 +359,6 @@ impl ServiceConfig {
             self.degradation.max_staleness,
             Duration::from_secs(86_400),
         );
-        self.recovery.problems(name, out);
-        self.restart.problems(name, out);
-        self.retry.problems(name, out);
     }
 }
 
