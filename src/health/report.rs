@@ -342,7 +342,8 @@ fn fresh(check: &CheckResult, now: Instant, interval: Duration) -> bool {
 }
 
 /// Builds the report. Reads only cached state: each breaker's counters (a
-/// short lock each) and the health cache.
+/// short lock each) and the health cache. Most of its length is the one
+/// struct literal that is the report's JSON shape.
 pub(crate) fn build(
     controls: &[BreakerControl],
     cache: &HealthCache,
@@ -350,67 +351,25 @@ pub(crate) fn build(
     now: Instant,
 ) -> HealthReport {
     let clock = WallClock::new(now);
-    let mut inputs = Vec::with_capacity(controls.len());
-    // Built as vectors and collected at the end: collecting sorted input
-    // bulk-builds each map instead of searching it on every insert.
-    let mut breakers = Vec::with_capacity(controls.len());
-    let mut resilience_services = Vec::with_capacity(controls.len());
-    let mut states = Vec::with_capacity(controls.len());
-    let mut services = Vec::with_capacity(controls.len());
-    let mut recommendations = Vec::new();
+    let mut rows = Rows::with_capacity(controls.len());
     for control in controls {
-        let key = control.shared_name();
-        let name = control.name();
-        let m = control.metrics();
-        let check = cache.checks.get(name);
-        let healthy = check.map(|c| c.healthy && fresh(c, now, ctx.check_interval));
-        inputs.push(ServiceInput {
-            state: m.state,
-            impact: control.config().health_impact,
-            healthy,
-        });
-        recommend(control, &m, check, healthy, &clock, &mut recommendations);
-        services.push((
-            Arc::clone(&key),
-            ServiceHealth {
-                status: match healthy {
-                    None => "unknown",
-                    Some(true) => "healthy",
-                    Some(false) => "unhealthy",
-                },
-                last_check: check.map(|c| clock.wall(c.at)),
-                latency_ms: check.map(|c| c.latency.as_secs_f64() * 1000.0),
-                error: check.and_then(|c| c.error.clone()),
-            },
-        ));
-        resilience_services.push((
-            Arc::clone(&key),
-            ResilienceService {
-                state: m.state,
-                success_rate: m.success_rate,
-                consecutive_failures: m.consecutive_failures,
-                avg_response_time: m.mean_response.map(|d| d.as_secs_f64()),
-                last_success: m.last_success.map(|t| clock.wall(t)),
-                last_failure: m.last_failure.map(|t| clock.wall(t)),
-            },
-        ));
-        states.push((Arc::clone(&key), m.state));
-        breakers.push((key, breaker_report(control, &m, &clock)));
+        rows.push(control, cache, &ctx, &clock, now);
     }
+    let Rows {
+        inputs,
+        breakers,
+        resilience_services,
+        states,
+        services,
+        mut recommendations,
+    } = rows;
     let system = cache.system.as_ref();
     let (cpu, memory, disk) = (
         system.and_then(|s| s.cpu_percent),
         system.map(|s| s.memory_percent),
         system.map(|s| s.disk_percent),
     );
-    for (what, p) in [("CPU", cpu), ("memory", memory), ("disk", disk)] {
-        if let Some(p) = p.filter(|p| *p >= 80.0) {
-            recommendations.push(format!(
-                "system: {what} at {p:.0}% ({}); find what is consuming it before it slows order handling",
-                resource_status(Some(p))
-            ));
-        }
-    }
+    advise_on_resources(cpu, memory, disk, &mut recommendations);
     let breakdown = score::score(&ScoreInputs {
         services: inputs,
         cpu_percent: cpu,
@@ -420,23 +379,9 @@ pub(crate) fn build(
         trading_mode: ctx.modes.trading,
     });
     let status = score::status(breakdown.total, ctx.thresholds, ctx.modes);
-    let resilience_fraction = breakdown.resilience / 40.0;
-    let overall_status = if resilience_fraction >= 0.999 {
-        HealthStatus::Healthy
-    } else if resilience_fraction >= 0.5 {
-        HealthStatus::Degraded
-    } else if resilience_fraction > 0.0 {
-        HealthStatus::Unhealthy
-    } else {
-        HealthStatus::Critical
-    };
+    let overall_status = resilience_status(breakdown.resilience / 40.0);
     if ctx.modes.trading != TradingMode::Active {
-        recommendations.push(format!(
-            "trading: {:?} since {} ({}); orders that add risk are refused until it is Active",
-            ctx.modes.trading,
-            humantime::format_rfc3339_seconds(ctx.modes.changed_at),
-            ctx.modes.reason
-        ));
+        recommendations.push(trading_advice(ctx.modes));
     }
     let wall_now = clock.wall(now);
     HealthReport {
@@ -451,32 +396,7 @@ pub(crate) fn build(
             circuit_breakers: states.into_iter().collect(),
             timestamp: wall_now,
         },
-        system_metrics: SystemMetrics {
-            cpu: CpuMetrics {
-                usage_percent: cpu,
-                count: system.map_or(0, |s| s.cpu_count),
-                status: resource_status(cpu),
-            },
-            memory: MemoryMetrics {
-                usage_percent: memory,
-                available_gb: system.map_or(0.0, |s| s.memory_available_gb),
-                total_gb: system.map_or(0.0, |s| s.memory_total_gb),
-                status: resource_status(memory),
-            },
-            disk: DiskMetrics {
-                usage_percent: disk,
-                free_gb: system.map_or(0.0, |s| s.disk_free_gb),
-                total_gb: system.map_or(0.0, |s| s.disk_total_gb),
-                status: resource_status(disk),
-            },
-            network: NetworkMetrics {
-                bytes_sent: system.map_or(0, |s| s.bytes_sent),
-                bytes_recv: system.map_or(0, |s| s.bytes_recv),
-                packets_sent: system.map_or(0, |s| s.packets_sent),
-                packets_recv: system.map_or(0, |s| s.packets_recv),
-            },
-            sampled_at: system.map(|s| s.taken_at),
-        },
+        system_metrics: system_metrics(system, cpu, memory, disk),
         services: services.into_iter().collect(),
         trading: TradingHealth {
             status: ctx.modes.trading,
@@ -490,6 +410,162 @@ pub(crate) fn build(
         recommendations,
     }
     .timed(ctx.started)
+}
+
+/// The per-service parts of a report, built as vectors and collected at
+/// the end: collecting sorted input bulk-builds each map instead of
+/// searching it on every insert.
+struct Rows {
+    inputs: Vec<ServiceInput>,
+    breakers: Vec<(Arc<str>, BreakerReport)>,
+    resilience_services: Vec<(Arc<str>, ResilienceService)>,
+    states: Vec<(Arc<str>, BreakerState)>,
+    services: Vec<(Arc<str>, ServiceHealth)>,
+    recommendations: Vec<String>,
+}
+
+impl Rows {
+    fn with_capacity(n: usize) -> Self {
+        Self {
+            inputs: Vec::with_capacity(n),
+            breakers: Vec::with_capacity(n),
+            resilience_services: Vec::with_capacity(n),
+            states: Vec::with_capacity(n),
+            services: Vec::with_capacity(n),
+            recommendations: Vec::new(),
+        }
+    }
+
+    /// One service's rows, from its breaker's snapshot and its last check.
+    fn push(
+        &mut self,
+        control: &BreakerControl,
+        cache: &HealthCache,
+        ctx: &ReportContext<'_>,
+        clock: &WallClock,
+        now: Instant,
+    ) {
+        let key = control.shared_name();
+        let name = control.name();
+        let m = control.metrics();
+        let check = cache.checks.get(name);
+        let healthy = check.map(|c| c.healthy && fresh(c, now, ctx.check_interval));
+        self.inputs.push(ServiceInput {
+            state: m.state,
+            impact: control.config().health_impact,
+            healthy,
+        });
+        recommend(
+            control,
+            &m,
+            check,
+            healthy,
+            clock,
+            &mut self.recommendations,
+        );
+        self.services.push((
+            Arc::clone(&key),
+            ServiceHealth {
+                status: match healthy {
+                    None => "unknown",
+                    Some(true) => "healthy",
+                    Some(false) => "unhealthy",
+                },
+                last_check: check.map(|c| clock.wall(c.at)),
+                latency_ms: check.map(|c| c.latency.as_secs_f64() * 1000.0),
+                error: check.and_then(|c| c.error.clone()),
+            },
+        ));
+        self.resilience_services.push((
+            Arc::clone(&key),
+            ResilienceService {
+                state: m.state,
+                success_rate: m.success_rate,
+                consecutive_failures: m.consecutive_failures,
+                avg_response_time: m.mean_response.map(|d| d.as_secs_f64()),
+                last_success: m.last_success.map(|t| clock.wall(t)),
+                last_failure: m.last_failure.map(|t| clock.wall(t)),
+            },
+        ));
+        self.states.push((Arc::clone(&key), m.state));
+        self.breakers
+            .push((key, breaker_report(control, &m, clock)));
+    }
+}
+
+/// CPU, memory, disk and network from the last sample, if any.
+fn system_metrics(
+    system: Option<&SystemSample>,
+    cpu: Option<f64>,
+    memory: Option<f64>,
+    disk: Option<f64>,
+) -> SystemMetrics {
+    SystemMetrics {
+        cpu: CpuMetrics {
+            usage_percent: cpu,
+            count: system.map_or(0, |s| s.cpu_count),
+            status: resource_status(cpu),
+        },
+        memory: MemoryMetrics {
+            usage_percent: memory,
+            available_gb: system.map_or(0.0, |s| s.memory_available_gb),
+            total_gb: system.map_or(0.0, |s| s.memory_total_gb),
+            status: resource_status(memory),
+        },
+        disk: DiskMetrics {
+            usage_percent: disk,
+            free_gb: system.map_or(0.0, |s| s.disk_free_gb),
+            total_gb: system.map_or(0.0, |s| s.disk_total_gb),
+            status: resource_status(disk),
+        },
+        network: NetworkMetrics {
+            bytes_sent: system.map_or(0, |s| s.bytes_sent),
+            bytes_recv: system.map_or(0, |s| s.bytes_recv),
+            packets_sent: system.map_or(0, |s| s.packets_sent),
+            packets_recv: system.map_or(0, |s| s.packets_recv),
+        },
+        sampled_at: system.map(|s| s.taken_at),
+    }
+}
+
+/// Advice for each resource at 80 % or more.
+fn advise_on_resources(
+    cpu: Option<f64>,
+    memory: Option<f64>,
+    disk: Option<f64>,
+    out: &mut Vec<String>,
+) {
+    for (what, p) in [("CPU", cpu), ("memory", memory), ("disk", disk)] {
+        if let Some(p) = p.filter(|p| *p >= 80.0) {
+            out.push(format!(
+                "system: {what} at {p:.0}% ({}); find what is consuming it before it slows order handling",
+                resource_status(Some(p))
+            ));
+        }
+    }
+}
+
+/// Why orders are refused, while trading is not Active.
+fn trading_advice(modes: &Modes) -> String {
+    format!(
+        "trading: {:?} since {} ({}); orders that add risk are refused until it is Active",
+        modes.trading,
+        humantime::format_rfc3339_seconds(modes.changed_at),
+        modes.reason
+    )
+}
+
+/// The resilience summary's status from its share of the 40 points.
+fn resilience_status(fraction: f64) -> HealthStatus {
+    if fraction >= 0.999 {
+        HealthStatus::Healthy
+    } else if fraction >= 0.5 {
+        HealthStatus::Degraded
+    } else if fraction > 0.0 {
+        HealthStatus::Unhealthy
+    } else {
+        HealthStatus::Critical
+    }
 }
 
 impl HealthReport {
