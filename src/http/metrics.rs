@@ -31,6 +31,14 @@ fn family(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
 }
 
+/// A per-service family: name, type, help, and how to read its value.
+type Counter = (
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(&BreakerMetrics, &SupervisionStats) -> f64,
+);
+
 /// One service's figures, read once per scrape.
 type Row = (String, BreakerMetrics, SupervisionStats);
 
@@ -56,12 +64,7 @@ pub(crate) fn render(state: &Shared) -> String {
         .collect();
     breaker_states(&mut out, &rows);
     call_times(&mut out, &rows);
-    let counters: [(
-        &str,
-        &str,
-        &str,
-        fn(&BreakerMetrics, &SupervisionStats) -> f64,
-    ); 5] = [
+    let counters: [Counter; 5] = [
         (
             "seawall_circuitbreaker_not_permitted_calls_total",
             "counter",
