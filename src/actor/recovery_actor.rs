@@ -190,63 +190,76 @@ impl Actor for RecoveryActor {
                 service,
                 generation,
                 result,
-            } => {
-                let Some(job) = state.jobs.get_mut(&service) else {
-                    return Ok(());
-                };
-                if generation != job.generation {
-                    return Ok(()); // the breaker moved on while it ran
+            } => Self::attempt_finished(&myself, state, service, generation, result),
+        }
+        Ok(())
+    }
+}
+
+impl RecoveryActor {
+    /// Counts a finished attempt, then acts on its evidence: HalfOpen (and
+    /// confirmation by health checks), waiting out the open duration, or the
+    /// next attempt on the backoff.
+    fn attempt_finished(
+        myself: &ActorRef<RecoveryMsg>,
+        state: &mut RecoveryState,
+        service: Arc<str>,
+        generation: u64,
+        result: Result<Evidence, String>,
+    ) {
+        let Some(job) = state.jobs.get_mut(&service) else {
+            return;
+        };
+        if generation != job.generation {
+            return; // the breaker moved on while it ran
+        }
+        job.running = None;
+        job.attempts += 1;
+        job.attempts_this_open += 1;
+        let attempt = job.attempts_this_open;
+        let stats = job.recoverable.control.stats();
+        SupervisionCounters::bump(&stats.recovery_attempts);
+        let _ = state.events.send(Event::RecoveryAttempted {
+            service: Arc::clone(&service),
+            attempt,
+            error: result.as_ref().err().cloned(),
+        });
+        match result {
+            Ok(Evidence::NotImplemented) => {
+                // Nothing was learned from the dependency: the
+                // breaker waits out its open duration (an escalated
+                // one becomes a timed Open), and trying again would
+                // learn nothing more.
+                tracing::info!(%service, attempt,
+                    "recovery has no evidence (reconnect and health check not implemented); waiting out the open duration");
+                job.recoverable.control.deescalate();
+            }
+            Ok(Evidence::Observed) => {
+                SupervisionCounters::bump(&stats.recoveries);
+                tracing::info!(%service, attempt, "recovery succeeded");
+                let moved = job.recoverable.control.recovery_succeeded().is_some();
+                if moved && job.recoverable.config.confirm_with_health_checks {
+                    let probes = job.recoverable.control.config().success_threshold;
+                    let check = Arc::clone(&job.recoverable.check);
+                    let control = job.recoverable.control.clone();
+                    let timeout = job.recoverable.config.attempt_timeout;
+                    tokio::spawn(confirm(control, check, probes, timeout));
                 }
-                job.running = None;
-                job.attempts += 1;
-                job.attempts_this_open += 1;
-                let attempt = job.attempts_this_open;
-                let stats = job.recoverable.control.stats();
-                SupervisionCounters::bump(&stats.recovery_attempts);
-                let _ = state.events.send(Event::RecoveryAttempted {
-                    service: Arc::clone(&service),
-                    attempt,
-                    error: result.as_ref().err().cloned(),
-                });
-                match result {
-                    Ok(Evidence::NotImplemented) => {
-                        // Nothing was learned from the dependency: the
-                        // breaker waits out its open duration (an escalated
-                        // one becomes a timed Open), and trying again would
-                        // learn nothing more.
-                        tracing::info!(%service, attempt,
-                            "recovery has no evidence (reconnect and health check not implemented); waiting out the open duration");
-                        job.recoverable.control.deescalate();
-                    }
-                    Ok(Evidence::Observed) => {
-                        SupervisionCounters::bump(&stats.recoveries);
-                        tracing::info!(%service, attempt, "recovery succeeded");
-                        let moved = job.recoverable.control.recovery_succeeded().is_some();
-                        if moved && job.recoverable.config.confirm_with_health_checks {
-                            let probes = job.recoverable.control.config().success_threshold;
-                            let check = Arc::clone(&job.recoverable.check);
-                            let control = job.recoverable.control.clone();
-                            let timeout = job.recoverable.config.attempt_timeout;
-                            tokio::spawn(confirm(control, check, probes, timeout));
-                        }
-                    }
-                    Err(error) => {
-                        SupervisionCounters::bump(&stats.recovery_failures);
-                        tracing::warn!(%service, attempt, %error, "recovery attempt failed");
-                        if job.recoverable.config.max_attempts.allows(attempt + 1) {
-                            Self::schedule(&myself, &service, job);
-                        } else {
-                            tracing::error!(%service, attempts = attempt, "recovery gave up");
-                            let _ = state.events.send(Event::RecoveryGaveUp {
-                                service,
-                                attempts: attempt,
-                            });
-                        }
-                    }
+            }
+            Err(error) => {
+                SupervisionCounters::bump(&stats.recovery_failures);
+                tracing::warn!(%service, attempt, %error, "recovery attempt failed");
+                if job.recoverable.config.max_attempts.allows(attempt + 1) {
+                    Self::schedule(myself, &service, job);
+                } else {
+                    tracing::error!(%service, attempts = attempt, "recovery gave up");
+                    let _ = state.events.send(Event::RecoveryGaveUp {
+                        service,
+                        attempts: attempt,
+                    });
                 }
             }
         }
-        Ok(())
     }
 }
 

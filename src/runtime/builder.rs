@@ -320,45 +320,25 @@ pub(super) async fn spawn_service<S: Service, R: RecoveryStrategy<S>>(
     factory: Arc<dyn Fn() -> S + Send + Sync>,
     strategy: Arc<R>,
 ) -> Result<Registered, StartError> {
-    let started = now();
     let seed = match ctx.parts.seed {
         Some(seed) => seed ^ name_hash(&ctx.name),
         None => fastrand::u64(..),
     };
-    let mut machine = CircuitBreaker::with_jitter(
-        ctx.config.breaker_settings(),
-        started,
-        Box::new(SeededJitter::new(seed)),
-    );
-    if !ctx.parts.breakers_enabled {
-        machine.disable("CIRCUIT_BREAKER_ENABLED=false", started);
-    }
+    let cell = new_cell(&ctx, seed);
     let concurrency = ctx.config.concurrency as usize;
-    let cell = Arc::new(BreakerCell::new(
-        Arc::clone(&ctx.name),
-        machine,
-        concurrency,
-        ctx.config.max_in_flight,
-        Arc::clone(&ctx.parts.gate),
-        ctx.config
-            .rate_limit
-            .as_ref()
-            .map(|limits| crate::cell::RateLimits::new(&ctx.name, limits)),
-        ctx.config.slow_start,
-    ));
     let actors = Arc::new(ServiceActors::<S>::new(concurrency));
     let probe = HealthProbe::new(Arc::clone(&factory));
     let args = BreakerArgs {
         cell: Arc::clone(&cell),
         actors: Arc::clone(&actors),
         factory,
-        events: ctx.parts.events,
+        events: ctx.parts.events.clone(),
         restart: ctx.config.restart.clone(),
         recovery: ctx.parts.auto_recovery.then(|| ctx.parts.recovery.clone()),
         seed: seed.rotate_left(17),
     };
     let (actor, _): (ActorRef<_>, _) =
-        Actor::spawn_linked(None, BreakerActor::<S>::new(), args, ctx.parts.root)
+        Actor::spawn_linked(None, BreakerActor::<S>::new(), args, ctx.parts.root.clone())
             .await
             .map_err(|source| StartError::Spawn {
                 what: format!("breaker for `{}`", ctx.name),
@@ -369,52 +349,12 @@ pub(super) async fn spawn_service<S: Service, R: RecoveryStrategy<S>>(
         actors,
         ctx.config.call_timeout,
         RetryPolicy::from(&ctx.config.retry),
-        ctx.parts.gate,
+        Arc::clone(&ctx.parts.gate),
         probe,
     );
     let control = BreakerControl::new(cell, Arc::clone(&ctx.config));
-    let attempt: AttemptFn = {
-        let handle = handle.clone();
-        let breaker = actor.clone();
-        let revive: Revive = Arc::new(move |timeout| {
-            let breaker = breaker.clone();
-            Box::pin(async move {
-                match breaker
-                    .call(|reply| BreakerMsg::Revive { reply }, Some(timeout))
-                    .await
-                {
-                    Ok(ractor::rpc::CallResult::Success(result)) => result,
-                    _ => Err("breaker actor did not answer".to_string()),
-                }
-            })
-        });
-        Arc::new(move |attempt| {
-            let ctx = RecoveryContext {
-                handle: handle.clone(),
-                revive: Arc::clone(&revive),
-                attempt,
-            };
-            let strategy = Arc::clone(&strategy);
-            Box::pin(async move { strategy.recover(&ctx).await.map_err(|e| e.to_string()) })
-        })
-    };
-    let check: CheckFn = {
-        let handle = handle.clone();
-        Arc::new(move || {
-            let handle = handle.clone();
-            Box::pin(async move {
-                match handle.health_check().await {
-                    Ok(evidence) => Ok(evidence),
-                    // Throttled, or credentials refused: the dependency
-                    // answered, but that says neither healthy nor down.
-                    Err(CallError::Service { outcome, .. }) if !outcome.is_failure() => {
-                        Ok(Evidence::NotImplemented)
-                    }
-                    Err(e) => Err(e.to_string()),
-                }
-            })
-        })
-    };
+    let attempt = recovery_attempt(&handle, &actor, strategy);
+    let check = health_check(&handle);
     let _ = ctx.parts.recovery.cast(RecoveryMsg::Register {
         service: Arc::clone(&ctx.name),
         recoverable: Box::new(Recoverable {
@@ -432,6 +372,83 @@ pub(super) async fn spawn_service<S: Service, R: RecoveryStrategy<S>>(
         type_name: std::any::type_name::<S>(),
         control,
         actor,
+    })
+}
+
+/// The published breaker for one service, its machine seeded from `seed`.
+fn new_cell(ctx: &SpawnContext, seed: u64) -> Arc<BreakerCell> {
+    let started = now();
+    let mut machine = CircuitBreaker::with_jitter(
+        ctx.config.breaker_settings(),
+        started,
+        Box::new(SeededJitter::new(seed)),
+    );
+    if !ctx.parts.breakers_enabled {
+        machine.disable("CIRCUIT_BREAKER_ENABLED=false", started);
+    }
+    Arc::new(BreakerCell::new(
+        Arc::clone(&ctx.name),
+        machine,
+        ctx.config.concurrency as usize,
+        ctx.config.max_in_flight,
+        Arc::clone(&ctx.parts.gate),
+        ctx.config
+            .rate_limit
+            .as_ref()
+            .map(|limits| crate::cell::RateLimits::new(&ctx.name, limits)),
+        ctx.config.slow_start,
+    ))
+}
+
+/// One recovery attempt of `strategy`, type-erased for the recovery actor;
+/// it revives service actors through the breaker actor.
+fn recovery_attempt<S: Service, R: RecoveryStrategy<S>>(
+    handle: &ServiceHandle<S>,
+    actor: &ActorRef<BreakerMsg>,
+    strategy: Arc<R>,
+) -> AttemptFn {
+    let handle = handle.clone();
+    let breaker = actor.clone();
+    let revive: Revive = Arc::new(move |timeout| {
+        let breaker = breaker.clone();
+        Box::pin(async move {
+            match breaker
+                .call(|reply| BreakerMsg::Revive { reply }, Some(timeout))
+                .await
+            {
+                Ok(ractor::rpc::CallResult::Success(result)) => result,
+                _ => Err("breaker actor did not answer".to_string()),
+            }
+        })
+    });
+    Arc::new(move |attempt| {
+        let ctx = RecoveryContext {
+            handle: handle.clone(),
+            revive: Arc::clone(&revive),
+            attempt,
+        };
+        let strategy = Arc::clone(&strategy);
+        Box::pin(async move { strategy.recover(&ctx).await.map_err(|e| e.to_string()) })
+    })
+}
+
+/// The service's health check, type-erased for the health and recovery
+/// actors; an answer that is neither healthy nor down is `NotImplemented`.
+fn health_check<S: Service>(handle: &ServiceHandle<S>) -> CheckFn {
+    let handle = handle.clone();
+    Arc::new(move || {
+        let handle = handle.clone();
+        Box::pin(async move {
+            match handle.health_check().await {
+                Ok(evidence) => Ok(evidence),
+                // Throttled, or credentials refused: the dependency
+                // answered, but that says neither healthy nor down.
+                Err(CallError::Service { outcome, .. }) if !outcome.is_failure() => {
+                    Ok(Evidence::NotImplemented)
+                }
+                Err(e) => Err(e.to_string()),
+            }
+        })
     })
 }
 
