@@ -82,6 +82,83 @@ pub(crate) struct BreakerActorState<S: Service> {
 pub(crate) struct BreakerActor<S: Service>(PhantomData<fn() -> S>);
 
 impl<S: Service> BreakerActor<S> {
+    /// Logs a transition, tells recovery, revives the service actors after a
+    /// lifted escalation, announces it, and re-arms the timer.
+    async fn on_transition(
+        myself: &ActorRef<BreakerMsg>,
+        state: &mut BreakerActorState<S>,
+        transition: crate::breaker::Transition,
+    ) {
+        let service = Self::service(state);
+        if transition.to.rejects_all() {
+            tracing::warn!(%service, from = %transition.from, to = %transition.to,
+                reason = %transition.reason, "breaker transition");
+        } else {
+            tracing::info!(%service, from = %transition.from, to = %transition.to,
+                reason = %transition.reason, "breaker transition");
+        }
+        Self::notify_recovery(state, &transition);
+        if state.suspended && !transition.to.rejects_all() && !state.closing {
+            // An operator reset (or a recovery) lifted the escalation:
+            // bring the service actors back.
+            if let Err(error) = Box::pin(Self::revive(myself, state)).await {
+                tracing::warn!(%service, %error, "could not restart service actors");
+            }
+        }
+        let _ = state.args.events.send(Event::Transition {
+            service,
+            transition,
+        });
+        Self::reschedule(myself, state);
+    }
+
+    /// Starts service actor `worker` again after a crash.
+    async fn respawn(
+        myself: &ActorRef<BreakerMsg>,
+        state: &mut BreakerActorState<S>,
+        worker: usize,
+    ) {
+        if state.closing || state.suspended || state.args.actors.get(worker).is_some() {
+            return;
+        }
+        match Box::pin(Self::spawn_worker(myself, state, worker)).await {
+            Ok(()) => {
+                let service = Self::service(state);
+                tracing::info!(%service, worker, "service actor restarted");
+                SupervisionCounters::bump(&state.args.cell.stats.restarts);
+                let _ = state
+                    .args
+                    .events
+                    .send(Event::ServiceActorRestarted { service, worker });
+            }
+            Err(error) => Self::on_crash(myself, state, worker, error, false),
+        }
+    }
+
+    /// Refuses new calls, drains every service actor within `grace`, then stops.
+    async fn shut_down(
+        myself: &ActorRef<BreakerMsg>,
+        state: &mut BreakerActorState<S>,
+        grace: Duration,
+    ) {
+        state.closing = true;
+        state.args.cell.begin_closing();
+        Self::reschedule(myself, state);
+        for worker in 0..state.args.actors.len() {
+            if let Some(actor) = state.args.actors.get(worker) {
+                if Box::pin(actor.drain_and_wait(Some(grace))).await.is_err() {
+                    actor.kill();
+                }
+            }
+            state.args.cell.set_worker_up(worker, false);
+            state.args.actors.set(worker, None);
+        }
+        let service = Self::service(state);
+        tracing::info!(%service, "service stopped");
+        let _ = state.args.events.send(Event::ServiceStopped { service });
+        myself.stop(Some("shutdown".to_string()));
+    }
+
     pub(crate) fn new() -> Self {
         Self(PhantomData)
     }
@@ -267,27 +344,7 @@ impl<S: Service> Actor for BreakerActor<S> {
     ) -> Result<(), ActorProcessingErr> {
         match message {
             BreakerMsg::Transitioned(transition) => {
-                let service = Self::service(state);
-                if transition.to.rejects_all() {
-                    tracing::warn!(%service, from = %transition.from, to = %transition.to,
-                        reason = %transition.reason, "breaker transition");
-                } else {
-                    tracing::info!(%service, from = %transition.from, to = %transition.to,
-                        reason = %transition.reason, "breaker transition");
-                }
-                Self::notify_recovery(state, &transition);
-                if state.suspended && !transition.to.rejects_all() && !state.closing {
-                    // An operator reset (or a recovery) lifted the escalation:
-                    // bring the service actors back.
-                    if let Err(error) = Box::pin(Self::revive(&myself, state)).await {
-                        tracing::warn!(%service, %error, "could not restart service actors");
-                    }
-                }
-                let _ = state.args.events.send(Event::Transition {
-                    service,
-                    transition,
-                });
-                Self::reschedule(&myself, state);
+                Box::pin(Self::on_transition(&myself, state, transition)).await;
             }
             BreakerMsg::Tick => {
                 state.timer = None;
@@ -296,21 +353,7 @@ impl<S: Service> Actor for BreakerActor<S> {
             }
             BreakerMsg::Rearm => Self::reschedule(&myself, state),
             BreakerMsg::Respawn { worker } => {
-                if state.closing || state.suspended || state.args.actors.get(worker).is_some() {
-                    return Ok(());
-                }
-                match Box::pin(Self::spawn_worker(&myself, state, worker)).await {
-                    Ok(()) => {
-                        let service = Self::service(state);
-                        tracing::info!(%service, worker, "service actor restarted");
-                        SupervisionCounters::bump(&state.args.cell.stats.restarts);
-                        let _ = state
-                            .args
-                            .events
-                            .send(Event::ServiceActorRestarted { service, worker });
-                    }
-                    Err(error) => Self::on_crash(&myself, state, worker, error, false),
-                }
+                Box::pin(Self::respawn(&myself, state, worker)).await;
             }
             BreakerMsg::Auth(failure) => {
                 let service = Self::service(state);
@@ -331,23 +374,8 @@ impl<S: Service> Actor for BreakerActor<S> {
                 let _ = reply.send(result);
             }
             BreakerMsg::Shutdown { grace, reply } => {
-                state.closing = true;
-                state.args.cell.begin_closing();
-                Self::reschedule(&myself, state);
-                for worker in 0..state.args.actors.len() {
-                    if let Some(actor) = state.args.actors.get(worker) {
-                        if Box::pin(actor.drain_and_wait(Some(grace))).await.is_err() {
-                            actor.kill();
-                        }
-                    }
-                    state.args.cell.set_worker_up(worker, false);
-                    state.args.actors.set(worker, None);
-                }
-                let service = Self::service(state);
-                tracing::info!(%service, "service stopped");
-                let _ = state.args.events.send(Event::ServiceStopped { service });
+                Box::pin(Self::shut_down(&myself, state, grace)).await;
                 let _ = reply.send(());
-                myself.stop(Some("shutdown".to_string()));
             }
         }
         Ok(())
