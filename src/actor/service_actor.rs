@@ -133,6 +133,82 @@ pub(crate) struct ServiceActor<S: Service> {
 }
 
 impl<S: Service> ServiceActor<S> {
+    /// Runs one call and answers it, unless its caller has stopped waiting.
+    /// A panic is answered first, then fails the actor (already counted).
+    async fn answer(
+        &self,
+        service: &mut S,
+        request: S::Request,
+        mut reply: oneshot::Sender<CallResult<S>>,
+        slot: Slot,
+    ) -> Result<(), ActorProcessingErr> {
+        let result = if reply.is_closed() {
+            // The caller gave up (deadline passed, or cancelled)
+            // while this waited in the mailbox: never send a request
+            // nobody is waiting for.
+            Err(CallFailure::Expired)
+        } else {
+            // Stop working on it the moment the caller stops waiting.
+            // The caller's own deadline is the only timer per call.
+            let class = S::request_class(&request);
+            let call = AssertUnwindSafe(self.release(service, request)).catch_unwind();
+            tokio::select! {
+                biased;
+                result = call => match result {
+                    Ok(Released::Refused(reason)) => Err(CallFailure::Refused(reason)),
+                    Ok(Released::Ran(Ok(response))) => {
+                        self.cell.auth_ok();
+                        let outcome = service.classify_response(&response);
+                        Ok((response, outcome))
+                    }
+                    Ok(Released::Ran(Err(error))) => {
+                        let outcome = self.classify(service, class, &error);
+                        Err(CallFailure::Service(error, outcome))
+                    }
+                    Err(payload) => {
+                        drop(slot);
+                        let _ = reply.send(Err(CallFailure::Panicked));
+                        return Err(Box::new(CountedCrash(panic_text(&*payload))));
+                    }
+                },
+                () = reply.closed() => Err(CallFailure::Expired),
+            }
+        };
+        drop(slot);
+        let _ = reply.send(result);
+        Ok(())
+    }
+
+    /// Runs one fire-and-forget call within its deadline and records it.
+    async fn run_cast(
+        &self,
+        service: &mut S,
+        request: S::Request,
+        deadline: Instant,
+        completion: CastCompletion,
+        slot: Slot,
+    ) -> Result<(), ActorProcessingErr> {
+        let class = S::request_class(&request);
+        let call = AssertUnwindSafe(self.release(service, request)).catch_unwind();
+        let outcome = match tokio::time::timeout_at(deadline, call).await {
+            Ok(Ok(Released::Refused(_))) => Outcome::Ignored,
+            Ok(Ok(Released::Ran(Ok(response)))) => {
+                self.cell.auth_ok();
+                service.classify_response(&response)
+            }
+            Ok(Ok(Released::Ran(Err(error)))) => self.classify(service, class, &error),
+            Ok(Err(payload)) => {
+                drop(slot);
+                completion.finish(Outcome::Failure(FailureKind::Crash));
+                return Err(Box::new(CountedCrash(panic_text(&*payload))));
+            }
+            Err(_) => Outcome::Failure(FailureKind::Timeout),
+        };
+        drop(slot);
+        completion.finish(outcome);
+        Ok(())
+    }
+
     /// Checks an order against the gate once more, right before it leaves,
     /// then runs the call; a request that is not an order goes straight on.
     async fn release(&self, service: &mut S, request: S::Request) -> Released<S> {
@@ -185,68 +261,17 @@ impl<S: Service> Actor for ServiceActor<S> {
         match message {
             ServiceMsg::Call {
                 request,
-                mut reply,
+                reply,
                 slot,
-            } => {
-                let result = if reply.is_closed() {
-                    // The caller gave up (deadline passed, or cancelled)
-                    // while this waited in the mailbox: never send a request
-                    // nobody is waiting for.
-                    Err(CallFailure::Expired)
-                } else {
-                    // Stop working on it the moment the caller stops waiting.
-                    // The caller's own deadline is the only timer per call.
-                    let class = S::request_class(&request);
-                    let call = AssertUnwindSafe(self.release(service, request)).catch_unwind();
-                    tokio::select! {
-                        biased;
-                        result = call => match result {
-                            Ok(Released::Refused(reason)) => Err(CallFailure::Refused(reason)),
-                            Ok(Released::Ran(Ok(response))) => {
-                                self.cell.auth_ok();
-                                let outcome = service.classify_response(&response);
-                                Ok((response, outcome))
-                            }
-                            Ok(Released::Ran(Err(error))) => {
-                                let outcome = self.classify(service, class, &error);
-                                Err(CallFailure::Service(error, outcome))
-                            }
-                            Err(payload) => {
-                                drop(slot);
-                                let _ = reply.send(Err(CallFailure::Panicked));
-                                return Err(Box::new(CountedCrash(panic_text(&*payload))));
-                            }
-                        },
-                        () = reply.closed() => Err(CallFailure::Expired),
-                    }
-                };
-                drop(slot);
-                let _ = reply.send(result);
-            }
+            } => self.answer(service, request, reply, slot).await?,
             ServiceMsg::Cast {
                 request,
                 deadline,
                 completion,
                 slot,
             } => {
-                let class = S::request_class(&request);
-                let call = AssertUnwindSafe(self.release(service, request)).catch_unwind();
-                let outcome = match tokio::time::timeout_at(deadline, call).await {
-                    Ok(Ok(Released::Refused(_))) => Outcome::Ignored,
-                    Ok(Ok(Released::Ran(Ok(response)))) => {
-                        self.cell.auth_ok();
-                        service.classify_response(&response)
-                    }
-                    Ok(Ok(Released::Ran(Err(error)))) => self.classify(service, class, &error),
-                    Ok(Err(payload)) => {
-                        drop(slot);
-                        completion.finish(Outcome::Failure(FailureKind::Crash));
-                        return Err(Box::new(CountedCrash(panic_text(&*payload))));
-                    }
-                    Err(_) => Outcome::Failure(FailureKind::Timeout),
-                };
-                drop(slot);
-                completion.finish(outcome);
+                self.run_cast(service, request, deadline, completion, slot)
+                    .await?
             }
             ServiceMsg::Reconnect { mut reply } => {
                 tokio::select! {
