@@ -100,13 +100,13 @@ impl Default for RuntimeConfig {
 impl RuntimeConfig {
     pub(crate) fn problems(&self) -> Vec<Problem> {
         let mut problems = Vec::new();
-        if self.health_check_interval.is_zero() {
-            problems.push(Problem::new(
-                "runtime.health_check_interval",
-                "must be longer than 0",
-                "set a duration such as \"30s\"",
-            ));
-        }
+        self.score_problems(&mut problems);
+        self.interval_problems(&mut problems);
+        problems
+    }
+
+    /// The three score thresholds, in order and within 0–100.
+    fn score_problems(&self, problems: &mut Vec<Problem>) {
         if self.health_score_threshold > 100 {
             problems.push(Problem::new(
                 "runtime.health_score_threshold",
@@ -126,6 +126,29 @@ impl RuntimeConfig {
                     self.degraded_score_threshold
                 ),
                 "keep critical ≤ degraded ≤ healthy, such as 40, 60 and 80",
+            ));
+        }
+        for (key, n) in [
+            (
+                "runtime.degraded_score_threshold",
+                self.degraded_score_threshold,
+            ),
+            (
+                "runtime.critical_score_threshold",
+                self.critical_score_threshold,
+            ),
+        ] {
+            super::error::check_max_count(problems, key, u64::from(n), 100);
+        }
+    }
+
+    /// Intervals, timeouts and the shutdown grace: positive and bounded.
+    fn interval_problems(&self, problems: &mut Vec<Problem>) {
+        if self.health_check_interval.is_zero() {
+            problems.push(Problem::new(
+                "runtime.health_check_interval",
+                "must be longer than 0",
+                "set a duration such as \"30s\"",
             ));
         }
         const DAY: Duration = Duration::from_secs(86_400);
@@ -151,7 +174,7 @@ impl RuntimeConfig {
                 Duration::from_secs(600),
             ),
         ] {
-            super::error::check_max_duration(&mut problems, key, d, max);
+            super::error::check_max_duration(problems, key, d, max);
         }
         for (key, d) in [
             ("runtime.health_check_interval", self.health_check_interval),
@@ -160,19 +183,7 @@ impl RuntimeConfig {
                 self.system_sample_interval,
             ),
         ] {
-            super::error::check_min_duration(&mut problems, key, d, Duration::from_millis(100));
-        }
-        for (key, n) in [
-            (
-                "runtime.degraded_score_threshold",
-                self.degraded_score_threshold,
-            ),
-            (
-                "runtime.critical_score_threshold",
-                self.critical_score_threshold,
-            ),
-        ] {
-            super::error::check_max_count(&mut problems, key, u64::from(n), 100);
+            super::error::check_min_duration(problems, key, d, Duration::from_millis(100));
         }
         for (key, d) in [
             ("runtime.health_check_timeout", self.health_check_timeout),
@@ -189,6 +200,5 @@ impl RuntimeConfig {
                 ));
             }
         }
-        problems
     }
 }

@@ -223,46 +223,20 @@ impl SeawallBuilder {
             auto_recovery: self.config.runtime.auto_recovery_enabled,
             gate: Arc::clone(&gate),
         };
-        let mut services = Vec::with_capacity(self.services.len());
-        for (name, _, spawner) in self.services {
-            let ctx = SpawnContext {
-                config: Arc::new(self.config.services[&name].clone()),
-                name: Arc::from(name.as_str()),
-                parts: parts.clone(),
-            };
-            match spawner(ctx).await {
-                Ok(registered) => services.push(registered),
-                Err(e) => {
-                    root.stop(None);
-                    return Err(e);
-                }
+        let services = match spawn_services(&self.config, self.services, &parts).await {
+            Ok(services) => services,
+            Err(e) => {
+                root.stop(None);
+                return Err(e);
             }
-        }
+        };
         let (modes_tx, modes_rx) = watch::channel(Modes::normal(std::time::SystemTime::now()));
         gate.attach(modes_rx.clone());
         let shared = health_shared(&self.config, &services, modes_rx.clone());
+        let health_args = health_args(&self.config, &services, &shared, modes_tx, &parts);
         let health_args = HealthArgs {
-            shared: Arc::clone(&shared),
-            checks: services
-                .iter()
-                .map(|s| (Arc::clone(&s.name), Arc::clone(&s.check)))
-                .collect(),
-            effects: services
-                .iter()
-                .map(|s| {
-                    (
-                        Arc::clone(&s.name),
-                        s.control.config().degradation.effects(),
-                    )
-                })
-                .collect(),
-            modes: modes_tx,
-            events: events.clone(),
-            check_timeout: self.config.runtime.health_check_timeout,
-            sample_interval: self.config.runtime.system_sample_interval,
-            alert_threshold: self.config.runtime.health_score_threshold,
-            gate: Arc::clone(&gate),
             sampler: self.sampler,
+            ..health_args
         };
         let (health, _) = Actor::spawn_linked(None, HealthActor, health_args, root.get_cell())
             .await
@@ -284,6 +258,58 @@ impl SeawallBuilder {
             spawner: parts,
         };
         Ok((seawall, self.admin_token))
+    }
+}
+
+/// Each registered service's breaker and service actors, in registration order.
+async fn spawn_services(
+    config: &Config,
+    spawners: Vec<(String, &'static str, Spawner)>,
+    parts: &SpawnParts,
+) -> Result<Vec<Registered>, StartError> {
+    let mut services = Vec::with_capacity(spawners.len());
+    for (name, _, spawner) in spawners {
+        let ctx = SpawnContext {
+            config: Arc::new(config.services[&name].clone()),
+            name: Arc::from(name.as_str()),
+            parts: parts.clone(),
+        };
+        services.push(spawner(ctx).await?);
+    }
+    Ok(services)
+}
+
+/// What the health actor starts with (its sampler is the builder's).
+fn health_args(
+    config: &Config,
+    services: &[Registered],
+    shared: &Arc<HealthShared>,
+    modes: watch::Sender<Modes>,
+    parts: &SpawnParts,
+) -> HealthArgs {
+    let runtime = &config.runtime;
+    HealthArgs {
+        shared: Arc::clone(shared),
+        checks: services
+            .iter()
+            .map(|s| (Arc::clone(&s.name), Arc::clone(&s.check)))
+            .collect(),
+        effects: services
+            .iter()
+            .map(|s| {
+                (
+                    Arc::clone(&s.name),
+                    s.control.config().degradation.effects(),
+                )
+            })
+            .collect(),
+        modes,
+        events: parts.events.clone(),
+        check_timeout: runtime.health_check_timeout,
+        sample_interval: runtime.system_sample_interval,
+        alert_threshold: runtime.health_score_threshold,
+        gate: Arc::clone(&parts.gate),
+        sampler: None,
     }
 }
 
