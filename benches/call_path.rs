@@ -8,8 +8,10 @@
 //! * `state_machine/seawall_admit_record` vs `state_machine/failsafe_call`
 //!   and `state_machine/recloser_call`: the pure breakers on the same closure.
 //!
-//! Everything async runs on one current-thread runtime, timed with
-//! `iter_custom` inside a single `block_on`, so runtime entry is not measured.
+//! Everything async runs on one current-thread runtime (`call_path/…`), then
+//! again on a 2-worker multi-thread runtime (`call_path_2_workers/…`), timed
+//! with `iter_custom` inside a single `block_on`, so runtime entry is not
+//! measured.
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
@@ -78,6 +80,22 @@ fn call_path(c: &mut Criterion) {
         .enable_all()
         .build()
         .unwrap();
+    on_runtime(c, "call_path", &rt);
+}
+
+/// The same calls on a 2-worker multi-thread runtime: the caller runs on
+/// the benchmark's thread and every actor on a worker, so each call crosses
+/// threads both ways, for the bare baseline as for the protected call.
+fn call_path_two_workers(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    on_runtime(c, "call_path_2_workers", &rt);
+}
+
+fn on_runtime(c: &mut Criterion, group_name: &str, rt: &tokio::runtime::Runtime) {
     let (actor, seawall, echo, tripped) = rt.block_on(async {
         let (actor, _) = Actor::spawn(None, EchoActor, ()).await.unwrap();
         let seawall = Seawall::builder(config())
@@ -94,7 +112,7 @@ fn call_path(c: &mut Criterion) {
         (actor, seawall, echo, tripped)
     });
 
-    let mut group = c.benchmark_group("call_path");
+    let mut group = c.benchmark_group(group_name);
     group.bench_function("bare_ractor_call", |b| {
         b.iter_custom(|iters| {
             rt.block_on(async {
@@ -185,5 +203,5 @@ fn state_machine(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, call_path, state_machine);
+criterion_group!(benches, call_path, call_path_two_workers, state_machine);
 criterion_main!(benches);

@@ -10,6 +10,7 @@
 
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use seawall::config::{Config, ServiceConfig};
+use ractor::{ActorRef, RpcReplyPort};
 use seawall::{Seawall, Service, ServiceHandle};
 use std::time::{Duration, Instant};
 
@@ -76,6 +77,36 @@ impl ractor::Actor for Bare {
         Ok(())
     }
 }
+
+/// A trivial echo actor: the throughput baseline.
+struct BareEcho;
+
+struct BareMsg(u64, RpcReplyPort<u64>);
+
+impl ractor::Actor for BareEcho {
+    type Msg = BareMsg;
+    type State = ();
+    type Arguments = ();
+    async fn pre_start(
+        &self,
+        _: ActorRef<BareMsg>,
+        _: (),
+    ) -> Result<(), ractor::ActorProcessingErr> {
+        Ok(())
+    }
+    async fn handle(
+        &self,
+        _: ActorRef<BareMsg>,
+        BareMsg(n, reply): BareMsg,
+        _: &mut (),
+    ) -> Result<(), ractor::ActorProcessingErr> {
+        let _ = reply.send(n);
+        Ok(())
+    }
+}
+
+/// The call timeout both sides use (ServiceConfig::default()).
+const TIMEOUT: Duration = Duration::from_secs(10);
 
 async fn memory_probe(which: &str, big: &Config) {
     let before = rss_bytes().unwrap_or(0);
@@ -159,6 +190,49 @@ fn scale(c: &mut Criterion) {
         b.iter(|| black_box(seawall.health_report()))
     });
     group.finish();
+
+    // The baseline: N bare ractor actors, called the same way (64 callers,
+    // round-robin, each call with the same timeout), in the same run.
+    let bare: Vec<ActorRef<BareMsg>> = rt.block_on(async {
+        let mut actors = Vec::with_capacity(10_000);
+        for _ in 0..10_000 {
+            actors.push(ractor::Actor::spawn(None, BareEcho, ()).await.unwrap().0);
+        }
+        actors
+    });
+    let mut group = c.benchmark_group("scale/throughput_bare");
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(1));
+    for n in [1usize, 100, 10_000] {
+        let targets: Vec<ActorRef<BareMsg>> = bare[..n].to_vec();
+        group.bench_function(BenchmarkId::from_parameter(n), |b| {
+            b.iter_custom(|iters| {
+                rt.block_on(async {
+                    const CALLERS: u64 = 64;
+                    let per = iters.div_ceil(CALLERS);
+                    let started = Instant::now();
+                    let mut tasks = tokio::task::JoinSet::new();
+                    for c in 0..CALLERS {
+                        let targets = targets.clone();
+                        tasks.spawn(async move {
+                            for i in 0..per {
+                                let a = &targets[((c * per + i) as usize) % targets.len()];
+                                black_box(a.call(|p| BareMsg(i, p), Some(TIMEOUT)).await.ok());
+                            }
+                        });
+                    }
+                    while tasks.join_next().await.is_some() {}
+                    started
+                        .elapsed()
+                        .mul_f64(iters as f64 / (per * CALLERS) as f64)
+                })
+            })
+        });
+    }
+    group.finish();
+    for a in &bare {
+        a.stop(None);
+    }
 
     let mut group = c.benchmark_group("scale/throughput");
     group.sample_size(10);
