@@ -9,8 +9,8 @@
 //! printed once at the start, as `scale/memory_per_service`.
 
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use seawall::config::{Config, ServiceConfig};
 use ractor::{ActorRef, RpcReplyPort};
+use seawall::config::{Config, ServiceConfig};
 use seawall::{Seawall, Service, ServiceHandle};
 use std::time::{Duration, Instant};
 

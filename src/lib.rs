@@ -49,6 +49,6 @@ pub use breaker::{BreakerState, FailureKind, Outcome};
 pub use event::Event;
 pub use handle::{CallError, ServiceHandle};
 pub use runtime::{
-    BreakerControl, DegradationError, HandleError, Seawall, SeawallBuilder, StartError,
+    BreakerControl, DegradationError, HandleError, Seawall, SeawallBuilder, ServiceKey, StartError,
 };
 pub use service::{Evidence, Service};

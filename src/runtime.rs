@@ -25,12 +25,14 @@
 //! requests already in its mailbox (each is answered), then stops the actors.
 
 mod builder;
+mod key;
 
 mod registration;
 mod resilience;
 
 pub use crate::cell::BreakerControl;
 pub use builder::{SeawallBuilder, StartError};
+pub use key::ServiceKey;
 pub use registration::RegisterError;
 pub use resilience::DegradationError;
 
@@ -109,7 +111,16 @@ impl Seawall {
         &self.config
     }
 
-    /// The typed handle for service `name`.
+    /// The handle of the service `key` names, typed by the key.
+    pub fn handle_of<S: Service>(
+        &self,
+        key: ServiceKey<S>,
+    ) -> Result<ServiceHandle<S>, HandleError> {
+        self.handle(key.name())
+    }
+
+    /// The typed handle for service `name` ([`Self::handle_of`] keeps the
+    /// name and the type together).
     pub fn handle<S: Service>(&self, name: &str) -> Result<ServiceHandle<S>, HandleError> {
         let entry = self
             .services

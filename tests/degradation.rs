@@ -9,7 +9,8 @@ use seawall::degradation::{
 };
 use seawall::modes::TradingMode;
 use seawall::{
-    BreakerState, CallError, DegradationError, Evidence, FailureKind, Outcome, Seawall, Service,
+    BreakerState, CallError, DegradationError, Evidence, FailureKind, HandleError, Outcome,
+    Seawall, Service, ServiceKey,
 };
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -820,5 +821,84 @@ fn test_shipped_config_when_ai_out_then_technical_only_with_history_and_hold_wit
     assert_eq!(
         ConservativeHold::crossover(&rising).source,
         DecisionSource::Technical
+    );
+}
+
+// ---- typed keys: one name, one type, checked at start ----
+
+const AI_AGENTS: ServiceKey<Agent> = ServiceKey::new("ai_agents");
+
+#[tokio::test(start_paused = true)]
+async fn test_register_when_keyed_then_handle_and_builder_degradation_found_by_the_same_key() {
+    let seawall = Seawall::builder(one_service("ai_agents", |_| {}))
+        .register(AI_AGENTS, || Agent)
+        .degradation(AI_AGENTS, ConservativeHold::hold())
+        .start()
+        .await
+        .unwrap();
+    let handle = seawall.handle_of(AI_AGENTS).unwrap();
+    assert_eq!(handle.name(), "ai_agents");
+    // The builder's degradation is the one the degraded handle answers with.
+    let ai = seawall.degraded_of(AI_AGENTS).unwrap();
+    let Reply::Fallback(f) = ai.call("NSE:INFY".to_string()).await.unwrap() else {
+        panic!("the agent is down: the attached HOLD answers")
+    };
+    assert_eq!(f.value, Decision::hold());
+    seawall.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn test_start_when_builder_degradation_kind_differs_from_config_then_start_error_names_key() {
+    let err = Seawall::builder(one_service("ai_agents", |c| {
+        c.degradation.strategy = StrategyKind::LastKnownPrice;
+    }))
+    .register(AI_AGENTS, || Agent)
+    .degradation(AI_AGENTS, ConservativeHold::hold())
+    .start()
+    .await
+    .err()
+    .expect("a mismatched strategy is a start error");
+    assert!(
+        matches!(
+            err,
+            seawall::StartError::Degradation(DegradationError::KindMismatch { .. })
+        ),
+        "{err}"
+    );
+    let text = err.to_string();
+    assert!(
+        text.contains("services.ai_agents.degradation.strategy"),
+        "{text}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn test_start_when_key_type_differs_from_registered_type_then_start_error_names_both() {
+    const WRONG: ServiceKey<Feed> = ServiceKey::new("ai_agents");
+    let err = Seawall::builder(one_service("ai_agents", |c| {
+        c.degradation.strategy = StrategyKind::Custom;
+    }))
+    .register(AI_AGENTS, || Agent)
+    .degradation(
+        WRONG,
+        seawall::degradation::CustomFallback::<Feed>::new(|_, _| None),
+    )
+    .start()
+    .await
+    .err()
+    .expect("a key of another type is a start error");
+    let text = err.to_string();
+    assert!(
+        matches!(
+            err,
+            seawall::StartError::Degradation(DegradationError::Handle(
+                HandleError::WrongType { .. }
+            ))
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("ai_agents") && text.contains("Agent"),
+        "{text}"
     );
 }

@@ -20,12 +20,18 @@ use seawall::degradation::{
     ReadOnlyCache, Reply,
 };
 use seawall::modes::TradingMode;
-use seawall::{BreakerState, CallError, Event, Seawall};
+use seawall::{BreakerState, CallError, Event, Seawall, ServiceKey};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+/// The demo's four services: each name with the type that serves it.
+const KITE: ServiceKey<KiteHttp> = ServiceKey::new("kite_api");
+const DATABASE: ServiceKey<Chaos<SimDatabase>> = ServiceKey::new("database");
+const AI_AGENTS: ServiceKey<Chaos<SimAgents>> = ServiceKey::new("ai_agents");
+const MARKET_DATA: ServiceKey<Chaos<SimFeed>> = ServiceKey::new("market_data");
 
 /// A deliberate breach of a trading rule, planted to prove that the
 /// summary's dependency-side checks catch it. Never set it outside a test.
@@ -470,9 +476,29 @@ pub async fn run(
     let agent_seed = std::sync::atomic::AtomicU64::new(seed);
     let agents_saw_bad = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let bad_seen = Arc::clone(&agents_saw_bad);
+    let book = Arc::new(PriceBook::new(
+        options.config.services["market_data"]
+            .degradation
+            .max_staleness,
+    ));
+    let kite_degradation = &options.config.services["kite_api"].degradation;
+    let ai_strategy = if options.config.services["ai_agents"]
+        .degradation
+        .technical_only
+    {
+        ConservativeHold::technical(Arc::clone(&book))
+    } else {
+        ConservativeHold::hold()
+    };
+    let journal = Arc::new(ReadOnlyCache::<Chaos<SimDatabase>>::new(
+        options.config.services["database"]
+            .degradation
+            .cache_capacity,
+        |_| DbReply::Written,
+    ));
     let seawall = Seawall::builder(options.config.clone())
         .admin_token(options.admin_token.clone())
-        .service("kite_api", move || {
+        .register(KITE, move || {
             KiteHttp::new(
                 url.clone(),
                 API_KEY.to_string(),
@@ -480,10 +506,10 @@ pub async fn run(
                 Arc::clone(&f),
             )
         })
-        .service("database", move || {
+        .register(DATABASE, move || {
             Chaos::new(SimDatabase::new(path.clone()), Arc::clone(&dp))
         })
-        .service("ai_agents", move || {
+        .register(AI_AGENTS, move || {
             let rng = fastrand::Rng::with_seed(agent_seed.fetch_add(1, Ordering::Relaxed));
             Chaos::new(
                 SimAgents {
@@ -493,7 +519,7 @@ pub async fn run(
                 Arc::clone(&ap),
             )
         })
-        .service("market_data", move || {
+        .register(MARKET_DATA, move || {
             Chaos::new(
                 SimFeed {
                     tape: Arc::clone(&t),
@@ -502,6 +528,21 @@ pub async fn run(
                 Arc::clone(&fp),
             )
         })
+        // Each degradation is checked against actors.toml when the tree starts.
+        .degradation(
+            KITE,
+            DisableOrders::with_cached_reads(
+                kite_degradation.max_staleness,
+                kite_degradation.cache_capacity,
+                |request: &BrokerRequest| match request {
+                    BrokerRequest::Quote(symbol) => Some(format!("quote {symbol}")),
+                    _ => None, // the order book is never answered from a cache
+                },
+            ),
+        )
+        .degradation(MARKET_DATA, LastKnownPrice::new(Arc::clone(&book)))
+        .degradation(AI_AGENTS, ai_strategy)
+        .degradation(DATABASE, Arc::clone(&journal))
         .start()
         .await?;
     server.watch_modes(seawall.modes(), seawall.subscribe());
@@ -510,41 +551,10 @@ pub async fn run(
     }
     tracing::info!(broker = %server.url(), "demo broker (Kite Connect v3 shapes) listening");
 
-    let book = Arc::new(PriceBook::new(
-        options.config.services["market_data"]
-            .degradation
-            .max_staleness,
-    ));
-    let kite_degradation = &options.config.services["kite_api"].degradation;
-    let kite = seawall.set_degradation::<KiteHttp>(
-        "kite_api",
-        DisableOrders::with_cached_reads(
-            kite_degradation.max_staleness,
-            kite_degradation.cache_capacity,
-            |request: &BrokerRequest| match request {
-                BrokerRequest::Quote(symbol) => Some(format!("quote {symbol}")),
-                _ => None, // the order book is never answered from a cache
-            },
-        ),
-    )?;
-    let feed = seawall
-        .set_degradation::<Chaos<SimFeed>>("market_data", LastKnownPrice::new(Arc::clone(&book)))?;
-    let ai_strategy = if options.config.services["ai_agents"]
-        .degradation
-        .technical_only
-    {
-        ConservativeHold::technical(Arc::clone(&book))
-    } else {
-        ConservativeHold::hold()
-    };
-    let ai = seawall.set_degradation::<Chaos<SimAgents>>("ai_agents", ai_strategy)?;
-    let journal = Arc::new(ReadOnlyCache::<Chaos<SimDatabase>>::new(
-        options.config.services["database"]
-            .degradation
-            .cache_capacity,
-        |_| DbReply::Written,
-    ));
-    let db = seawall.set_degradation::<Chaos<SimDatabase>>("database", Arc::clone(&journal))?;
+    let kite = seawall.degraded_of(KITE)?;
+    let feed = seawall.degraded_of(MARKET_DATA)?;
+    let ai = seawall.degraded_of(AI_AGENTS)?;
+    let db = seawall.degraded_of(DATABASE)?;
     let kite_closed = Arc::new(AtomicBool::new(false));
     let (counts, counter) = count_transitions(&seawall, Arc::clone(&kite_closed));
     // A raw client, used only by the planted gate violation.

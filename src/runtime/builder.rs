@@ -1,6 +1,6 @@
 //! [`SeawallBuilder`]: registering services and spawning the tree.
 
-use super::{BreakerControl, Registered, Seawall};
+use super::{BreakerControl, Registered, Seawall, ServiceKey};
 use crate::actor::{
     AttemptFn, BreakerActor, BreakerArgs, BreakerMsg, CheckFn, HealthActor, HealthArgs,
     Recoverable, RecoveryActor, RecoveryMsg, RootActor, ServiceActors,
@@ -71,6 +71,10 @@ pub enum StartError {
         /// The address.
         addr: std::net::SocketAddr,
     },
+    /// A degradation attached in the builder does not fit the service or
+    /// `actors.toml` (the error names the key and the fix).
+    #[error(transparent)]
+    Degradation(#[from] super::DegradationError),
     /// ractor could not spawn an actor of the tree itself.
     #[error("could not spawn the {what} actor: {source}")]
     Spawn {
@@ -108,7 +112,13 @@ pub struct SeawallBuilder {
     services: Vec<(String, &'static str, Spawner)>,
     admin_token: Option<String>,
     sampler: Option<Box<dyn crate::health::system::SampleSource>>,
+    /// Degradations attached in the builder, applied (and checked against
+    /// `actors.toml`) once the services run.
+    degradations: Vec<AttachDegradation>,
 }
+
+/// Attaches one service's degradation to the running tree.
+type AttachDegradation = Box<dyn FnOnce(&Seawall) -> Result<(), super::DegradationError> + Send>;
 
 impl SeawallBuilder {
     pub(crate) fn new(config: Config) -> Self {
@@ -119,7 +129,48 @@ impl SeawallBuilder {
                 .ok()
                 .filter(|t| !t.trim().is_empty()),
             sampler: None,
+            degradations: Vec::new(),
         }
+    }
+
+    /// Registers the service `key` names, built by `factory` once per
+    /// service actor; [`Seawall::handle_of`] gives its handle by the same key.
+    pub fn register<S, F>(self, key: ServiceKey<S>, factory: F) -> Self
+    where
+        S: Service,
+        F: Fn() -> S + Send + Sync + 'static,
+    {
+        self.service(key.name(), factory)
+    }
+
+    /// [`Self::register`] with the service's own recovery strategy.
+    pub fn register_with_recovery<S, F, R>(
+        self,
+        key: ServiceKey<S>,
+        factory: F,
+        strategy: R,
+    ) -> Self
+    where
+        S: Service,
+        F: Fn() -> S + Send + Sync + 'static,
+        R: RecoveryStrategy<S>,
+    {
+        self.service_with_recovery(key.name(), factory, strategy)
+    }
+
+    /// Attaches the degradation of the service `key` names. It is checked
+    /// in [`start`](Self::start): a strategy of another kind than
+    /// `[services.NAME.degradation].strategy`, or a key whose service is
+    /// not registered with this type, is a start error naming the key.
+    pub fn degradation<S: Service>(
+        mut self,
+        key: ServiceKey<S>,
+        strategy: impl crate::degradation::Degradation<S>,
+    ) -> Self {
+        self.degradations.push(Box::new(move |seawall: &Seawall| {
+            seawall.set_degradation(key.name(), strategy).map(drop)
+        }));
+        self
     }
 
     /// The bearer token for the HTTP admin routes, instead of
@@ -257,6 +308,12 @@ impl SeawallBuilder {
             runtime_breakers: dashmap::DashMap::new(),
             spawner: parts,
         };
+        for attach in self.degradations {
+            if let Err(e) = attach(&seawall) {
+                seawall.shutdown().await;
+                return Err(e.into());
+            }
+        }
         Ok((seawall, self.admin_token))
     }
 }

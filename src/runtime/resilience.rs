@@ -145,6 +145,14 @@ impl Seawall {
     /// The degraded handle for `name`: its registered strategy, or none;
     /// with `failover_to` in its config, the alternative service answers
     /// first either way (no code needed).
+    pub fn degraded_of<S: Service>(
+        &self,
+        key: super::ServiceKey<S>,
+    ) -> Result<DegradedHandle<S>, DegradationError> {
+        self.degraded(key.name())
+    }
+
+    /// [`Self::degraded_of`] by name and turbofish type.
     pub fn degraded<S: Service>(&self, name: &str) -> Result<DegradedHandle<S>, DegradationError> {
         if let Some(entry) = self.degradations.get(name) {
             if let Some(d) = entry.downcast_ref::<DegradedHandle<S>>() {
