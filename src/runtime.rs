@@ -64,6 +64,9 @@ pub struct Seawall {
     services: Vec<Registered>,
     events: broadcast::Sender<Event>,
     shutdown: CancellationToken,
+    /// The tree's own tasks outside its actors (degradation watchers):
+    /// tracked, so shutdown waits for them.
+    tasks: tokio_util::task::TaskTracker,
     /// The one order gate, shared with every handle.
     gate: Arc<crate::modes::OrderGate>,
 }
@@ -218,6 +221,8 @@ impl Seawall {
     pub async fn shutdown(self) {
         self.shutdown.cancel();
         let grace = self.config.runtime.shutdown_grace;
+        self.tasks.close();
+        let _ = tokio::time::timeout(grace, self.tasks.wait()).await;
         for service in self.services.iter().rev() {
             service.control.begin_closing();
         }

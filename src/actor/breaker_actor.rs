@@ -1,6 +1,7 @@
 //! The breaker actor: supervises a service's actors and drives its breaker's
 //! timers, events, restarts and shutdown.
 
+use super::health_actor::HealthMsg;
 use super::recovery_actor::RecoveryMsg;
 use super::service_actor::{CountedCrash, Factory, ServiceActor, ServiceActors};
 use crate::backoff::Backoff;
@@ -15,7 +16,7 @@ use crate::supervision::{RestartDecision, RestartIntensity};
 use ractor::concurrency::JoinHandle;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 use std::marker::PhantomData;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 use tokio::sync::broadcast;
 
@@ -63,6 +64,8 @@ pub(crate) struct BreakerArgs<S: Service> {
     pub(crate) events: broadcast::Sender<Event>,
     pub(crate) restart: RestartConfig,
     pub(crate) recovery: Option<ActorRef<RecoveryMsg>>,
+    /// The health actor, once it runs (it starts after the breakers).
+    pub(crate) health: Arc<OnceLock<ActorRef<HealthMsg>>>,
     pub(crate) seed: u64,
 }
 
@@ -105,10 +108,13 @@ impl<S: Service> BreakerActor<S> {
                 tracing::warn!(%service, %error, "could not restart service actors");
             }
         }
-        let _ = state.args.events.send(Event::Transition {
-            service,
-            transition,
-        });
+        Self::tell(
+            state,
+            Event::Transition {
+                service,
+                transition,
+            },
+        );
         Self::reschedule(myself, state);
     }
 
@@ -231,7 +237,7 @@ impl<S: Service> BreakerActor<S> {
                 state.suspended = true;
                 SupervisionCounters::bump(&state.args.cell.stats.escalations);
                 state.args.cell.apply(|m| m.escalate(reason.clone(), now()));
-                let _ = state.args.events.send(Event::Escalated { service, reason });
+                Self::tell(state, Event::Escalated { service, reason });
             }
         }
     }
@@ -277,6 +283,16 @@ impl<S: Service> BreakerActor<S> {
     }
 
     /// Tells the recovery actor what a transition means for it.
+    /// Tells the health actor (its modes and score), then outside
+    /// subscribers on the bus, in that order. Recovery hears of a
+    /// transition first, through [`Self::notify_recovery`].
+    fn tell(state: &BreakerActorState<S>, event: Event) {
+        if let Some(health) = state.args.health.get() {
+            let _ = health.cast(HealthMsg::Observed(event.clone()));
+        }
+        let _ = state.args.events.send(event);
+    }
+
     fn notify_recovery(state: &BreakerActorState<S>, transition: &Transition) {
         let Some(recovery) = &state.args.recovery else {
             return;
@@ -363,7 +379,7 @@ impl<S: Service> Actor for BreakerActor<S> {
                     }
                     None => tracing::info!(%service, "auth restored"),
                 }
-                let _ = state.args.events.send(Event::Auth { service, failure });
+                Self::tell(state, Event::Auth { service, failure });
             }
             BreakerMsg::Revive { reply } => {
                 let result = if state.closing {

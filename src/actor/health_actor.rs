@@ -42,16 +42,17 @@ pub(crate) struct HealthArgs {
     pub(crate) alert_threshold: u32,
     /// The order gate every order path reads; set with every published mode.
     pub(crate) gate: Arc<crate::modes::OrderGate>,
+    /// Where breaker actors find this actor; set first thing in `pre_start`.
+    pub(crate) inbox: Arc<std::sync::OnceLock<ActorRef<HealthMsg>>>,
     /// Where resource samples come from (`None`: sysinfo).
     pub(crate) sampler: Option<Box<dyn SampleSource>>,
 }
 
 /// What the health actor is told.
 pub(crate) enum HealthMsg {
-    /// A breaker transition or escalation from the bus.
-    Bus(Event),
-    /// The bus dropped events: rebuild from the breakers' published states.
-    Lagged,
+    /// A transition, escalation or auth change, told by its breaker actor
+    /// directly (never through the bus, so it cannot lag or be dropped).
+    Observed(Event),
     CheckTick,
     /// A check finished; `None` when it taught nothing (not implemented,
     /// or inconclusive), which leaves the last result in place.
@@ -80,6 +81,8 @@ pub(crate) struct HealthState {
     /// Services whose credentials failed, with the error.
     auth_failures: HashMap<Arc<str>, String>,
     checking: HashSet<Arc<str>>,
+    /// The running health checks: owned, so stopping the actor aborts them.
+    check_tasks: tokio::task::JoinSet<()>,
     sampler: Arc<Mutex<Box<dyn SampleSource>>>,
     sampling: bool,
     trends: HashMap<Arc<str>, TrendTracker>,
@@ -212,34 +215,12 @@ impl Actor for HealthActor {
         mut args: HealthArgs,
     ) -> Result<HealthState, ActorProcessingErr> {
         let sampler_source = args.sampler.take();
-        let mut events = args.events.subscribe();
-        let me = myself.clone();
-        let forwarder = tokio::spawn(async move {
-            loop {
-                match events.recv().await {
-                    Ok(
-                        event @ (Event::Transition { .. }
-                        | Event::Escalated { .. }
-                        | Event::Auth { .. }),
-                    ) => {
-                        if me.cast(HealthMsg::Bus(event)).is_err() {
-                            break;
-                        }
-                    }
-                    Ok(_) => {}
-                    Err(broadcast::error::RecvError::Lagged(_)) => {
-                        if me.cast(HealthMsg::Lagged).is_err() {
-                            break;
-                        }
-                    }
-                    Err(broadcast::error::RecvError::Closed) => break,
-                }
-            }
-        });
+        // From now on every breaker tells this actor of its changes; the
+        // ones before are read from the published states below.
+        let _ = args.inbox.set(myself.clone());
         let interval = args.shared.check_interval;
         let sample_interval = args.sample_interval;
         let tasks = vec![
-            forwarder,
             myself.send_interval(interval, || HealthMsg::CheckTick),
             myself.send_interval(sample_interval, || HealthMsg::SampleTick),
             myself.send_interval(TREND_INTERVAL, || HealthMsg::TrendTick),
@@ -257,6 +238,7 @@ impl Actor for HealthActor {
             out_of_service: BTreeMap::new(),
             auth_failures: HashMap::new(),
             checking: HashSet::new(),
+            check_tasks: tokio::task::JoinSet::new(),
             sampler: Arc::new(Mutex::new(
                 sampler_source.unwrap_or_else(|| Box::new(SystemSampler::new())),
             )),
@@ -266,7 +248,7 @@ impl Actor for HealthActor {
             score_pending: false,
             tasks,
         };
-        // Breakers may have moved before this actor subscribed.
+        // Breakers may have moved before this actor was their observer.
         for control in state.args.shared.controls.clone() {
             Self::refresh_service(&mut state, &control);
         }
@@ -294,7 +276,7 @@ impl Actor for HealthActor {
         state: &mut HealthState,
     ) -> Result<(), ActorProcessingErr> {
         match message {
-            HealthMsg::Bus(Event::Transition {
+            HealthMsg::Observed(Event::Transition {
                 service,
                 transition,
             }) => {
@@ -303,22 +285,15 @@ impl Actor for HealthActor {
                 }
                 Self::service_changed(&myself, state, &service);
             }
-            HealthMsg::Bus(Event::Escalated { service, reason }) => {
+            HealthMsg::Observed(Event::Escalated { service, reason }) => {
                 let alert = Alert::Escalation { service, reason };
                 let _ = state.args.events.send(Event::Alert(alert));
             }
-            HealthMsg::Bus(Event::Auth { service, failure }) => {
+            HealthMsg::Observed(Event::Auth { service, failure }) => {
                 Self::auth_changed(state, &service, failure);
                 Self::service_changed(&myself, state, &service);
             }
-            HealthMsg::Bus(_) => {}
-            HealthMsg::Lagged => {
-                for control in Self::controls(state).to_vec() {
-                    Self::refresh_service(state, &control);
-                }
-                Self::publish_modes(state);
-                Self::rescore_soon(&myself, state);
-            }
+            HealthMsg::Observed(_) => {}
             HealthMsg::ScoreTick => {
                 state.score_pending = false;
                 Self::check_score(state);
@@ -398,13 +373,14 @@ impl HealthActor {
     /// Starts every health check not already running, each on its own task
     /// (a slow check never holds up the actor), answering with `CheckDone`.
     fn start_checks(myself: &ActorRef<HealthMsg>, state: &mut HealthState) {
+        while state.check_tasks.try_join_next().is_some() {}
         for (service, check) in state.args.checks.clone() {
             if !state.checking.insert(Arc::clone(&service)) {
                 continue; // the previous check is still running
             }
             let me = myself.clone();
             let timeout = state.args.check_timeout;
-            tokio::spawn(async move {
+            state.check_tasks.spawn(async move {
                 let started = now();
                 let outcome = tokio::time::timeout(timeout, check()).await;
                 let at = now();

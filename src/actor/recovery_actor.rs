@@ -67,6 +67,9 @@ pub(crate) struct RecoveryState {
     jobs: HashMap<Arc<str>, Job>,
     pending_open: Vec<(Arc<str>, bool)>,
     events: broadcast::Sender<Event>,
+    /// Confirmations by health check after a recovery: owned, so stopping
+    /// the actor aborts them.
+    confirming: tokio::task::JoinSet<()>,
 }
 
 /// Runs recovery strategies; the attempts themselves run in tasks so a slow
@@ -129,6 +132,7 @@ impl Actor for RecoveryActor {
             jobs: HashMap::new(),
             pending_open: Vec::new(),
             events,
+            confirming: tokio::task::JoinSet::new(),
         })
     }
 
@@ -243,7 +247,10 @@ impl RecoveryActor {
                     let check = Arc::clone(&job.recoverable.check);
                     let control = job.recoverable.control.clone();
                     let timeout = job.recoverable.config.attempt_timeout;
-                    tokio::spawn(confirm(control, check, probes, timeout));
+                    while state.confirming.try_join_next().is_some() {}
+                    state
+                        .confirming
+                        .spawn(confirm(control, check, probes, timeout));
                 }
             }
             Err(error) => {

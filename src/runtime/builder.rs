@@ -104,6 +104,9 @@ pub(super) struct SpawnParts {
     pub(super) breakers_enabled: bool,
     pub(super) auto_recovery: bool,
     pub(super) gate: Arc<OrderGate>,
+    /// The health actor, for every breaker to tell of its changes: filled
+    /// by the health actor itself as it starts.
+    pub(super) health: Arc<std::sync::OnceLock<ActorRef<crate::actor::HealthMsg>>>,
 }
 
 /// Describes a tree: the config plus one factory per service.
@@ -273,6 +276,7 @@ impl SeawallBuilder {
             breakers_enabled: self.config.runtime.circuit_breaker_enabled,
             auto_recovery: self.config.runtime.auto_recovery_enabled,
             gate: Arc::clone(&gate),
+            health: Arc::default(),
         };
         let services = match spawn_services(&self.config, self.services, &parts).await {
             Ok(services) => services,
@@ -304,6 +308,7 @@ impl SeawallBuilder {
             services,
             events,
             shutdown: CancellationToken::new(),
+            tasks: tokio_util::task::TaskTracker::new(),
             gate,
             runtime_breakers: dashmap::DashMap::new(),
             spawner: parts,
@@ -366,6 +371,7 @@ fn health_args(
         sample_interval: runtime.system_sample_interval,
         alert_threshold: runtime.health_score_threshold,
         gate: Arc::clone(&parts.gate),
+        inbox: Arc::clone(&parts.health),
         sampler: None,
     }
 }
@@ -418,6 +424,7 @@ pub(super) async fn spawn_service<S: Service, R: RecoveryStrategy<S>>(
         events: ctx.parts.events.clone(),
         restart: ctx.config.restart.clone(),
         recovery: ctx.parts.auto_recovery.then(|| ctx.parts.recovery.clone()),
+        health: Arc::clone(&ctx.parts.health),
         seed: seed.rotate_left(17),
     };
     let (actor, _): (ActorRef<_>, _) =

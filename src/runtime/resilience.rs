@@ -104,7 +104,7 @@ impl Seawall {
         let mut events = self.subscribe();
         let token = self.shutdown_token();
         let service = name.to_string();
-        tokio::spawn(async move {
+        self.tasks.spawn(async move {
             loop {
                 let event = tokio::select! {
                     () = token.cancelled() => break,
