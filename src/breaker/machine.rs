@@ -341,27 +341,7 @@ impl CircuitBreaker {
                 // A non-probe call admitted in this epoch cannot exist in
                 // HalfOpen; only probes decide it.
                 permit.probe_slot?;
-                if let Some(rule) = &self.settings.rate_rule {
-                    if rule.slow_call_rate_threshold.is_some() && elapsed >= rule.slow_call_duration
-                    {
-                        self.reopens = self.reopens.saturating_add(1);
-                        return Some(self.open(TransitionReason::ProbeSlow { elapsed }, now));
-                    }
-                }
-                self.probe_successes += 1;
-                if self.probe_successes >= self.settings.success_threshold {
-                    let successes = self.probe_successes;
-                    // The re-open backoff is kept until the breaker has
-                    // stayed Closed for the stability window (see `trip`).
-                    self.recovered_at = Some(now);
-                    Some(self.enter(
-                        BreakerState::Closed,
-                        TransitionReason::ProbesSucceeded { successes },
-                        now,
-                    ))
-                } else {
-                    None
-                }
+                self.probe_succeeded(elapsed, now)
             }
             (BreakerState::HalfOpen, Outcome::Failure(_)) => {
                 self.consecutive_successes = 0;
@@ -376,6 +356,30 @@ impl CircuitBreaker {
             // bumps the epoch, so a current permit cannot land here.
             (BreakerState::Open | BreakerState::ForcedOpen | BreakerState::Disabled, _) => None,
         }
+    }
+
+    /// A HalfOpen probe succeeded: a slow one re-opens (under a slow-call
+    /// rule), and `success_threshold` of them close the breaker.
+    fn probe_succeeded(&mut self, elapsed: Duration, now: Instant) -> Option<Transition> {
+        if let Some(rule) = &self.settings.rate_rule {
+            if rule.slow_call_rate_threshold.is_some() && elapsed >= rule.slow_call_duration {
+                self.reopens = self.reopens.saturating_add(1);
+                return Some(self.open(TransitionReason::ProbeSlow { elapsed }, now));
+            }
+        }
+        self.probe_successes += 1;
+        if self.probe_successes < self.settings.success_threshold {
+            return None;
+        }
+        let successes = self.probe_successes;
+        // The re-open backoff is kept until the breaker has stayed Closed
+        // for the stability window (see `trip`).
+        self.recovered_at = Some(now);
+        Some(self.enter(
+            BreakerState::Closed,
+            TransitionReason::ProbesSucceeded { successes },
+            now,
+        ))
     }
 
     #[inline]

@@ -201,7 +201,7 @@ impl ServiceConfig {
         }
     }
 
-    /// Thresholds, open durations and the HalfOpen probes.
+    /// Thresholds and open durations.
     fn breaker_problems(&self, key: &dyn Fn(&str) -> String, out: &mut Vec<Problem>) {
         if self.failure_threshold < 1 {
             out.push(Problem::new(
@@ -254,6 +254,10 @@ impl ServiceConfig {
                 "use a fraction such as 0.1 for ±10%",
             ));
         }
+    }
+
+    /// HalfOpen probes, the call timeout and the bulkhead.
+    fn call_problems(&self, key: &dyn Fn(&str) -> String, out: &mut Vec<Problem>) {
         if !(1..=1000).contains(&self.half_open_max_calls) {
             out.push(Problem::new(
                 key("half_open_max_calls"),
@@ -271,10 +275,6 @@ impl ServiceConfig {
                 "set a duration such as \"30s\"",
             ));
         }
-    }
-
-    /// The call timeout and the bulkhead.
-    fn call_problems(&self, key: &dyn Fn(&str) -> String, out: &mut Vec<Problem>) {
         if self.call_timeout.is_zero() {
             out.push(Problem::new(
                 key("call_timeout"),
@@ -414,6 +414,12 @@ impl RateWindowConfig {
                 ));
             }
         }
+        self.rate_problems(name, out);
+    }
+
+    /// The rates to trip on, and what makes a call slow.
+    fn rate_problems(&self, name: &str, out: &mut Vec<Problem>) {
+        let key = |field: &str| format!("services.{name}.rate_window.{field}");
         if self.failure_rate_threshold.is_none() && self.slow_call_rate_threshold.is_none() {
             out.push(Problem::new(
                 format!("services.{name}.rate_window"),

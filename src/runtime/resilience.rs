@@ -2,7 +2,7 @@
 
 use super::{HandleError, Seawall};
 use crate::breaker::{FailureKind, Outcome};
-use crate::cell::{Admission, BreakerCell, Capacity};
+use crate::cell::{Admission, BreakerCell, BreakerControl, Capacity};
 use crate::config::StrategyKind;
 use crate::degradation::{CustomFallback, Degradation, DegradedHandle, Fallback, Reply};
 use crate::event::Event;
@@ -275,36 +275,11 @@ impl Seawall {
                 });
             }
         }
-        let cell: &BreakerCell = control.cell();
-        let service = cell.label();
-        let timeout = control.config().call_timeout;
-        let error = match Capacity::take(cell)
-            .and_then(|room| Ok((room, Admission::admit(cell, Outcome::Ignored)?)))
-        {
-            Err(refusal) => refusal_error(cell, refusal),
-            Ok((_room, admission)) => match tokio::time::timeout(timeout, f()).await {
-                Ok(Ok(value)) => {
-                    admission.finish(Outcome::Success);
-                    return Ok(Reply::Live(value));
-                }
-                Ok(Err(source)) => {
-                    let outcome = classify(&source);
-                    admission.finish(outcome);
-                    let error = CallError::Service {
-                        service,
-                        outcome,
-                        source,
-                    };
-                    if !outcome.is_failure() {
-                        return Err(error);
-                    }
-                    error
-                }
-                Err(_) => {
-                    admission.finish(Outcome::Failure(FailureKind::Timeout));
-                    CallError::Timeout { service, timeout }
-                }
-            },
+        let error = match run_guarded(&control, classify, f).await {
+            Ok(value) => return Ok(Reply::Live(value)),
+            // Not the dependency's fault (an input error): no fallback.
+            Err(e @ CallError::Service { outcome, .. }) if !outcome.is_failure() => return Err(e),
+            Err(e) => e,
         };
         if !self.config().runtime.graceful_degradation_enabled {
             return Err(error);
@@ -317,6 +292,44 @@ impl Seawall {
                 strategy: StrategyKind::Custom,
             })),
             None => Err(error),
+        }
+    }
+}
+
+/// Runs `f` under the breaker of `control`: the bulkhead, the breaker's
+/// admission, the call timeout, and one recorded outcome.
+async fn run_guarded<T, E, Fut>(
+    control: &BreakerControl,
+    classify: impl Fn(&E) -> Outcome,
+    f: impl FnOnce() -> Fut,
+) -> Result<T, CallError<E>>
+where
+    Fut: Future<Output = Result<T, E>>,
+    E: std::error::Error + 'static,
+{
+    let cell: &BreakerCell = control.cell();
+    let service = cell.label();
+    let timeout = control.config().call_timeout;
+    let (_room, admission) = Capacity::take(cell)
+        .and_then(|room| Ok((room, Admission::admit(cell, Outcome::Ignored)?)))
+        .map_err(|refusal| refusal_error(cell, refusal))?;
+    match tokio::time::timeout(timeout, f()).await {
+        Ok(Ok(value)) => {
+            admission.finish(Outcome::Success);
+            Ok(value)
+        }
+        Ok(Err(source)) => {
+            let outcome = classify(&source);
+            admission.finish(outcome);
+            Err(CallError::Service {
+                service,
+                outcome,
+                source,
+            })
+        }
+        Err(_) => {
+            admission.finish(Outcome::Failure(FailureKind::Timeout));
+            Err(CallError::Timeout { service, timeout })
         }
     }
 }
