@@ -400,11 +400,76 @@ impl Book {
 pub async fn run(
     mut options: DemoOptions,
 ) -> Result<Summary, Box<dyn std::error::Error + Send + Sync>> {
-    if options.compress {
-        compress(&mut options.config);
+    let scenario = prepare(&mut options)?;
+    let deps = Dependencies::start(&scenario, options.seed).await?;
+    let book = Arc::new(PriceBook::new(
+        options.config.services["market_data"]
+            .degradation
+            .max_staleness,
+    ));
+    let journal = Arc::new(ReadOnlyCache::<Chaos<SimDatabase>>::new(
+        options.config.services["database"]
+            .degradation
+            .cache_capacity,
+        |_| DbReply::Written,
+    ));
+    let seawall = start_tree(&options, &deps, &book, &journal).await?;
+    deps.server
+        .watch_modes(seawall.modes(), seawall.subscribe());
+    if let Some(addr) = seawall.http_addr() {
+        tracing::info!("health endpoints on http://{addr}/api/v1/system/health/comprehensive");
     }
+    tracing::info!(broker = %deps.server.url(), "demo broker (Kite Connect v3 shapes) listening");
+    let engine = Engine {
+        kite: &seawall.degraded_of(KITE)?,
+        feed: &seawall.degraded_of(MARKET_DATA)?,
+        ai: &seawall.degraded_of(AI_AGENTS)?,
+        db: &seawall.degraded_of(DATABASE)?,
+        price_book: &book,
+        modes: seawall.modes(),
+        plant: options.plant,
+        run_id: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64),
+    };
+    let kite_closed = Arc::new(AtomicBool::new(false));
+    let (counts, counter) = count_transitions(&seawall, Arc::clone(&kite_closed));
+    let mut summary = Summary::default();
+    let mut state = Book::default();
+    let degraded = trade(
+        &engine,
+        &seawall,
+        &options,
+        &deps,
+        &kite_closed,
+        &mut state,
+        &mut summary,
+    )
+    .await;
+    settle(&engine, &mut state, &mut summary).await;
+    audit(&engine, &deps, &state, &options, &journal, &mut summary).await;
+    let mut counts = counts.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    for control in seawall.breakers() {
+        let entry = counts.entry(control.name().to_string()).or_default();
+        entry.final_state = control.state().as_str().to_string();
+        entry.degraded_replies = degraded.get(control.name()).copied().unwrap_or(0);
+    }
+    summary.services = counts;
+    summary.trading.score_component = seawall.health_report().components.trading;
+    counter.abort();
+    seawall.shutdown().await;
+    deps.server.stop().await;
+    Ok(summary)
+}
+
+/// Compresses the config for a short run and builds the scenario, with the
+/// config's own `[[services.NAME.chaos]]` phases on top.
+fn prepare(
+    options: &mut DemoOptions,
+) -> Result<super::scenario::Scenario, Box<dyn std::error::Error + Send + Sync>> {
     let total = options.duration.unwrap_or(Duration::from_secs(60));
     if options.compress {
+        compress(&mut options.config);
         // Short runs: an outage and its recovery must fit the run.
         let open = (total / 16).max(Duration::from_secs(1));
         for s in options.config.services.values_mut() {
@@ -425,78 +490,99 @@ pub async fn run(
         let Some(service) = options.config.services.get(name) else {
             return Err(format!("the demo needs [services.{name}] in the config").into());
         };
-        // Faults from [[services.NAME.chaos]] play on top of the scenario.
         scenario
             .chaos
             .entry(name)
             .or_default()
             .extend(service.chaos.iter().map(ChaosPhase::from));
     }
-    let seed = options.seed;
-    let tape = Tape::new(seed);
-    let client_faults = Arc::new(ClientFaults::default());
-    let server = KiteServer::start(
-        API_KEY,
-        Arc::clone(&tape),
-        broker_faults(
-            scenario.chaos.get("kite_api").map_or(&[][..], |v| &v[..]),
-            &client_faults,
-        ),
-        seed ^ 6,
-    )
-    .await?;
-    let bad_quotes = Arc::new(BadQuotes::default());
-    for (from, until, p) in &scenario.bad_quotes {
-        bad_quotes.between(*from, *until, *p);
-    }
-    let db_plan = plan(&scenario.chaos, "database", seed ^ 2, |k: &str| {
-        super::database::DbError(format!("simulated {k}"))
-    });
-    let ai_plan = plan(&scenario.chaos, "ai_agents", seed ^ 3, |k: &str| {
-        SimError(format!("simulated {k}"))
-    });
-    let feed_plan = plan(&scenario.chaos, "market_data", seed ^ 4, |k: &str| {
-        SimError(format!("simulated {k}"))
-    });
+    Ok(scenario)
+}
 
-    let session = Arc::new(Session::default());
-    let url = server.url();
-    let (s, f, t, b, path) = (
-        Arc::clone(&session),
-        Arc::clone(&client_faults),
-        Arc::clone(&tape),
-        Arc::clone(&bad_quotes),
-        options.db_path.clone(),
-    );
-    let (dp, ap, fp) = (
-        Arc::clone(&db_plan),
-        Arc::clone(&ai_plan),
-        Arc::clone(&feed_plan),
-    );
-    let agent_seed = std::sync::atomic::AtomicU64::new(seed);
-    let agents_saw_bad = Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let bad_seen = Arc::clone(&agents_saw_bad);
-    let book = Arc::new(PriceBook::new(
-        options.config.services["market_data"]
-            .degradation
-            .max_staleness,
-    ));
-    let kite_degradation = &options.config.services["kite_api"].degradation;
-    let ai_strategy = if options.config.services["ai_agents"]
-        .degradation
-        .technical_only
-    {
-        ConservativeHold::technical(Arc::clone(&book))
+/// The simulated world the engine trades against: the loopback broker, the
+/// tape, and the fault plans of the other three dependencies.
+struct Dependencies {
+    server: KiteServer,
+    tape: Arc<Tape>,
+    session: Arc<Session>,
+    client_faults: Arc<ClientFaults>,
+    bad_quotes: Arc<BadQuotes>,
+    agents_saw_bad: Arc<std::sync::atomic::AtomicU64>,
+    db_plan: Arc<ChaosPlan<super::database::DbError>>,
+    ai_plan: Arc<ChaosPlan<SimError>>,
+    feed_plan: Arc<ChaosPlan<SimError>>,
+    seed: u64,
+}
+
+impl Dependencies {
+    async fn start(
+        scenario: &super::scenario::Scenario,
+        seed: u64,
+    ) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        let tape = Tape::new(seed);
+        let client_faults = Arc::new(ClientFaults::default());
+        let kite_phases = scenario.chaos.get("kite_api").map_or(&[][..], |v| &v[..]);
+        let server = KiteServer::start(
+            API_KEY,
+            Arc::clone(&tape),
+            broker_faults(kite_phases, &client_faults),
+            seed ^ 6,
+        )
+        .await?;
+        let bad_quotes = Arc::new(BadQuotes::default());
+        for (from, until, p) in &scenario.bad_quotes {
+            bad_quotes.between(*from, *until, *p);
+        }
+        let sim = |k: &str| SimError(format!("simulated {k}"));
+        Ok(Self {
+            server,
+            tape,
+            session: Arc::new(Session::default()),
+            client_faults,
+            bad_quotes,
+            agents_saw_bad: Arc::default(),
+            db_plan: plan(&scenario.chaos, "database", seed ^ 2, |k: &str| {
+                super::database::DbError(format!("simulated {k}"))
+            }),
+            ai_plan: plan(&scenario.chaos, "ai_agents", seed ^ 3, sim),
+            feed_plan: plan(&scenario.chaos, "market_data", seed ^ 4, sim),
+            seed,
+        })
+    }
+}
+
+/// The supervision tree over the four dependencies, each with its
+/// degradation (checked against the config when the tree starts).
+async fn start_tree(
+    options: &DemoOptions,
+    deps: &Dependencies,
+    book: &Arc<PriceBook>,
+    journal: &Arc<ReadOnlyCache<Chaos<SimDatabase>>>,
+) -> Result<Seawall, seawall::StartError> {
+    let services = &options.config.services;
+    let kite_degradation = &services["kite_api"].degradation;
+    let ai_strategy = if services["ai_agents"].degradation.technical_only {
+        ConservativeHold::technical(Arc::clone(book))
     } else {
         ConservativeHold::hold()
     };
-    let journal = Arc::new(ReadOnlyCache::<Chaos<SimDatabase>>::new(
-        options.config.services["database"]
-            .degradation
-            .cache_capacity,
-        |_| DbReply::Written,
-    ));
-    let seawall = Seawall::builder(options.config.clone())
+    let (url, s, f) = (
+        deps.server.url(),
+        Arc::clone(&deps.session),
+        Arc::clone(&deps.client_faults),
+    );
+    let (path, dp) = (options.db_path.clone(), Arc::clone(&deps.db_plan));
+    let (agent_seed, bad_seen, ap) = (
+        std::sync::atomic::AtomicU64::new(deps.seed),
+        Arc::clone(&deps.agents_saw_bad),
+        Arc::clone(&deps.ai_plan),
+    );
+    let (t, b, fp) = (
+        Arc::clone(&deps.tape),
+        Arc::clone(&deps.bad_quotes),
+        Arc::clone(&deps.feed_plan),
+    );
+    Seawall::builder(options.config.clone())
         .admin_token(options.admin_token.clone())
         .register(KITE, move || {
             KiteHttp::new(
@@ -511,24 +597,19 @@ pub async fn run(
         })
         .register(AI_AGENTS, move || {
             let rng = fastrand::Rng::with_seed(agent_seed.fetch_add(1, Ordering::Relaxed));
+            let bad_prices_seen = Arc::clone(&bad_seen);
             Chaos::new(
                 SimAgents {
                     rng,
-                    bad_prices_seen: Arc::clone(&bad_seen),
+                    bad_prices_seen,
                 },
                 Arc::clone(&ap),
             )
         })
         .register(MARKET_DATA, move || {
-            Chaos::new(
-                SimFeed {
-                    tape: Arc::clone(&t),
-                    bad: Arc::clone(&b),
-                },
-                Arc::clone(&fp),
-            )
+            let (tape, bad) = (Arc::clone(&t), Arc::clone(&b));
+            Chaos::new(SimFeed { tape, bad }, Arc::clone(&fp))
         })
-        // Each degradation is checked against actors.toml when the tree starts.
         .degradation(
             KITE,
             DisableOrders::with_cached_reads(
@@ -540,50 +621,35 @@ pub async fn run(
                 },
             ),
         )
-        .degradation(MARKET_DATA, LastKnownPrice::new(Arc::clone(&book)))
+        .degradation(MARKET_DATA, LastKnownPrice::new(Arc::clone(book)))
         .degradation(AI_AGENTS, ai_strategy)
-        .degradation(DATABASE, Arc::clone(&journal))
+        .degradation(DATABASE, Arc::clone(journal))
         .start()
-        .await?;
-    server.watch_modes(seawall.modes(), seawall.subscribe());
-    if let Some(addr) = seawall.http_addr() {
-        tracing::info!("health endpoints on http://{addr}/api/v1/system/health/comprehensive");
-    }
-    tracing::info!(broker = %server.url(), "demo broker (Kite Connect v3 shapes) listening");
+        .await
+}
 
-    let kite = seawall.degraded_of(KITE)?;
-    let feed = seawall.degraded_of(MARKET_DATA)?;
-    let ai = seawall.degraded_of(AI_AGENTS)?;
-    let db = seawall.degraded_of(DATABASE)?;
-    let kite_closed = Arc::new(AtomicBool::new(false));
-    let (counts, counter) = count_transitions(&seawall, Arc::clone(&kite_closed));
+/// The trading loop, until the run's duration or a stop; returns how many
+/// degraded replies each service gave.
+async fn trade(
+    engine: &Engine<'_>,
+    seawall: &Seawall,
+    options: &DemoOptions,
+    deps: &Dependencies,
+    kite_closed: &AtomicBool,
+    state: &mut Book,
+    summary: &mut Summary,
+) -> BTreeMap<&'static str, u64> {
+    let mut degraded = BTreeMap::<&'static str, u64>::new();
     // A raw client, used only by the planted gate violation.
     let mut raw_kite = KiteHttp::new(
-        server.url(),
+        deps.server.url(),
         API_KEY.to_string(),
-        Arc::clone(&session),
+        Arc::clone(&deps.session),
         Arc::new(ClientFaults::default()),
     );
-
-    let engine = Engine {
-        kite: &kite,
-        feed: &feed,
-        ai: &ai,
-        db: &db,
-        price_book: &book,
-        modes: seawall.modes(),
-        plant: options.plant,
-        run_id: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64),
-    };
-    let mut summary = Summary::default();
-    let mut degraded = BTreeMap::<&'static str, u64>::new();
-    let mut state = Book::default();
     let started = tokio::time::Instant::now();
-    let mut next_status = started;
-    let mut next_quote = started;
-    let mut rng = fastrand::Rng::with_seed(seed ^ 5);
+    let (mut next_status, mut next_quote) = (started, started);
+    let mut rng = fastrand::Rng::with_seed(deps.seed ^ 5);
     loop {
         if options.duration.is_some_and(|d| started.elapsed() >= d) {
             break;
@@ -593,24 +659,16 @@ pub async fn run(
             // A broker read once a second (Kite allows one quote a second):
             // it passes the gate, so it probes a HalfOpen kite_api breaker.
             next_quote = now + Duration::from_secs(1);
-            if let Ok(Reply::Fallback(_)) = kite
-                .call(BrokerRequest::Quote(SYMBOLS[0].to_string()))
-                .await
-            {
+            let quote = BrokerRequest::Quote(SYMBOLS[0].to_string());
+            if let Ok(Reply::Fallback(_)) = engine.kite.call(quote).await {
                 *degraded.entry("kite_api").or_default() += 1;
             }
         }
         if kite_closed.swap(false, Ordering::SeqCst) || !state.pending.is_empty() {
-            engine.reconcile(&mut state, &mut summary).await;
+            engine.reconcile(state, summary).await;
         }
         engine
-            .tick(
-                &mut state,
-                &mut summary,
-                &mut degraded,
-                &mut rng,
-                &mut raw_kite,
-            )
+            .tick(state, summary, &mut degraded, &mut rng, &mut raw_kite)
             .await;
         if tokio::time::Instant::now() >= next_status {
             next_status += Duration::from_secs(1);
@@ -619,7 +677,7 @@ pub async fn run(
             summary.trading.order_reject_rate = metrics.order_reject_rate;
             seawall.report_trading_metrics(metrics);
             if options.status_line {
-                eprintln!("{}", status_line(&seawall));
+                eprintln!("{}", status_line(seawall));
             }
         }
         tokio::select! {
@@ -627,21 +685,37 @@ pub async fn run(
             () = options.stop.cancelled() => break,
         }
     }
+    degraded
+}
 
-    // Let journaled trades replay and unknown orders settle before the books close.
+/// Lets journaled trades replay and unknown orders settle before the books
+/// close.
+async fn settle(engine: &Engine<'_>, state: &mut Book, summary: &mut Summary) {
     let _ = tokio::time::timeout(Duration::from_secs(3), async {
-        while db.handle().state() != BreakerState::Closed || !state.pending.is_empty() {
-            engine.reconcile(&mut state, &mut summary).await;
+        while engine.db.handle().state() != BreakerState::Closed || !state.pending.is_empty() {
+            engine.reconcile(state, summary).await;
             tokio::time::sleep(TICK).await;
         }
     })
     .await;
-    let broker_book = match kite.handle().call(BrokerRequest::OrderBook).await {
+}
+
+/// The trading rules, checked on the dependencies' side: the broker's
+/// ledger and order book, the feed's log, the database's rows.
+async fn audit(
+    engine: &Engine<'_>,
+    deps: &Dependencies,
+    state: &Book,
+    options: &DemoOptions,
+    journal: &ReadOnlyCache<Chaos<SimDatabase>>,
+    summary: &mut Summary,
+) {
+    let broker_book = match engine.kite.handle().call(BrokerRequest::OrderBook).await {
         Ok(BrokerResponse::OrderBook(entries)) => Some(entries),
         _ => None,
     };
     {
-        let ledger = server.ledger();
+        let ledger = deps.server.ledger();
         let ledger = ledger.lock().unwrap_or_else(|p| p.into_inner());
         let o = &mut summary.orders;
         o.placed = ledger.placed();
@@ -658,23 +732,11 @@ pub async fn run(
             .filter(|(tag, id)| !entries.iter().any(|e| &e.order_id == id && &e.tag == tag))
             .count() as u64;
     }
-    summary.prices.bad_quotes_injected = bad_quotes.served.load(Ordering::SeqCst);
-    summary.journal = persist_journal(&journal, &options.db_path, engine.run_id);
+    summary.prices.bad_quotes_injected = deps.bad_quotes.served.load(Ordering::SeqCst);
+    summary.journal = persist_journal(journal, &options.db_path, engine.run_id);
     let (rows, bad_rows) = trades_in_db(&options.db_path, engine.run_id).await;
     summary.trades_recorded = rows;
-    summary.prices.bad_prices_used += bad_rows + agents_saw_bad.load(Ordering::SeqCst);
-    let mut counts = counts.lock().unwrap_or_else(|p| p.into_inner()).clone();
-    for control in seawall.breakers() {
-        let entry = counts.entry(control.name().to_string()).or_default();
-        entry.final_state = control.state().as_str().to_string();
-        entry.degraded_replies = degraded.get(control.name()).copied().unwrap_or(0);
-    }
-    summary.services = counts;
-    summary.trading.score_component = seawall.health_report().components.trading;
-    counter.abort();
-    seawall.shutdown().await;
-    server.stop().await;
-    Ok(summary)
+    summary.prices.bad_prices_used += bad_rows + deps.agents_saw_bad.load(Ordering::SeqCst);
 }
 
 /// Writes still journaled at the end (the database never came back) are
