@@ -552,7 +552,8 @@ impl Dependencies {
 }
 
 /// The supervision tree over the four dependencies, each with its
-/// degradation (checked against the config when the tree starts).
+/// degradation (checked against the config when the tree starts). Its
+/// length is one builder chain: the tree's description, service by service.
 async fn start_tree(
     options: &DemoOptions,
     deps: &Dependencies,
@@ -1001,6 +1002,27 @@ impl Engine<'_> {
         }
     }
 
+    /// Sends an order through the kite_api handle (or, planted, around it).
+    async fn send_order(
+        &self,
+        request: BrokerRequest,
+        raw_kite: &mut KiteHttp,
+    ) -> Result<Reply<BrokerResponse>, CallError<crate::broker::KiteError>> {
+        if self.plant != Some(PlantedViolation::SkipOrderGate) {
+            return self.kite.call(request).await;
+        }
+        use seawall::Service;
+        raw_kite
+            .call(request)
+            .await
+            .map(Reply::Live)
+            .map_err(|e| CallError::Service {
+                service: "kite_api",
+                outcome: seawall::Outcome::Ignored,
+                source: e,
+            })
+    }
+
     #[allow(clippy::too_many_arguments)]
     async fn order(
         &self,
@@ -1034,20 +1056,7 @@ impl Engine<'_> {
             -i64::from(quantity)
         };
         summary.orders.attempted += 1;
-        let placed = if self.plant == Some(PlantedViolation::SkipOrderGate) {
-            use seawall::Service;
-            raw_kite
-                .call(request)
-                .await
-                .map(Reply::Live)
-                .map_err(|e| CallError::Service {
-                    service: "kite_api",
-                    outcome: seawall::Outcome::Ignored,
-                    source: e,
-                })
-        } else {
-            self.kite.call(request).await
-        };
+        let placed = self.send_order(request, raw_kite).await;
         match placed {
             Ok(Reply::Live(BrokerResponse::Accepted(id))) => {
                 state.broker_answered(false);

@@ -240,6 +240,30 @@ fn status(url: &str) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// Prints the summary (and writes it as JSON); fails when a rule broke.
+fn report(summary: &seawall_demo::Summary, json: Option<&std::path::Path>) -> ExitCode {
+    say_fmt!("{}", summary.render());
+    if let Some(path) = json {
+        let written = serde_json::to_string_pretty(summary)
+            .map_err(|e| e.to_string())
+            .and_then(|json| std::fs::write(path, json).map_err(|e| e.to_string()));
+        if let Err(error) = written {
+            eprintln!(
+                "error: cannot write the summary to {} (--summary-json): {error}",
+                path.display()
+            );
+            return ExitCode::FAILURE;
+        }
+    }
+    let violations = summary.violations();
+    if violations.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        eprintln!("error: trading rules broken: {}", violations.join("; "));
+        ExitCode::FAILURE
+    }
+}
+
 fn run(args: RunArgs) -> ExitCode {
     let config = match Config::load(&args.config) {
         Ok(config) => config,
@@ -285,28 +309,7 @@ fn run(args: RunArgs) -> ExitCode {
         stop,
     };
     match runtime.block_on(seawall_demo::run(options)) {
-        Ok(summary) => {
-            say_fmt!("{}", summary.render());
-            if let Some(path) = &args.summary_json {
-                let written = serde_json::to_string_pretty(&summary)
-                    .map_err(|e| e.to_string())
-                    .and_then(|json| std::fs::write(path, json).map_err(|e| e.to_string()));
-                if let Err(error) = written {
-                    eprintln!(
-                        "error: cannot write the summary to {} (--summary-json): {error}",
-                        path.display()
-                    );
-                    return ExitCode::FAILURE;
-                }
-            }
-            let violations = summary.violations();
-            if violations.is_empty() {
-                ExitCode::SUCCESS
-            } else {
-                eprintln!("error: trading rules broken: {}", violations.join("; "));
-                ExitCode::FAILURE
-            }
-        }
+        Ok(summary) => report(&summary, args.summary_json.as_deref()),
         Err(error) => {
             eprintln!("error: {error}");
             ExitCode::FAILURE
