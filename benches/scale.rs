@@ -200,45 +200,37 @@ fn scale(c: &mut Criterion) {
         }
         actors
     });
-    let mut group = c.benchmark_group("scale/throughput_bare");
-    group.sample_size(10);
-    group.throughput(Throughput::Elements(1));
-    for n in [1usize, 100, 10_000] {
-        let targets: Vec<ActorRef<BareMsg>> = bare[..n].to_vec();
-        group.bench_function(BenchmarkId::from_parameter(n), |b| {
-            b.iter_custom(|iters| {
-                rt.block_on(async {
-                    const CALLERS: u64 = 64;
-                    let per = iters.div_ceil(CALLERS);
-                    let started = Instant::now();
-                    let mut tasks = tokio::task::JoinSet::new();
-                    for c in 0..CALLERS {
-                        let targets = targets.clone();
-                        tasks.spawn(async move {
-                            for i in 0..per {
-                                let a = &targets[((c * per + i) as usize) % targets.len()];
-                                black_box(a.call(|p| BareMsg(i, p), Some(TIMEOUT)).await.ok());
-                            }
-                        });
-                    }
-                    while tasks.join_next().await.is_some() {}
-                    started
-                        .elapsed()
-                        .mul_f64(iters as f64 / (per * CALLERS) as f64)
-                })
-            })
-        });
-    }
-    group.finish();
+    throughput(c, &rt, "scale/throughput_bare", &bare, |a, i| async move {
+        black_box(a.call(|p| BareMsg(i, p), Some(TIMEOUT)).await.ok());
+    });
     for a in &bare {
         a.stop(None);
     }
 
-    let mut group = c.benchmark_group("scale/throughput");
+    throughput(c, &rt, "scale/throughput", &handles, |h, i| async move {
+        black_box(h.call(i).await.ok());
+    });
+    rt.block_on(seawall.shutdown());
+}
+
+/// Calls per second at N = 1, 100 and 10,000 targets: 64 concurrent
+/// callers on the 2-worker runtime, each spreading its calls round-robin.
+fn throughput<T, F, Fut>(
+    c: &mut Criterion,
+    rt: &tokio::runtime::Runtime,
+    name: &str,
+    all: &[T],
+    call: F,
+) where
+    T: Clone + Send + Sync + 'static,
+    F: Fn(T, u64) -> Fut + Copy + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let mut group = c.benchmark_group(name);
     group.sample_size(10);
     group.throughput(Throughput::Elements(1));
     for n in [1usize, 100, 10_000] {
-        let targets: Vec<ServiceHandle<Echo>> = handles[..n].to_vec();
+        let targets: Vec<T> = all[..n].to_vec();
         group.bench_function(BenchmarkId::from_parameter(n), |b| {
             b.iter_custom(|iters| {
                 rt.block_on(async {
@@ -250,8 +242,8 @@ fn scale(c: &mut Criterion) {
                         let targets = targets.clone();
                         tasks.spawn(async move {
                             for i in 0..per {
-                                let h = &targets[((c * per + i) as usize) % targets.len()];
-                                black_box(h.call(i).await.ok());
+                                let t = &targets[((c * per + i) as usize) % targets.len()];
+                                call(t.clone(), i).await;
                             }
                         });
                     }
@@ -264,7 +256,6 @@ fn scale(c: &mut Criterion) {
         });
     }
     group.finish();
-    rt.block_on(seawall.shutdown());
 }
 
 criterion_group!(benches, scale);
