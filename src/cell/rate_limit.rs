@@ -4,7 +4,7 @@
 //! 400/min, everything else 10/s). Requests are paced to stay inside every
 //! limit of their class instead of collecting 429s: one that would break a
 //! limit waits for its slot, up to `max_wait`, and is otherwise refused at
-//! once with [`CallError::RateLimited`](super::CallError::RateLimited)
+//! once with `CallError::RateLimited`
 //! naming the limit. Each quota is a GCRA cell (governor) on tokio's clock,
 //! so paused-time tests pace exactly like real time.
 //!
