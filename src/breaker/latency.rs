@@ -8,11 +8,12 @@ const MAX_EXP: u32 = 36;
 const BUCKETS: usize = SUB + (MAX_EXP as usize - SUB_BITS as usize + 1) * SUB;
 
 /// Response times in microseconds, in buckets with at most 12.5% relative
-/// width, so p50 and p99 are cheap to read for thousands of services and the
-/// whole thing is about 1 KiB with no allocation after construction.
-#[derive(Clone)]
+/// width, so p50 and p99 are cheap to read for thousands of services. The
+/// buckets (about 1 KiB) are allocated with the first response time, so an
+/// idle service costs none of it; no allocation after that.
+#[derive(Clone, Default)]
 pub struct LatencyHistogram {
-    counts: Box<[u32; BUCKETS]>,
+    counts: Option<Box<[u32; BUCKETS]>>,
     total: u64,
     sum_micros: u64,
     max_micros: u64,
@@ -24,17 +25,6 @@ impl std::fmt::Debug for LatencyHistogram {
             .field("total", &self.total)
             .field("mean", &self.mean())
             .finish()
-    }
-}
-
-impl Default for LatencyHistogram {
-    fn default() -> Self {
-        Self {
-            counts: Box::new([0; BUCKETS]),
-            total: 0,
-            sum_micros: 0,
-            max_micros: 0,
-        }
     }
 }
 
@@ -63,6 +53,11 @@ fn bucket_value(index: usize) -> u64 {
 }
 
 impl LatencyHistogram {
+    /// The bucket counts; empty before the first response time.
+    fn buckets(&self) -> &[u32] {
+        self.counts.as_deref().map_or(&[], |c| &c[..])
+    }
+
     /// Adds one response time.
     #[inline]
     pub fn record(&mut self, elapsed: Duration) {
@@ -71,7 +66,8 @@ impl LatencyHistogram {
             .as_secs()
             .saturating_mul(1_000_000)
             .saturating_add(u64::from(elapsed.subsec_micros()));
-        let slot = &mut self.counts[bucket_of(micros)];
+        let counts = self.counts.get_or_insert_with(|| Box::new([0; BUCKETS]));
+        let slot = &mut counts[bucket_of(micros)];
         *slot = slot.saturating_add(1);
         self.total += 1;
         self.sum_micros = self.sum_micros.saturating_add(micros);
@@ -95,7 +91,7 @@ impl LatencyHistogram {
         }
         let rank = ((q.clamp(0.0, 1.0) * self.total as f64).ceil() as u64).max(1);
         let mut seen = 0u64;
-        for (index, count) in self.counts.iter().enumerate() {
+        for (index, count) in self.buckets().iter().enumerate() {
             seen += u64::from(*count);
             if seen >= rank {
                 let value = bucket_value(index).min(self.max_micros);
@@ -109,7 +105,7 @@ impl LatencyHistogram {
     pub fn sparse(&self) -> SparseHistogram {
         SparseHistogram {
             buckets: self
-                .counts
+                .buckets()
                 .iter()
                 .enumerate()
                 .filter(|(_, c)| **c > 0)
@@ -127,7 +123,7 @@ impl LatencyHistogram {
         let (r50, r99) = (rank(0.5), rank(0.99));
         let mut seen = 0u64;
         let mut p50 = None;
-        for (index, count) in self.counts.iter().enumerate() {
+        for (index, count) in self.buckets().iter().enumerate() {
             if *count == 0 {
                 continue;
             }
