@@ -8,7 +8,7 @@ use crate::event::{Alert, Event};
 use crate::health::report::CheckResult;
 use crate::health::score::{HealthStatus, TradingMetrics};
 use crate::health::system::{SampleSource, SystemSample, SystemSampler};
-use crate::health::trends::TrendTracker;
+use crate::health::trends::{TrendTracker, Trends};
 use crate::health::HealthShared;
 use crate::modes::{ModeEffects, Modes};
 use crate::service::Evidence;
@@ -433,9 +433,16 @@ impl HealthActor {
     fn take_trends(state: &mut HealthState) {
         let at = now();
         let mut computed = BTreeMap::new();
+        // A service that has never been called has no trend: it shares one
+        // empty value and keeps no history (10,000 idle services cost nothing).
+        let untouched = Arc::new(Trends::default());
         for control in Self::controls(state).to_vec() {
-            let name: Arc<str> = Arc::from(control.name());
+            let name = control.shared_name();
             let (ok, bad, latency) = control.trend_point();
+            if ok == 0 && bad == 0 && !state.trends.contains_key(&name) {
+                computed.insert(name, Arc::clone(&untouched));
+                continue;
+            }
             let tracker = state.trends.entry(Arc::clone(&name)).or_default();
             tracker.push(at, ok, bad, latency);
             computed.insert(name, Arc::new(tracker.trends()));
