@@ -5,6 +5,8 @@
 //! * `call_path/handle_call_closed`: the same request through a
 //!   `ServiceHandle` (admission, bulkhead, dispatch, outcome accounting).
 //! * `call_path/handle_call_rejected_open`: a call refused by an Open breaker.
+//! * `call_path/floor_async_ready_error`: the harness's floor for that: an
+//!   awaited, non-inlined `async fn` that returns the same `CallError` at once.
 //! * `state_machine/seawall_admit_record` vs `state_machine/failsafe_call`
 //!   and `state_machine/recloser_call`: the pure breakers on the same closure.
 //!
@@ -141,6 +143,34 @@ fn on_runtime(c: &mut Criterion, group_name: &str, rt: &tokio::runtime::Runtime)
                 let start = Instant::now();
                 for i in 0..iters {
                     black_box(echo.call(Ok(i)).await.unwrap());
+                }
+                start.elapsed()
+            })
+        })
+    });
+    group.bench_function("floor_async_ready_error", |b| {
+        // Not inlined, like the real call: what awaiting a ready error costs.
+        #[inline(never)]
+        async fn refuse(
+            i: u64,
+            t0: std::time::Instant,
+        ) -> Result<u64, seawall::CallError<EchoError>> {
+            if black_box(i) == u64::MAX {
+                return Ok(i);
+            }
+            Err(seawall::CallError::Rejected {
+                service: "tripped",
+                state: seawall::BreakerState::Open,
+                open_until: Some(t0 + Duration::from_nanos(black_box(5))),
+                cause: seawall::breaker::TripCause::ConsecutiveFailures,
+            })
+        }
+        let t0 = std::time::Instant::now();
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let start = Instant::now();
+                for i in 0..iters {
+                    black_box(refuse(i, t0).await.unwrap_err());
                 }
                 start.elapsed()
             })
