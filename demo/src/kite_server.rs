@@ -234,14 +234,7 @@ impl KiteServer {
         modes: watch::Receiver<Modes>,
         mut events: tokio::sync::broadcast::Receiver<seawall::Event>,
     ) {
-        {
-            let m = modes.borrow();
-            self.server
-                .mode_history
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .push((m.changed_at, m.trading));
-        }
+        self.server.remember(&modes.borrow());
         let _ = self.server.modes.set(modes);
         let server = Arc::clone(&self.server);
         let stop = self.stop.clone();
@@ -252,11 +245,7 @@ impl KiteServer {
                     event = events.recv() => event,
                 };
                 match event {
-                    Ok(seawall::Event::ModesChanged(m)) => server
-                        .mode_history
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .push((m.changed_at, m.trading)),
+                    Ok(seawall::Event::ModesChanged(m)) => server.remember(&m),
                     Ok(_) => {}
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
                         tracing::warn!(missed = n, "demo broker missed runtime events");
@@ -454,6 +443,14 @@ impl Server {
             ));
         }
         None
+    }
+
+    /// Adds a published mode to the broker's own record.
+    fn remember(&self, modes: &Modes) {
+        self.mode_history
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((modes.changed_at, modes.trading));
     }
 
     /// The mode published at `sent_at` (from the broker's own record), or

@@ -156,15 +156,7 @@ impl<S: Service> ServiceActor<S> {
                 biased;
                 result = call => match result {
                     Ok(Released::Refused(reason)) => Err(CallFailure::Refused(reason)),
-                    Ok(Released::Ran(Ok(response))) => {
-                        self.cell.auth_ok();
-                        let outcome = service.classify_response(&response);
-                        Ok((response, outcome))
-                    }
-                    Ok(Released::Ran(Err(error))) => {
-                        let outcome = self.classify(service, class, &error);
-                        Err(CallFailure::Service(error, outcome))
-                    }
+                    Ok(Released::Ran(ran)) => self.settle(service, class, ran),
                     Err(payload) => {
                         drop(slot);
                         let _ = reply.send(Err(CallFailure::Panicked));
@@ -192,11 +184,10 @@ impl<S: Service> ServiceActor<S> {
         let call = AssertUnwindSafe(self.release(service, request)).catch_unwind();
         let outcome = match tokio::time::timeout_at(deadline, call).await {
             Ok(Ok(Released::Refused(_))) => Outcome::Ignored,
-            Ok(Ok(Released::Ran(Ok(response)))) => {
-                self.cell.auth_ok();
-                service.classify_response(&response)
-            }
-            Ok(Ok(Released::Ran(Err(error)))) => self.classify(service, class, &error),
+            Ok(Ok(Released::Ran(ran))) => match self.settle(service, class, ran) {
+                Ok((_, outcome)) | Err(CallFailure::Service(_, outcome)) => outcome,
+                Err(_) => Outcome::Ignored,
+            },
             Ok(Err(payload)) => {
                 drop(slot);
                 completion.finish(Outcome::Failure(FailureKind::Crash));
@@ -220,6 +211,27 @@ impl<S: Service> ServiceActor<S> {
                 }
                 Err(reason) => Released::Refused(reason),
             },
+        }
+    }
+
+    /// The service's answer with how it classifies it; a success clears an
+    /// auth failure, an error may raise one or ask for a pause.
+    fn settle(
+        &self,
+        service: &S,
+        class: &'static str,
+        ran: Result<S::Response, S::Error>,
+    ) -> CallResult<S> {
+        match ran {
+            Ok(response) => {
+                self.cell.auth_ok();
+                let outcome = service.classify_response(&response);
+                Ok((response, outcome))
+            }
+            Err(error) => {
+                let outcome = self.classify(service, class, &error);
+                Err(CallFailure::Service(error, outcome))
+            }
         }
     }
 

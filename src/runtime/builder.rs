@@ -288,11 +288,14 @@ impl SeawallBuilder {
         let (modes_tx, modes_rx) = watch::channel(Modes::normal(std::time::SystemTime::now()));
         gate.attach(modes_rx.clone());
         let shared = health_shared(&self.config, &services, modes_rx.clone());
-        let health_args = health_args(&self.config, &services, &shared, modes_tx, &parts);
-        let health_args = HealthArgs {
-            sampler: self.sampler,
-            ..health_args
-        };
+        let health_args = health_args(
+            &self.config,
+            &services,
+            &shared,
+            modes_tx,
+            &parts,
+            self.sampler,
+        );
         let (health, _) = Actor::spawn_linked(None, HealthActor, health_args, root.get_cell())
             .await
             .map_err(spawn_error("health"))?;
@@ -341,13 +344,14 @@ async fn spawn_services(
     Ok(services)
 }
 
-/// What the health actor starts with (its sampler is the builder's).
+/// What the health actor starts with.
 fn health_args(
     config: &Config,
     services: &[Registered],
     shared: &Arc<HealthShared>,
     modes: watch::Sender<Modes>,
     parts: &SpawnParts,
+    sampler: Option<Box<dyn crate::health::system::SampleSource>>,
 ) -> HealthArgs {
     let runtime = &config.runtime;
     HealthArgs {
@@ -372,7 +376,7 @@ fn health_args(
         alert_threshold: runtime.health_score_threshold,
         gate: Arc::clone(&parts.gate),
         inbox: Arc::clone(&parts.health),
-        sampler: None,
+        sampler,
     }
 }
 
