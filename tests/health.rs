@@ -37,16 +37,8 @@ async fn tree(edit: impl FnOnce(&mut Config)) -> Tree {
     config.runtime.seed = Some(11);
     edit(&mut config);
     // A fixed machine: the score never depends on the one running the test.
-    let mut builder = Seawall::builder(config.clone()).system_sampler(support::calm_machine());
-    let mut probes = Vec::new();
-    for name in config.services.keys() {
-        let probe = Arc::new(Probe::default());
-        let p = Arc::clone(&probe);
-        builder = builder.service(name, move || Scripted {
-            probe: Arc::clone(&p),
-        });
-        probes.push((name.clone(), probe));
-    }
+    let builder = Seawall::builder(config.clone()).system_sampler(support::calm_machine());
+    let (builder, probes) = support::register_all(builder, &config);
     Tree {
         seawall: builder.start().await.unwrap(),
         probes,
@@ -484,14 +476,9 @@ async fn test_auth_failure_when_token_expires_then_alert_and_halt_without_trip_u
 #[tokio::test(start_paused = true)]
 async fn test_score_when_sampler_reports_full_disk_then_system_component_drops() {
     let config = Config::seed_defaults();
-    let mut builder =
+    let builder =
         Seawall::builder(config.clone()).system_sampler(support::machine(10.0, 40.0, 99.0));
-    for name in config.services.keys() {
-        let probe = Arc::new(Probe::default());
-        builder = builder.service(name, move || Scripted {
-            probe: Arc::clone(&probe),
-        });
-    }
+    let (builder, _) = support::register_all(builder, &config);
     let seawall = builder.start().await.unwrap();
     tokio::time::sleep(std::time::Duration::from_secs(1)).await;
     let report = seawall.health_report();

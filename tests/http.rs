@@ -6,8 +6,6 @@ mod support;
 use seawall::config::{Config, HttpConfig};
 use seawall::modes::TradingMode;
 use seawall::Seawall;
-use std::sync::Arc;
-use support::{Probe, Scripted};
 
 async fn start(token: Option<&str>) -> (Seawall, String) {
     let mut config = Config::seed_defaults();
@@ -17,15 +15,10 @@ async fn start(token: Option<&str>) -> (Seawall, String) {
         ..HttpConfig::default()
     });
     config.runtime.auto_recovery_enabled = false;
-    let mut builder = Seawall::builder(config.clone())
+    let builder = Seawall::builder(config.clone())
         .admin_token(token.map(str::to_string))
         .system_sampler(support::calm_machine());
-    for name in config.services.keys() {
-        let probe = Arc::new(Probe::default());
-        builder = builder.service(name, move || Scripted {
-            probe: Arc::clone(&probe),
-        });
-    }
+    let (builder, _) = support::register_all(builder, &config);
     let seawall = builder.start().await.unwrap();
     let base = format!("http://{}", seawall.http_addr().expect("listening"));
     (seawall, base)

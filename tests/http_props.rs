@@ -10,8 +10,6 @@ use proptest::test_runner::{Config as RunnerConfig, TestRunner};
 use seawall::config::{Config, HttpConfig};
 use seawall::Seawall;
 use std::io::{Read, Write};
-use std::sync::Arc;
-use support::{Probe, Scripted};
 
 const TOKEN: &str = "s3cret-token-0123456789abcdef";
 
@@ -84,15 +82,10 @@ async fn test_router_when_random_requests_then_no_panic_no_stray_5xx_and_json_er
         listen: "127.0.0.1:0".parse().unwrap(),
         ..HttpConfig::default()
     });
-    let mut builder = Seawall::builder(config.clone())
+    let builder = Seawall::builder(config.clone())
         .admin_token(Some(TOKEN.to_string()))
         .system_sampler(support::calm_machine());
-    for name in config.services.keys() {
-        let probe = Arc::new(Probe::default());
-        builder = builder.service(name, move || Scripted {
-            probe: Arc::clone(&probe),
-        });
-    }
+    let (builder, _) = support::register_all(builder, &config);
     let seawall = builder.start().await.unwrap();
     let addr = seawall.http_addr().unwrap().to_string();
     let outcome = tokio::task::spawn_blocking(move || {

@@ -209,6 +209,24 @@ pub async fn start_scripted(
     (seawall, kite, probe)
 }
 
+/// Registers every service of `config` as a `Scripted` on `builder`; the
+/// probes, by name, count what reached each.
+pub fn register_all(
+    mut builder: seawall::SeawallBuilder,
+    config: &Config,
+) -> (seawall::SeawallBuilder, Vec<(String, Arc<Probe>)>) {
+    let mut probes = Vec::new();
+    for name in config.services.keys() {
+        let probe = Arc::new(Probe::default());
+        let p = Arc::clone(&probe);
+        builder = builder.service(name, move || Scripted {
+            probe: Arc::clone(&p),
+        });
+        probes.push((name.clone(), probe));
+    }
+    (builder, probes)
+}
+
 /// A machine at rest, for tests that read the score: 10 % CPU, 40 % memory,
 /// 50 % disk, whatever the machine running the test looks like.
 pub fn calm_machine() -> impl FnMut() -> seawall::health::SystemSample + Send + 'static {
