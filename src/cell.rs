@@ -28,9 +28,11 @@ use crate::breaker::{
     BreakerMetrics, BreakerState, CircuitBreaker, Outcome, Permit, Rejected, Transition, TripCause,
 };
 use crate::clock::now;
+use crate::config::ServiceConfig;
 use crate::modes::{OrderGate, TradingMode};
 use crate::stats::SupervisionCounters;
 pub(crate) use admission::{Admission, Capacity};
+use arc_swap::{ArcSwap, ArcSwapOption};
 pub use control::BreakerControl;
 pub(crate) use rate_limit::{RateLimits, RateRefusal};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
@@ -69,6 +71,14 @@ pub(crate) enum CellNotice {
     Rearm,
     /// The service's credentials failed (`Some`) or work again (`None`).
     Auth(Option<String>),
+    /// A reload changed the service's config: re-read what the actor keeps
+    /// (restart rules) and re-arm its timer.
+    Reconfigured,
+}
+
+/// A duration as saturating nanoseconds, for an atomic.
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
 /// The breaker actor's inbox as the cell sees it: the cell sits below the
@@ -121,7 +131,8 @@ pub(crate) struct BreakerCell {
     machine: Mutex<CircuitBreaker>,
     rejected_unlocked: Rejections,
     in_flight: AtomicU32,
-    max_in_flight: u32,
+    /// `max_in_flight`, live: a reload may change it.
+    max_in_flight: AtomicU32,
     busy: Box<[AtomicU32]>,
     /// Which service actors are running; a restarting one takes no calls.
     up: Box<[AtomicBool]>,
@@ -133,12 +144,19 @@ pub(crate) struct BreakerCell {
     gate: Arc<OrderGate>,
     /// When an Open breaker admits probes: nanoseconds after `born`, 0 for none.
     open_until: AtomicU64,
-    /// Slow start: the window, and when the ramp began (nanoseconds after
-    /// `born`, 0: not ramping).
-    slow_start: Option<Duration>,
+    /// Slow start: the window in nanoseconds (0: none), and when the ramp
+    /// began (nanoseconds after `born`, 0: not ramping).
+    slow_start: AtomicU64,
     ramp_from: AtomicU64,
+    /// `call_timeout` in nanoseconds, live.
+    call_timeout: AtomicU64,
+    /// Whether `limits` holds any: the call path of an unpaced service
+    /// reads this flag, never the swap.
+    limited: AtomicBool,
     /// The dependency's request limits, if it has any.
-    limits: Option<RateLimits>,
+    limits: ArcSwapOption<RateLimits>,
+    /// `[services.NAME]` as last loaded; a reload swaps it.
+    config: ArcSwap<ServiceConfig>,
     /// The last trip's cause (`TripCause` as a byte).
     cause: std::sync::atomic::AtomicU8,
     born: Instant,
@@ -148,13 +166,15 @@ impl BreakerCell {
     pub(crate) fn new(
         name: Arc<str>,
         machine: CircuitBreaker,
-        concurrency: usize,
-        max_in_flight: u32,
+        config: Arc<ServiceConfig>,
         gate: Arc<OrderGate>,
-        limits: Option<RateLimits>,
-        slow_start: Option<Duration>,
     ) -> Self {
         let word = Word::pack(machine.state(), machine.epoch(), false).bits();
+        let concurrency = config.concurrency as usize;
+        let limits = config
+            .rate_limit
+            .as_ref()
+            .map(|limits| Arc::new(RateLimits::new(&name, limits)));
         Self {
             label: intern(&name),
             name,
@@ -162,7 +182,7 @@ impl BreakerCell {
             machine: Mutex::new(machine),
             rejected_unlocked: Rejections::new(),
             in_flight: AtomicU32::new(0),
-            max_in_flight,
+            max_in_flight: AtomicU32::new(config.max_in_flight),
             busy: (0..concurrency.max(1)).map(|_| AtomicU32::new(0)).collect(),
             up: (0..concurrency.max(1))
                 .map(|_| AtomicBool::new(false))
@@ -173,9 +193,12 @@ impl BreakerCell {
             auth_failed: AtomicBool::new(false),
             gate,
             open_until: AtomicU64::new(0),
-            slow_start: slow_start.filter(|w| !w.is_zero()),
+            slow_start: AtomicU64::new(nanos(config.slow_start.unwrap_or_default())),
             ramp_from: AtomicU64::new(0),
-            limits,
+            call_timeout: AtomicU64::new(nanos(config.call_timeout)),
+            limited: AtomicBool::new(limits.is_some()),
+            limits: ArcSwapOption::new(limits),
+            config: ArcSwap::new(config),
             cause: std::sync::atomic::AtomicU8::new(0),
             born: now(),
         }
@@ -242,8 +265,11 @@ impl BreakerCell {
 
     /// The dependency's request limits, if configured.
     #[inline]
-    pub(crate) fn limits(&self) -> Option<&RateLimits> {
-        self.limits.as_ref()
+    pub(crate) fn limits(&self) -> Option<Arc<RateLimits>> {
+        if !self.limited.load(Ordering::Acquire) {
+            return None;
+        }
+        self.limits.load_full()
     }
 
     /// The dependency asked to be left alone for `duration` (Retry-After):
@@ -251,8 +277,7 @@ impl BreakerCell {
     /// breaker for exactly that long.
     pub(crate) fn dependency_asked(&self, class: &str, duration: Duration) {
         let paused = self
-            .limits
-            .as_ref()
+            .limits()
             .is_some_and(|limits| limits.pause(class, duration));
         if !paused {
             self.apply(|m| m.open_for(duration, now()));
@@ -281,7 +306,7 @@ impl BreakerCell {
     #[inline]
     pub(crate) fn take_slot(self: &Arc<Self>) -> Result<Slot, Refusal> {
         let taken = self.in_flight.fetch_add(1, Ordering::AcqRel);
-        if taken >= self.max_in_flight {
+        if taken >= self.max_in_flight.load(Ordering::Relaxed) {
             self.in_flight.fetch_sub(1, Ordering::AcqRel);
             return Err(Refusal::Shed);
         }
@@ -319,7 +344,11 @@ impl BreakerCell {
     /// ramp ends) once the window has passed.
     #[cold]
     fn ramp_cap(&self) -> Option<u32> {
-        let window = self.slow_start?;
+        let window = Duration::from_nanos(self.slow_start.load(Ordering::Relaxed));
+        if window.is_zero() {
+            self.ramp_from.store(0, Ordering::Relaxed);
+            return None;
+        }
         let from = Duration::from_nanos(self.ramp_from.load(Ordering::Relaxed));
         let elapsed = now()
             .saturating_duration_since(self.born)
@@ -329,7 +358,7 @@ impl BreakerCell {
             return None;
         }
         let share = elapsed.as_secs_f64() / window.as_secs_f64();
-        Some(((f64::from(self.max_in_flight) * share) as u32).max(1))
+        Some(((f64::from(self.max_in_flight()) * share) as u32).max(1))
     }
 
     /// The least busy running service actor: a restarting one's slot takes
@@ -357,7 +386,51 @@ impl BreakerCell {
     }
 
     pub(crate) fn max_in_flight(&self) -> u32 {
+        self.max_in_flight.load(Ordering::Relaxed)
+    }
+
+    /// `call_timeout`, as last loaded.
+    #[inline]
+    pub(crate) fn call_timeout(&self) -> Duration {
+        Duration::from_nanos(self.call_timeout.load(Ordering::Relaxed))
+    }
+
+    /// `[services.NAME]`, as last loaded.
+    pub(crate) fn config(&self) -> Arc<ServiceConfig> {
+        self.config.load_full()
+    }
+
+    /// Runs `config` from now on, keeping the breaker's state, metrics,
+    /// window contents and counters ([`CircuitBreaker::reconfigure`]).
+    ///
+    /// Rate limits that changed start over *empty*, so a reload never
+    /// grants a fresh burst on top of what was just sent: a raised limit
+    /// takes effect as its tokens refill, a lowered one at once.
+    pub(crate) fn reconfigure(&self, config: Arc<ServiceConfig>) {
+        let mut machine = self.lock();
+        machine.reconfigure(config.breaker_settings(), now());
+        let old = self.config.load_full();
         self.max_in_flight
+            .store(config.max_in_flight, Ordering::Relaxed);
+        self.slow_start.store(
+            nanos(config.slow_start.unwrap_or_default()),
+            Ordering::Relaxed,
+        );
+        self.call_timeout
+            .store(nanos(config.call_timeout), Ordering::Relaxed);
+        if old.rate_limit != config.rate_limit {
+            let limits = config
+                .rate_limit
+                .as_ref()
+                .map(|limits| Arc::new(RateLimits::new_drained(&self.name, limits)));
+            self.limited.store(limits.is_some(), Ordering::Release);
+            self.limits.store(limits);
+        }
+        self.config.store(config);
+        drop(machine);
+        if let Some(notify) = self.actor.get() {
+            notify(CellNotice::Reconfigured);
+        }
     }
 
     pub(crate) fn in_flight(&self) -> u32 {
@@ -398,7 +471,7 @@ impl BreakerCell {
             u64::try_from(nanos).unwrap_or(u64::MAX).max(1)
         });
         self.open_until.store(until, Ordering::Relaxed);
-        if self.slow_start.is_some() {
+        if self.slow_start.load(Ordering::Relaxed) != 0 {
             let ramp = if t.from == BreakerState::HalfOpen && t.to == BreakerState::Closed {
                 let at = t.at.saturating_duration_since(self.born).as_nanos();
                 u64::try_from(at).unwrap_or(u64::MAX).max(1)

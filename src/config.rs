@@ -90,8 +90,8 @@ impl Config {
         origin: &str,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Self, ConfigError> {
-        let mut config = Self::parse(text, origin)?;
-        let mut problems = EnvOverrides::read(&env).apply(&mut config);
+        let (mut config, mut problems) = Self::parse_collecting(text, origin)?;
+        problems.extend(EnvOverrides::read(&env).apply(&mut config));
         problems.extend(config.problems());
         if problems.is_empty() {
             Ok(config)
@@ -106,6 +106,45 @@ impl Config {
     /// Parses `text` without environment overrides or validation.
     pub fn parse(text: &str, origin: &str) -> Result<Self, ConfigError> {
         toml::from_str(text).map_err(|e| ConfigError::syntax(origin, text, &e))
+    }
+
+    /// Parses `text`, collecting every schema error (unknown keys, values of
+    /// the wrong type) instead of stopping at the first: each offending line
+    /// is set aside and the rest parsed again, so one report lists them all.
+    /// Broken TOML syntax is still one [`ConfigError::Syntax`].
+    fn parse_collecting(text: &str, origin: &str) -> Result<(Self, Vec<Problem>), ConfigError> {
+        /// More errors than this in one file are not worth listing one by one.
+        const MAX_REPORTED: usize = 64;
+        let mut problems = Vec::new();
+        let mut rest = text.to_string();
+        loop {
+            let error = match toml::from_str::<Self>(&rest) {
+                Ok(config) => return Ok((config, problems)),
+                Err(error) => error,
+            };
+            // Not a schema error but broken TOML: report it as before.
+            if problems.is_empty() && rest.parse::<toml::Table>().is_err() {
+                return Err(ConfigError::syntax(origin, text, &error));
+            }
+            problems.push(error::schema_problem(&rest, &error));
+            let Some(span) = error.span() else { break };
+            let start = rest[..span.start.min(rest.len())]
+                .rfind('\n')
+                .map_or(0, |i| i + 1);
+            let next = rest[start..].trim_start();
+            // A table header cannot be set aside without moving its keys.
+            if next.starts_with('[') || problems.len() >= MAX_REPORTED {
+                break;
+            }
+            rest.insert(start, '#');
+            if rest.parse::<toml::Table>().is_err() {
+                break; // a multi-line value: the rest cannot be read apart
+            }
+        }
+        Err(ConfigError::Invalid {
+            origin: origin.to_string(),
+            problems,
+        })
     }
 
     /// Checks every value; the error lists every problem found.
@@ -128,6 +167,16 @@ impl Config {
             service.problems(name, &exists, &mut problems);
         }
         problems
+    }
+
+    /// A hash of every effective value (16 hex digits, FNV-1a over the
+    /// canonical TOML form): equal configs share it, any change moves it.
+    pub fn version(&self) -> String {
+        let text = toml::to_string(self).unwrap_or_else(|e| format!("{self:?}{e}"));
+        let hash = text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+        });
+        format!("{hash:016x}")
     }
 
     /// The seed's four default breakers, as shipped in `actors.toml`, but

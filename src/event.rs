@@ -79,13 +79,43 @@ pub enum Event {
         /// The service.
         service: Arc<str>,
     },
+    /// A reload applied a new config ([`crate::Seawall::reload`]).
+    ConfigReloaded(ReloadSummary),
+    /// An operator commanded a breaker (reset, force-open, disable) or
+    /// reloaded the config through the HTTP face.
+    AdminAction {
+        /// What was done: "reset", "forced open", "disabled", "config reload".
+        action: Arc<str>,
+        /// The breaker, or empty for tree-wide actions.
+        service: Arc<str>,
+        /// Who asked: the client's address.
+        client: String,
+        /// The reason the operator gave, if any.
+        reason: Option<String>,
+    },
+}
+
+/// What a reload changed.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ReloadSummary {
+    /// The new config's version (see [`crate::config::Config::version`]).
+    pub version: String,
+    /// Where the config came from: the file path, or "api".
+    pub source: String,
+    /// Services whose tables changed, applied in place.
+    pub changed: Vec<String>,
+    /// Run-time breakers the new file added.
+    pub added: Vec<String>,
+    /// Run-time breakers the new file removed.
+    pub removed: Vec<String>,
 }
 
 impl Event {
     /// The service the event is about (empty for tree-wide events).
     pub fn service(&self) -> &str {
         match self {
-            Event::ModesChanged(_) => "",
+            Event::ModesChanged(_) | Event::ConfigReloaded(_) => "",
+            Event::AdminAction { service, .. } => service,
             Event::Alert(Alert::ScoreCrossed { .. }) => "",
             Event::Alert(Alert::Escalation { service, .. })
             | Event::Alert(Alert::Flap { service, .. })

@@ -43,8 +43,6 @@ pub struct ServiceHandle<S: Service> {
 struct Inner<S: Service> {
     cell: Arc<BreakerCell>,
     actors: Arc<ServiceActors<S>>,
-    call_timeout: Duration,
-    retry: RetryPolicy,
     gate: Arc<OrderGate>,
     probe: HealthProbe<S>,
 }
@@ -70,8 +68,6 @@ impl<S: Service> ServiceHandle<S> {
     pub(crate) fn new(
         cell: Arc<BreakerCell>,
         actors: Arc<ServiceActors<S>>,
-        call_timeout: Duration,
-        retry: RetryPolicy,
         gate: Arc<OrderGate>,
         probe: HealthProbe<S>,
     ) -> Self {
@@ -79,8 +75,6 @@ impl<S: Service> ServiceHandle<S> {
             inner: Arc::new(Inner {
                 cell,
                 actors,
-                call_timeout,
-                retry,
                 gate,
                 probe,
             }),
@@ -89,7 +83,7 @@ impl<S: Service> ServiceHandle<S> {
 
     /// The retry policy from `[services.NAME.retry]`.
     pub fn retry_policy(&self) -> RetryPolicy {
-        self.inner.retry
+        RetryPolicy::from(&self.inner.cell.config().retry)
     }
 
     /// Supervision counters: restarts, escalations, recoveries, retries.
@@ -125,7 +119,7 @@ impl<S: Service> ServiceHandle<S> {
 
     /// The call deadline (`call_timeout`).
     pub fn call_timeout(&self) -> Duration {
-        self.inner.call_timeout
+        self.inner.cell.call_timeout()
     }
 
     fn refused(&self, refusal: Refusal) -> CallError<S::Error> {
@@ -240,7 +234,7 @@ impl<S: Service> ServiceHandle<S> {
         // nobody knows: recorded as Ignored, never as a success.
         let (pending, slot) = self.admit_with_slot(cell, Outcome::Ignored)?;
         let idempotent = S::is_idempotent(&request);
-        let deadline = deadline_after(pending.started(), inner.call_timeout);
+        let deadline = deadline_after(pending.started(), inner.cell.call_timeout());
         let (tx, rx) = tokio::sync::oneshot::channel();
         let worker = slot.worker();
         let msg = ServiceMsg::Call {
@@ -332,7 +326,7 @@ impl<S: Service> ServiceHandle<S> {
                 Err(CallError::Refused { service, reason }),
             ),
             CallFailure::Expired => {
-                let timeout = self.inner.call_timeout;
+                let timeout = self.inner.cell.call_timeout();
                 let error = if idempotent {
                     CallError::Timeout { service, timeout }
                 } else {
@@ -390,7 +384,7 @@ impl<S: Service> ServiceHandle<S> {
         let worker = slot.worker();
         let msg = ServiceMsg::Cast {
             request,
-            deadline: deadline_after(completion.started(), inner.call_timeout),
+            deadline: deadline_after(completion.started(), inner.cell.call_timeout()),
             completion,
             slot,
         };
@@ -423,11 +417,11 @@ impl<S: Service> ServiceHandle<S> {
     pub async fn health_check(&self) -> Result<Evidence, CallError<S::Error>> {
         let inner = &*self.inner;
         let check = inner.probe.check(inner.cell.label());
-        match tokio::time::timeout(inner.call_timeout, check).await {
+        match tokio::time::timeout(inner.cell.call_timeout(), check).await {
             Ok(result) => result,
             Err(_) => Err(CallError::Timeout {
                 service: inner.cell.label(),
-                timeout: inner.call_timeout,
+                timeout: inner.cell.call_timeout(),
             }),
         }
     }
@@ -447,7 +441,7 @@ impl<S: Service> ServiceHandle<S> {
         if worker >= inner.actors.len() || !inner.actors.send(worker, build(tx)) {
             return Err(CallError::Unavailable { service: service() });
         }
-        match tokio::time::timeout(inner.call_timeout, rx).await {
+        match tokio::time::timeout(inner.cell.call_timeout(), rx).await {
             Ok(Ok(Ok(evidence))) => Ok(evidence),
             Ok(Ok(Err(source))) => Err(CallError::Service {
                 service: service(),
@@ -457,7 +451,7 @@ impl<S: Service> ServiceHandle<S> {
             Ok(Err(_)) => Err(CallError::Crashed { service: service() }),
             Err(_) => Err(CallError::Timeout {
                 service: service(),
-                timeout: inner.call_timeout,
+                timeout: inner.cell.call_timeout(),
             }),
         }
     }

@@ -12,7 +12,7 @@ mod shared;
 pub mod system;
 pub mod trends;
 
-pub use report::{BreakerReport, HealthReport};
+pub use report::{BreakerReport, ConfigVersion, HealthReport};
 pub use score::{HealthStatus, ScoreBreakdown, ScoreInputs, TradingMetrics};
 pub(crate) use shared::HealthShared;
 pub use system::SystemSample;

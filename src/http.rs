@@ -7,6 +7,7 @@
 //! | `GET /api/v1/system/health/circuit-breakers` | every breaker: state, rates, response times, config, `state_changed_at`, `open_until` |
 //! | `POST /api/v1/system/health/circuit-breakers/{service}/reset` | admin: back to Closed |
 //! | `POST …/{service}/force-open`, `…/disable` | admin: manual states, optional `{"reason": "…"}` body |
+//! | `POST /api/v1/system/config/reload` | admin: re-read `actors.toml` and the environment; 200 with what changed, 422 with every problem (nothing changed) |
 //! | `GET /livez` | the process is alive; never looks at dependencies |
 //! | `GET /readyz` | 503 while trading is Halted |
 //! | `GET /metrics` | Prometheus text format |
@@ -42,6 +43,10 @@ pub(crate) struct HttpState {
     pub(crate) admin_token: Option<String>,
     /// Failed admin attempts per client, for throttling and logging.
     pub(crate) failures: admin::Failures,
+    /// The bus: admin actions are announced on it, and the live stream reads it.
+    pub(crate) events: tokio::sync::broadcast::Sender<crate::event::Event>,
+    /// Re-reads the config for the reload route.
+    pub(crate) reloader: Arc<crate::runtime::Reloader>,
 }
 
 /// The connection limits of the HTTP face.
@@ -133,6 +138,8 @@ pub(crate) async fn serve_tree(
         modes: seawall.modes(),
         admin_token,
         failures: Default::default(),
+        events: seawall.event_sender(),
+        reloader: seawall.reloader(),
     };
     let limits = Limits {
         idle_timeout: http.idle_timeout,

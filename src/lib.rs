@@ -46,9 +46,10 @@ pub mod stats;
 mod supervision;
 
 pub use breaker::{BreakerState, FailureKind, Outcome};
-pub use event::Event;
+pub use event::{Event, ReloadSummary};
 pub use handle::{CallError, ServiceHandle};
 pub use runtime::{
-    BreakerControl, DegradationError, HandleError, Seawall, SeawallBuilder, ServiceKey, StartError,
+    BreakerControl, DegradationError, HandleError, ReloadError, Seawall, SeawallBuilder,
+    ServiceKey, StartError,
 };
 pub use service::{Evidence, Service};

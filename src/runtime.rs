@@ -28,12 +28,15 @@ mod builder;
 mod key;
 
 mod registration;
+mod reload;
 mod resilience;
 
 pub use crate::cell::BreakerControl;
 pub use builder::{SeawallBuilder, StartError};
 pub use key::ServiceKey;
 pub use registration::RegisterError;
+pub use reload::ReloadError;
+pub(crate) use reload::Reloader;
 pub use resilience::DegradationError;
 
 use crate::actor::BreakerMsg;
@@ -50,7 +53,8 @@ use tokio_util::sync::CancellationToken;
 /// A running supervision tree.
 pub struct Seawall {
     http: std::sync::Mutex<Option<(std::net::SocketAddr, tokio::task::JoinHandle<()>)>>,
-    config: Arc<Config>,
+    /// The config, its file, and what a reload touches.
+    reloader: Arc<Reloader>,
     root: ActorRef<()>,
     recovery: ActorRef<crate::actor::RecoveryMsg>,
     health: ActorRef<crate::actor::HealthMsg>,
@@ -58,7 +62,7 @@ pub struct Seawall {
     modes: tokio::sync::watch::Receiver<crate::modes::Modes>,
     degradations: dashmap::DashMap<String, Box<dyn Any + Send + Sync>>,
     /// Breakers added with `register_circuit_breaker` while running.
-    runtime_breakers: dashmap::DashMap<String, Registered>,
+    runtime_breakers: Arc<dashmap::DashMap<String, Registered>>,
     /// What spawning a breaker at run time needs.
     spawner: builder::SpawnParts,
     services: Vec<Registered>,
@@ -109,9 +113,62 @@ impl Seawall {
         SeawallBuilder::new(config)
     }
 
-    /// The effective configuration (file plus environment overrides).
-    pub fn config(&self) -> &Config {
-        &self.config
+    /// The effective configuration (file plus environment overrides), as
+    /// last loaded: a reload replaces it.
+    pub fn config(&self) -> Arc<Config> {
+        self.reloader.config()
+    }
+
+    /// Re-reads the config file ([`SeawallBuilder::config_file`]) and the
+    /// environment, and applies the new config in place if it is valid as
+    /// a whole; otherwise changes nothing and returns every problem. See
+    /// [`ReloadError`] and the `reload` module docs for what can change.
+    pub async fn reload(&self) -> Result<crate::ReloadSummary, ReloadError> {
+        self.reloader.reload("api").await
+    }
+
+    /// Like [`Self::reload`], from `text` with overrides read through `env`
+    /// (for configs kept elsewhere than a file, and for tests).
+    pub async fn reload_from_str(
+        &self,
+        text: &str,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<crate::ReloadSummary, ReloadError> {
+        self.reloader.reload_text(text, "api", "api", env).await
+    }
+
+    /// Reloads on every SIGHUP until shutdown (the systemd `ExecReload`
+    /// convention); a refused reload is logged with every problem and
+    /// changes nothing. Unix only.
+    #[cfg(unix)]
+    pub fn reload_on_sighup(&self) -> std::io::Result<()> {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut hangups = signal(SignalKind::hangup())?;
+        let reloader = Arc::clone(&self.reloader);
+        let token = self.shutdown.clone();
+        self.tasks.spawn(async move {
+            loop {
+                tokio::select! {
+                    () = token.cancelled() => break,
+                    got = hangups.recv() => if got.is_none() { break },
+                }
+                // Errors are logged by the reloader with every problem.
+                let _ = reloader.reload("SIGHUP").await;
+            }
+        });
+        Ok(())
+    }
+
+    /// The bus's sender, for the HTTP face's audit events.
+    #[cfg_attr(not(feature = "http"), allow(dead_code))]
+    pub(crate) fn event_sender(&self) -> broadcast::Sender<Event> {
+        self.events.clone()
+    }
+
+    /// The reloader, for the HTTP face's reload route.
+    #[cfg_attr(not(feature = "http"), allow(dead_code))]
+    pub(crate) fn reloader(&self) -> Arc<Reloader> {
+        Arc::clone(&self.reloader)
     }
 
     /// The handle of the service `key` names, typed by the key.
@@ -220,7 +277,7 @@ impl Seawall {
     /// (within `runtime.shutdown_grace`) before it stops.
     pub async fn shutdown(self) {
         self.shutdown.cancel();
-        let grace = self.config.runtime.shutdown_grace;
+        let grace = self.config().runtime.shutdown_grace;
         self.tasks.close();
         let _ = tokio::time::timeout(grace, self.tasks.wait()).await;
         for service in self.services.iter().rev() {

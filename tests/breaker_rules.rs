@@ -252,3 +252,87 @@ fn test_manual_states_when_set_then_carry_reason_and_behave() {
     assert_eq!(b.manual_reason(), None);
     assert_eq!(b.metrics().consecutive_failures, 0);
 }
+
+#[test]
+fn test_reconfigure_when_threshold_lowered_then_next_failure_opens_and_history_kept() {
+    let now = Instant::now();
+    let mut b = CircuitBreaker::new(kite(), now);
+    for _ in 0..4 {
+        call(&mut b, FAIL, MS, now);
+    }
+    let before = b.metrics();
+    b.reconfigure(
+        BreakerSettings::seed_default(3, 3, Duration::from_secs(300)),
+        now,
+    );
+    assert_eq!(
+        b.state(),
+        BreakerState::Closed,
+        "a reload alone never trips"
+    );
+    assert_eq!(b.metrics(), before, "counters survive the reload");
+    call(&mut b, FAIL, MS, now);
+    assert_eq!(b.state(), BreakerState::Open);
+    assert_eq!(b.settings().failure_threshold, 3);
+}
+
+#[test]
+fn test_reconfigure_when_open_timeout_changes_then_current_open_period_keeps_its_deadline() {
+    let now = Instant::now();
+    let mut b = CircuitBreaker::with_jitter(
+        kite(),
+        now,
+        Box::new(seawall::breaker::SeededJitter::new(1)),
+    );
+    for _ in 0..5 {
+        call(&mut b, FAIL, MS, now);
+    }
+    let until = b.open_until().expect("open");
+    b.reconfigure(
+        BreakerSettings::seed_default(5, 1, Duration::from_secs(10)),
+        now,
+    );
+    assert_eq!(
+        b.open_until(),
+        Some(until),
+        "the open period already running is kept"
+    );
+    let later = until + MS;
+    assert!(b.poll(later).is_some(), "HalfOpen at the old deadline");
+    call(&mut b, FAIL, MS, later);
+    let reopened = b.open_until().expect("re-opened");
+    assert!(
+        reopened <= later + Duration::from_secs(20) + Duration::from_secs(2),
+        "the next open period grows from the new 10 s base, not 300 s"
+    );
+}
+
+#[test]
+fn test_reconfigure_when_probe_slots_shrink_then_in_flight_probe_keeps_its_slot_and_no_more_admitted(
+) {
+    let now = Instant::now();
+    let mut settings = kite();
+    settings.half_open_max_calls = 3;
+    let mut b = CircuitBreaker::new(settings, now);
+    for _ in 0..5 {
+        call(&mut b, FAIL, MS, now);
+    }
+    let later = b.open_until().unwrap() + MS;
+    b.poll(later);
+    let p1 = b.try_acquire(later).expect("probe 1");
+    let p2 = b.try_acquire(later).expect("probe 2");
+    let mut shrunk = kite();
+    shrunk.half_open_max_calls = 1;
+    b.reconfigure(shrunk, later);
+    assert!(
+        b.try_acquire(later).is_err(),
+        "two in flight, one allowed: no third"
+    );
+    b.record(p2, Outcome::Success, MS, later);
+    assert!(
+        b.try_acquire(later).is_err(),
+        "still one in flight, the new limit"
+    );
+    b.record(p1, Outcome::Success, MS, later);
+    assert_eq!(b.probes_in_flight(), 0);
+}

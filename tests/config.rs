@@ -375,3 +375,20 @@ fn test_load_when_chaos_entry_has_unknown_key_then_error_names_the_array_element
     let err = load(&text, &[]).unwrap_err().to_string();
     assert!(err.contains("services.kite_api.chaos[1].bogus"), "{err}");
 }
+
+#[test]
+fn test_load_when_unknown_keys_and_bad_values_then_every_one_named_with_its_key() {
+    let text = "[services.kite_api]\nfailure_treshold = 3\ncall_timeout = 10\nconcurrency = 0\n\n[services.db]\nbogus = true\n";
+    let err = load(text, &[]).unwrap_err();
+    let keys: Vec<&str> = err.problems().iter().map(|p| p.key.as_str()).collect();
+    for key in [
+        "services.kite_api.failure_treshold",
+        "services.kite_api.call_timeout",
+        "services.kite_api.concurrency",
+        "services.db.bogus",
+    ] {
+        assert!(keys.contains(&key), "{key} missing from {keys:?}");
+    }
+    let text = err.to_string();
+    assert!(text.contains("line 2"), "the line is named: {text}");
+}

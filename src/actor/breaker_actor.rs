@@ -31,6 +31,8 @@ pub(crate) enum BreakerMsg {
     Tick,
     /// A deadline may have moved (a probe was admitted): re-arm the timer.
     Rearm,
+    /// A reload changed the service's config: take its restart rules, re-arm.
+    Reconfigured,
     /// Start service actor number `worker` again after a crash.
     Respawn { worker: usize },
     /// Start every service actor that is not running (recovery after escalation).
@@ -51,6 +53,7 @@ impl From<CellNotice> for BreakerMsg {
         match notice {
             CellNotice::Transitioned(t) => BreakerMsg::Transitioned(t),
             CellNotice::Rearm => BreakerMsg::Rearm,
+            CellNotice::Reconfigured => BreakerMsg::Reconfigured,
             CellNotice::Auth(reason) => BreakerMsg::Auth(reason),
         }
     }
@@ -368,6 +371,16 @@ impl<S: Service> Actor for BreakerActor<S> {
                 Self::reschedule(&myself, state);
             }
             BreakerMsg::Rearm => Self::reschedule(&myself, state),
+            BreakerMsg::Reconfigured => {
+                let restart = state.args.cell.config().restart.clone();
+                if restart != state.args.restart {
+                    // The crash history restarts with the new limits.
+                    state.intensity = RestartIntensity::new(restart.max_restarts, restart.period);
+                    state.restart_backoff = restart.backoff();
+                    state.args.restart = restart;
+                }
+                Self::reschedule(&myself, state);
+            }
             BreakerMsg::Respawn { worker } => {
                 Box::pin(Self::respawn(&myself, state, worker)).await;
             }

@@ -34,7 +34,6 @@ const TREND_INTERVAL: Duration = Duration::from_secs(60);
 pub(crate) struct HealthArgs {
     pub(crate) shared: Arc<HealthShared>,
     pub(crate) checks: Vec<(Arc<str>, CheckFn)>,
-    pub(crate) effects: HashMap<Arc<str>, ModeEffects>,
     pub(crate) modes: watch::Sender<Modes>,
     pub(crate) events: broadcast::Sender<Event>,
     pub(crate) check_timeout: Duration,
@@ -66,6 +65,9 @@ pub(crate) enum HealthMsg {
     Trading(TradingMetrics),
     /// Re-score after a burst of events (debounced).
     ScoreTick,
+    /// A reload changed services' configs: re-derive every service's mode
+    /// effects and publish the modes they give.
+    Reconfigured,
 }
 
 /// How long score alerts may lag the events behind them: a burst of
@@ -123,7 +125,8 @@ impl HealthActor {
                 .filter(|c| !c.healthy)
                 .map(|c| c.error.clone().unwrap_or_default())
         });
-        let mut effects = state.args.effects.get(&name).copied().unwrap_or_default();
+        // Read from the live config, so a reload's effects apply on the spot.
+        let mut effects = control.config().degradation.effects();
         if let Some(error) = state.auth_failures.get(&name) {
             // Trading rule 5: failed credentials halt orders, whatever the breaker says.
             effects.trading = Some(crate::modes::TradingMode::Halted);
@@ -297,6 +300,14 @@ impl Actor for HealthActor {
             HealthMsg::ScoreTick => {
                 state.score_pending = false;
                 Self::check_score(state);
+            }
+            HealthMsg::Reconfigured => {
+                let controls = state.args.shared.controls.clone();
+                for control in &controls {
+                    Self::refresh_service(state, control);
+                }
+                Self::publish_modes(state);
+                Self::rescore_soon(&myself, state);
             }
             HealthMsg::CheckTick => Self::start_checks(&myself, state),
             HealthMsg::CheckDone { service, result } => {

@@ -3,7 +3,6 @@
 
 use crate::breaker::SeededJitter;
 use crate::cell::BreakerControl;
-use crate::config::RecoveryConfig;
 use crate::event::Event;
 use crate::service::Evidence;
 use crate::stats::SupervisionCounters;
@@ -25,7 +24,6 @@ pub(crate) type AttemptFn = Arc<
 pub(crate) struct Recoverable {
     pub(crate) attempt: AttemptFn,
     pub(crate) check: super::CheckFn,
-    pub(crate) config: RecoveryConfig,
     pub(crate) control: BreakerControl,
     pub(crate) seed: u64,
 }
@@ -81,14 +79,15 @@ impl RecoveryActor {
         if job.running.is_some() {
             return;
         }
-        let delay = job
-            .recoverable
-            .config
+        // Read at each attempt, so a reload's schedule applies to the next one.
+        let config = job.recoverable.control.config();
+        let delay = config
+            .recovery
             .backoff()
             .delay(job.attempts, &mut job.jitter);
         let attempt = job.attempts_this_open + 1;
         let run = Arc::clone(&job.recoverable.attempt);
-        let timeout = job.recoverable.config.attempt_timeout;
+        let timeout = config.recovery.attempt_timeout;
         let generation = job.generation;
         let service = Arc::clone(service);
         let myself = myself.clone();
@@ -242,11 +241,18 @@ impl RecoveryActor {
                 SupervisionCounters::bump(&stats.recoveries);
                 tracing::info!(%service, attempt, "recovery succeeded");
                 let moved = job.recoverable.control.recovery_succeeded().is_some();
-                if moved && job.recoverable.config.confirm_with_health_checks {
+                if moved
+                    && job
+                        .recoverable
+                        .control
+                        .config()
+                        .recovery
+                        .confirm_with_health_checks
+                {
                     let probes = job.recoverable.control.config().success_threshold;
                     let check = Arc::clone(&job.recoverable.check);
                     let control = job.recoverable.control.clone();
-                    let timeout = job.recoverable.config.attempt_timeout;
+                    let timeout = job.recoverable.control.config().recovery.attempt_timeout;
                     while state.confirming.try_join_next().is_some() {}
                     state
                         .confirming
@@ -256,7 +262,14 @@ impl RecoveryActor {
             Err(error) => {
                 SupervisionCounters::bump(&stats.recovery_failures);
                 tracing::warn!(%service, attempt, %error, "recovery attempt failed");
-                if job.recoverable.config.max_attempts.allows(attempt + 1) {
+                if job
+                    .recoverable
+                    .control
+                    .config()
+                    .recovery
+                    .max_attempts
+                    .allows(attempt + 1)
+                {
                     Self::schedule(myself, &service, job);
                 } else {
                     tracing::error!(%service, attempts = attempt, "recovery gave up");

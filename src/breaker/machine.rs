@@ -186,6 +186,39 @@ impl CircuitBreaker {
         }
     }
 
+    /// Runs new rules from `now` on, keeping everything the breaker has
+    /// learned: its state, its open deadline, its counters and latency, its
+    /// consecutive-failure count and the most recent outcomes of its window
+    /// (resized if its size changed; see [`RateWindow::resized`]).
+    ///
+    /// Nothing trips or closes here: the new thresholds are judged on the
+    /// next recorded outcome. A changed `open_timeout` applies to the next
+    /// open period; the current one keeps its deadline. Probes in flight
+    /// keep their slots even when `half_open_max_calls` shrinks below them.
+    pub fn reconfigure(&mut self, settings: BreakerSettings, now: Instant) {
+        self.open_policy = OpenDurationPolicy {
+            base: settings.open_timeout,
+            max: settings.max_open_timeout,
+            multiplier: settings.open_backoff_multiplier,
+            jitter: settings.open_jitter,
+        };
+        self.window = match (&self.window, &settings.rate_rule) {
+            (_, None) => None,
+            (Some(window), Some(rule)) => Some(window.resized(rule.window, now)),
+            (None, Some(rule)) => Some(RateWindow::new(rule.window, now)),
+        };
+        let wanted = settings.half_open_max_calls.clamp(1, u32::from(u16::MAX)) as usize;
+        let occupied = self
+            .probe_started
+            .iter()
+            .rposition(Option::is_some)
+            .map_or(0, |i| i + 1);
+        let mut slots = self.probe_started.to_vec();
+        slots.resize(wanted.max(occupied), None);
+        self.probe_started = slots.into_boxed_slice();
+        self.settings = settings;
+    }
+
     /// The rules this breaker runs.
     pub fn settings(&self) -> &BreakerSettings {
         &self.settings
@@ -229,7 +262,10 @@ impl CircuitBreaker {
                 })
             }
             BreakerState::HalfOpen => {
-                let free = self.probe_started.iter().position(Option::is_none);
+                let room = self.probes_in_flight < self.settings.half_open_max_calls.max(1);
+                let free = room
+                    .then(|| self.probe_started.iter().position(Option::is_none))
+                    .flatten();
                 match free {
                     Some(slot) => {
                         self.probe_started[slot] = Some(now);
@@ -738,6 +774,8 @@ impl CircuitBreaker {
             success_rate: (decided > 0).then(|| self.successes as f64 / decided as f64),
             window_failure_rate,
             window_slow_rate,
+            window_calls: self.window.as_ref().map_or(0, RateWindow::calls),
+            window_failures: self.window.as_ref().map_or(0, RateWindow::failures),
             mean_response: self.latency.mean(),
             p50_response,
             p99_response,

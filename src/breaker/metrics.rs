@@ -43,6 +43,10 @@ pub struct BreakerMetrics {
     pub window_failure_rate: Option<f64>,
     /// Slow-call rate over the rate window, with the same rule.
     pub window_slow_rate: Option<f64>,
+    /// Outcomes in the rate window now (0 without one), whatever `minimum_calls` says.
+    pub window_calls: u32,
+    /// Failures among them.
+    pub window_failures: u32,
     /// Mean response time.
     pub mean_response: Option<Duration>,
     /// Median response time.

@@ -38,6 +38,14 @@ struct Bucket {
 }
 
 const FAILED: u8 = 1;
+
+/// Slots of a count window (calls), for resizing.
+fn kind_len(kind: WindowKind) -> usize {
+    match kind {
+        WindowKind::Count(n) => n.max(1) as usize,
+        WindowKind::Time(d) => d.as_secs().max(1) as usize,
+    }
+}
 const SLOW: u8 = 2;
 
 impl RateWindow {
@@ -149,9 +157,66 @@ impl RateWindow {
         self.slow = 0;
     }
 
+    /// The same outcomes in a window of another size, for a reload: the most
+    /// recent `min(old, new)` calls (or seconds) are kept, in order. A change
+    /// of kind (count ↔ time) starts empty: a count window keeps no times,
+    /// and a time window keeps no order within a second.
+    pub fn resized(&self, kind: WindowKind, now: Instant) -> Self {
+        let mut next = Self::new(kind, now);
+        match (&self.inner, &mut next.inner) {
+            (
+                Inner::Count {
+                    ring,
+                    next: at,
+                    filled,
+                },
+                Inner::Count { .. },
+            ) => {
+                let keep = (*filled).min(kind_len(kind));
+                let oldest = (*at + ring.len() - keep) % ring.len();
+                for i in 0..keep {
+                    let bits = ring[(oldest + i) % ring.len()];
+                    next.record(bits & FAILED != 0, bits & SLOW != 0, now);
+                }
+            }
+            (
+                Inner::Time {
+                    buckets,
+                    origin,
+                    newest_second,
+                },
+                Inner::Time {
+                    buckets: into,
+                    origin: o,
+                    newest_second: n,
+                },
+            ) => {
+                let (old_len, new_len) = (buckets.len() as u64, into.len() as u64);
+                *o = *origin;
+                *n = *newest_second;
+                let keep = old_len.min(new_len).min(newest_second + 1);
+                for s in (newest_second + 1 - keep)..=*newest_second {
+                    let bucket = buckets[(s % old_len) as usize];
+                    into[(s % new_len) as usize] = bucket;
+                    next.calls += bucket.calls;
+                    next.failures += bucket.failures;
+                    next.slow += bucket.slow;
+                }
+                next.advance(now);
+            }
+            _ => {}
+        }
+        next
+    }
+
     /// Calls currently in the window.
     pub fn calls(&self) -> u32 {
         self.calls
+    }
+
+    /// Failures currently in the window.
+    pub fn failures(&self) -> u32 {
+        self.failures
     }
 
     /// Failures / calls, or `None` for an empty window.
@@ -197,5 +262,52 @@ mod tests {
         w.advance(t0 + Duration::from_secs(100));
         assert_eq!(w.calls(), 0);
         assert_eq!(w.failure_rate(), None);
+    }
+    #[test]
+    fn test_resize_count_window_when_shrunk_then_most_recent_outcomes_kept() {
+        let now = Instant::now();
+        let mut w = RateWindow::new(WindowKind::Count(5), now);
+        for failed in [true, true, false, false, true, false, true] {
+            w.record(failed, false, now);
+        }
+        // The window holds the last five: false, false, true, false, true.
+        let shrunk = w.resized(WindowKind::Count(3), now);
+        assert_eq!(shrunk.calls(), 3);
+        assert_eq!(
+            shrunk.failure_rate(),
+            Some(2.0 / 3.0),
+            "last three: true, false, true"
+        );
+        let grown = w.resized(WindowKind::Count(10), now);
+        assert_eq!(grown.calls(), 5);
+        assert_eq!(grown.failure_rate(), Some(2.0 / 5.0));
+        let mut grown = grown;
+        for _ in 0..5 {
+            grown.record(false, false, now);
+        }
+        assert_eq!(grown.calls(), 10, "the grown window fills to its new size");
+    }
+
+    #[test]
+    fn test_resize_time_window_when_shrunk_then_recent_seconds_kept() {
+        let t0 = Instant::now();
+        let mut w = RateWindow::new(WindowKind::Time(Duration::from_secs(10)), t0);
+        w.record(true, false, t0);
+        w.record(false, true, t0 + Duration::from_secs(7));
+        w.record(true, false, t0 + Duration::from_secs(9));
+        let now = t0 + Duration::from_secs(9);
+        let shrunk = w.resized(WindowKind::Time(Duration::from_secs(3)), now);
+        assert_eq!(
+            shrunk.calls(),
+            2,
+            "seconds 7 and 9 are within the last three"
+        );
+        assert_eq!(shrunk.slow_rate(), Some(0.5));
+        let mut grown = w.resized(WindowKind::Time(Duration::from_secs(30)), now);
+        assert_eq!(grown.calls(), 3);
+        grown.advance(t0 + Duration::from_secs(38));
+        assert_eq!(grown.calls(), 1, "seconds slide out at the new size");
+        let switched = w.resized(WindowKind::Count(10), now);
+        assert_eq!(switched.calls(), 0, "a change of kind starts empty");
     }
 }

@@ -84,7 +84,7 @@ impl<'a> Capacity<'a> {
     /// One more call in flight, or [`Refusal::Shed`] at the bound.
     pub(crate) fn take(cell: &'a BreakerCell) -> Result<Self, Refusal> {
         let taken = cell.in_flight.fetch_add(1, Ordering::AcqRel);
-        if taken >= cell.max_in_flight {
+        if taken >= cell.max_in_flight() {
             cell.in_flight.fetch_sub(1, Ordering::AcqRel);
             return Err(Refusal::Shed);
         }

@@ -11,7 +11,6 @@ use std::sync::Arc;
 #[derive(Clone)]
 pub struct BreakerControl {
     cell: Arc<BreakerCell>,
-    config: Arc<ServiceConfig>,
 }
 
 impl std::fmt::Debug for BreakerControl {
@@ -24,8 +23,8 @@ impl std::fmt::Debug for BreakerControl {
 }
 
 impl BreakerControl {
-    pub(crate) fn new(cell: Arc<BreakerCell>, config: Arc<ServiceConfig>) -> Self {
-        Self { cell, config }
+    pub(crate) fn new(cell: Arc<BreakerCell>) -> Self {
+        Self { cell }
     }
 
     /// The service's name.
@@ -38,9 +37,17 @@ impl BreakerControl {
         Arc::clone(self.cell.name())
     }
 
-    /// The service's effective configuration.
-    pub fn config(&self) -> &ServiceConfig {
-        &self.config
+    /// The service's effective configuration, as last loaded (a reload
+    /// replaces it; hold the `Arc` for one consistent view).
+    pub fn config(&self) -> Arc<ServiceConfig> {
+        self.cell.config()
+    }
+
+    /// Runs `config` from now on, keeping state, metrics, window contents
+    /// and counters. [`crate::Seawall::reload`] validates a whole file
+    /// first; this applies one service's table as given.
+    pub(crate) fn reconfigure(&self, config: Arc<ServiceConfig>) {
+        self.cell.reconfigure(config);
     }
 
     /// The published state, lock-free.

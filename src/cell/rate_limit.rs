@@ -126,6 +126,19 @@ impl RateLimits {
         }
     }
 
+    /// Like [`Self::new`], but every quota starts with its burst spent: a
+    /// reload replaces limits that were in use, and the new ones must not
+    /// hand out a burst the old ones had already given (shrink before grow).
+    pub(crate) fn new_drained(service: &str, config: &RateLimitConfig) -> Self {
+        let limits = Self::new(service, config);
+        for class in limits.classes.values() {
+            for (limiter, _) in &class.quotas {
+                while limiter.check().is_ok() {}
+            }
+        }
+        limits
+    }
+
     fn class(&self, class: &str) -> Option<&ClassLimiter> {
         self.classes
             .get(class)

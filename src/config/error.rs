@@ -37,23 +37,13 @@ pub enum ConfigError {
 
 impl ConfigError {
     pub(crate) fn syntax(origin: &str, text: &str, error: &toml::de::Error) -> Self {
-        let offset = error.span().map(|span| span.start).unwrap_or(0);
-        let before = &text[..offset.min(text.len())];
-        let line = before.matches('\n').count() + 1;
-        let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-        let key = key_at(text, offset);
+        let (line, column) = position(text, error);
+        let key = key_at(text, error.span().map_or(0, |span| span.start));
         let mut message = error.message().trim().to_string();
         if let Some(key) = key {
             message = format!("{key}: {message}");
         }
-        let fix = if message.contains("unknown field") {
-            "remove the key or correct its spelling (see the README's configuration reference)"
-        } else if message.contains("invalid type") || message.contains("invalid value") {
-            "give a value of the expected type (durations are strings such as \"30s\")"
-        } else {
-            "fix the TOML syntax at that position"
-        };
-        message = format!("{message}; {fix}");
+        message = format!("{message}; {}", fix_for(&message));
         ConfigError::Syntax {
             origin: origin.to_string(),
             line,
@@ -74,6 +64,36 @@ impl ConfigError {
 /// The dotted key whose line holds `offset`, found from the nearest table
 /// header above it, so type errors name `services.kite_api.call_timeout` and
 /// not just a column.
+/// The 1-based line and column where `error` points.
+fn position(text: &str, error: &toml::de::Error) -> (usize, usize) {
+    let offset = error.span().map(|span| span.start).unwrap_or(0);
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
+fn fix_for(message: &str) -> &'static str {
+    if message.contains("unknown field") {
+        "remove the key or correct its spelling (see the README's configuration reference)"
+    } else if message.contains("invalid type") || message.contains("invalid value") {
+        "give a value of the expected type (durations are strings such as \"30s\")"
+    } else {
+        "fix the TOML syntax at that position"
+    }
+}
+
+/// A schema error (an unknown key, a value of the wrong type) as a
+/// [`Problem`] naming its key and line, so several can be reported at once.
+pub(crate) fn schema_problem(text: &str, error: &toml::de::Error) -> Problem {
+    let (line, _) = position(text, error);
+    let offset = error.span().map_or(0, |span| span.start);
+    let key = key_at(text, offset).unwrap_or_else(|| format!("line {line}"));
+    let message = error.message().trim().to_string();
+    let fix = fix_for(&message);
+    Problem::new(key, format!("{message} (line {line})"), fix)
+}
+
 fn key_at(text: &str, offset: usize) -> Option<String> {
     let offset = offset.min(text.len());
     let line_start = text[..offset].rfind('\n').map_or(0, |i| i + 1);

@@ -69,6 +69,24 @@ pub struct HealthReport {
     pub trends: Arc<BTreeMap<Name, Arc<Trends>>>,
     /// What to do, naming the service and the action.
     pub recommendations: Vec<String>,
+    /// Which configuration the tree runs, and when it last changed.
+    pub config: ConfigVersion,
+}
+
+/// The configuration the tree runs: a hash of the effective config (file
+/// plus environment), and when it was loaded and last reloaded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ConfigVersion {
+    /// 16 hex digits; changes whenever any effective value changes.
+    pub version: String,
+    /// When the tree started with its first config.
+    #[serde(with = "crate::clock::rfc3339")]
+    pub loaded_at: SystemTime,
+    /// When the last successful reload applied, if any.
+    #[serde(with = "crate::clock::rfc3339::option")]
+    pub last_reload_at: Option<SystemTime>,
+    /// Successful reloads since start.
+    pub reloads: u64,
 }
 
 /// The `resilience` object.
@@ -334,6 +352,7 @@ pub(crate) struct ReportContext<'a> {
     pub(crate) check_interval: Duration,
     pub(crate) modes: &'a Modes,
     pub(crate) started: std::time::Instant,
+    pub(crate) config: ConfigVersion,
 }
 
 /// Whether a check result still counts: younger than 3 × the interval.
@@ -408,6 +427,7 @@ pub(crate) fn build(
         circuit_breakers: breakers.into_iter().collect(),
         trends: Arc::clone(&cache.trends),
         recommendations,
+        config: ctx.config,
     }
     .timed(ctx.started)
 }

@@ -17,9 +17,19 @@ pub(crate) struct HealthShared {
     pub(crate) modes: watch::Receiver<Modes>,
     pub(crate) thresholds: Thresholds,
     pub(crate) check_interval: Duration,
+    /// The config's version; a reload replaces it.
+    pub(crate) config: Mutex<super::ConfigVersion>,
 }
 
 impl HealthShared {
+    /// The config's version, as last recorded.
+    pub(crate) fn config_version(&self) -> super::ConfigVersion {
+        self.config
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
     /// Builds a report from cached state.
     pub(crate) fn report(&self) -> super::HealthReport {
         let started = std::time::Instant::now();
@@ -33,6 +43,7 @@ impl HealthShared {
                 check_interval: self.check_interval,
                 modes: &modes,
                 started,
+                config: self.config_version(),
             },
             now(),
         )

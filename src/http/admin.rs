@@ -104,6 +104,25 @@ fn authorize<'a>(
     service: &str,
     client: SocketAddr,
 ) -> Result<&'a BreakerControl, ApiError> {
+    authenticate(state, headers, client)?;
+    state
+        .controls
+        .iter()
+        .find(|c| c.name() == service)
+        .ok_or_else(|| {
+            let known: Vec<&str> = state.controls.iter().map(BreakerControl::name).collect();
+            ApiError(
+                StatusCode::NOT_FOUND,
+                format!(
+                    "no circuit breaker named {service:?}; known: {}",
+                    known.join(", ")
+                ),
+            )
+        })
+}
+
+/// Checks the token (throttling repeated failures); the error response otherwise.
+fn authenticate(state: &Shared, headers: &HeaderMap, client: SocketAddr) -> Result<(), ApiError> {
     if state.failures.throttled(client.ip()) {
         return Err(ApiError(
             StatusCode::TOO_MANY_REQUESTS,
@@ -141,20 +160,7 @@ fn authorize<'a>(
             ));
         }
     }
-    state
-        .controls
-        .iter()
-        .find(|c| c.name() == service)
-        .ok_or_else(|| {
-            let known: Vec<&str> = state.controls.iter().map(BreakerControl::name).collect();
-            ApiError(
-                StatusCode::NOT_FOUND,
-                format!(
-                    "no circuit breaker named {service:?}; known: {}",
-                    known.join(", ")
-                ),
-            )
-        })
+    Ok(())
 }
 
 fn reason(body: &Bytes) -> Result<Option<String>, ApiError> {
@@ -217,14 +223,21 @@ async fn read_body(body: axum::body::Body) -> Result<Bytes, ApiError> {
 }
 
 fn done(
+    shared: &Shared,
     control: &BreakerControl,
-    action: &str,
+    action: &'static str,
     client: SocketAddr,
     reason: Option<&str>,
 ) -> Response {
     let state = control.state();
     // The reason is a structured field, never spliced into the message.
     tracing::warn!(action, service = control.name(), %client, new_state = %state, reason, "admin action");
+    let _ = shared.events.send(crate::event::Event::AdminAction {
+        action: std::sync::Arc::from(action),
+        service: control.shared_name(),
+        client: client.to_string(),
+        reason: reason.map(str::to_string),
+    });
     Json(json!({
         "message": format!("circuit breaker {} {action}", control.name()),
         "new_state": state,
@@ -257,7 +270,7 @@ pub(crate) async fn command(
             .into_response()
         }
     };
-    let (label, apply): (&str, fn(&BreakerControl, String)) = match action.as_str() {
+    let (label, apply): (&'static str, fn(&BreakerControl, String)) = match action.as_str() {
         "reset" => ("reset", |c, _| {
             c.reset();
         }),
@@ -287,5 +300,46 @@ pub(crate) async fn command(
         .clone()
         .unwrap_or_else(|| format!("{label} by operator at {client}"));
     apply(control, text);
-    done(control, label, client, why.as_deref())
+    done(&state, control, label, client, why.as_deref())
+}
+
+/// `POST /api/v1/system/config/reload`: re-reads the config file and the
+/// environment. 200 with what changed; 422 with every problem, each with
+/// its key, when the new config is invalid (nothing changed then).
+pub(crate) async fn reload(
+    State(state): State<Shared>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(e) = authenticate(&state, &headers, client) {
+        return e.into_response();
+    }
+    match state.reloader.reload(&client.to_string()).await {
+        Ok(summary) => Json(json!({
+            "message": "config reloaded",
+            "version": summary.version,
+            "changed": summary.changed,
+            "added": summary.added,
+            "removed": summary.removed,
+            "timestamp": now_text(),
+        }))
+        .into_response(),
+        Err(error) => {
+            let status = match &error {
+                crate::runtime::ReloadError::NoFile => StatusCode::CONFLICT,
+                crate::runtime::ReloadError::Config(_) => StatusCode::UNPROCESSABLE_ENTITY,
+                _ => StatusCode::INTERNAL_SERVER_ERROR,
+            };
+            let errors: Vec<_> = error
+                .problems()
+                .iter()
+                .map(|p| json!({ "key": p.key, "message": p.message, "fix": p.fix }))
+                .collect();
+            let body = json!({
+                "detail": format!("config not reloaded, nothing changed: {error}"),
+                "errors": errors,
+            });
+            (status, Json(body)).into_response()
+        }
+    }
 }

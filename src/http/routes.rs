@@ -26,6 +26,7 @@ pub(crate) fn router(state: Shared) -> Router {
             "/api/v1/system/health/circuit-breakers/{service}/{action}",
             post(admin::command),
         )
+        .route("/api/v1/system/config/reload", post(admin::reload))
         .route("/livez", get(livez))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics::metrics))

@@ -10,7 +10,7 @@ use crate::cell::BreakerCell;
 use crate::clock::now;
 use crate::config::{Config, ServiceConfig};
 use crate::event::Event;
-use crate::handle::{CallError, HealthProbe, RetryPolicy, ServiceHandle};
+use crate::handle::{CallError, HealthProbe, ServiceHandle};
 use crate::health::report::HealthCache;
 use crate::health::score::Thresholds;
 use crate::health::HealthShared;
@@ -118,6 +118,8 @@ pub struct SeawallBuilder {
     /// Degradations attached in the builder, applied (and checked against
     /// `actors.toml`) once the services run.
     degradations: Vec<AttachDegradation>,
+    /// The file a reload re-reads.
+    config_file: Option<std::path::PathBuf>,
 }
 
 /// Attaches one service's degradation to the running tree.
@@ -133,6 +135,7 @@ impl SeawallBuilder {
                 .filter(|t| !t.trim().is_empty()),
             sampler: None,
             degradations: Vec::new(),
+            config_file: None,
         }
     }
 
@@ -221,6 +224,13 @@ impl SeawallBuilder {
         self
     }
 
+    /// The file `config` was loaded from, which [`Seawall::reload`] (and
+    /// SIGHUP, and the admin reload route) re-read.
+    pub fn config_file(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.config_file = Some(path.into());
+        self
+    }
+
     /// The config being started.
     #[cfg_attr(not(feature = "http"), allow(dead_code))]
     pub(crate) fn config(&self) -> &Config {
@@ -299,9 +309,20 @@ impl SeawallBuilder {
         let (health, _) = Actor::spawn_linked(None, HealthActor, health_args, root.get_cell())
             .await
             .map_err(spawn_error("health"))?;
+        let runtime_breakers = Arc::new(dashmap::DashMap::new());
+        let reloader = Arc::new(super::Reloader::new(super::reload::ReloaderParts {
+            code: services.iter().map(|s| s.control.clone()).collect(),
+            runtime: Arc::clone(&runtime_breakers),
+            spawner: parts.clone(),
+            health: health.clone(),
+            shared: Arc::clone(&shared),
+            events: events.clone(),
+            file: self.config_file,
+            config: self.config,
+        }));
         let seawall = Seawall {
             http: std::sync::Mutex::new(None),
-            config: Arc::new(self.config),
+            reloader,
             root,
             recovery,
             health,
@@ -313,7 +334,7 @@ impl SeawallBuilder {
             shutdown: CancellationToken::new(),
             tasks: tokio_util::task::TaskTracker::new(),
             gate,
-            runtime_breakers: dashmap::DashMap::new(),
+            runtime_breakers,
             spawner: parts,
         };
         for attach in self.degradations {
@@ -360,15 +381,6 @@ fn health_args(
             .iter()
             .map(|s| (Arc::clone(&s.name), Arc::clone(&s.check)))
             .collect(),
-        effects: services
-            .iter()
-            .map(|s| {
-                (
-                    Arc::clone(&s.name),
-                    s.control.config().degradation.effects(),
-                )
-            })
-            .collect(),
         modes,
         events: parts.events.clone(),
         check_timeout: runtime.health_check_timeout,
@@ -405,6 +417,12 @@ fn health_shared(
             critical: runtime.critical_score_threshold,
         },
         check_interval: runtime.health_check_interval,
+        config: std::sync::Mutex::new(crate::health::ConfigVersion {
+            version: config.version(),
+            loaded_at: std::time::SystemTime::now(),
+            last_reload_at: None,
+            reloads: 0,
+        }),
     })
 }
 
@@ -441,12 +459,10 @@ pub(super) async fn spawn_service<S: Service, R: RecoveryStrategy<S>>(
     let handle = ServiceHandle::new(
         Arc::clone(&cell),
         actors,
-        ctx.config.call_timeout,
-        RetryPolicy::from(&ctx.config.retry),
         Arc::clone(&ctx.parts.gate),
         probe,
     );
-    let control = BreakerControl::new(cell, Arc::clone(&ctx.config));
+    let control = BreakerControl::new(cell);
     let attempt = recovery_attempt(&handle, &actor, strategy);
     let check = health_check(&handle);
     let _ = ctx.parts.recovery.cast(RecoveryMsg::Register {
@@ -454,7 +470,6 @@ pub(super) async fn spawn_service<S: Service, R: RecoveryStrategy<S>>(
         recoverable: Box::new(Recoverable {
             attempt,
             check: Arc::clone(&check),
-            config: ctx.config.recovery.clone(),
             control: control.clone(),
             seed: seed.rotate_left(31),
         }),
@@ -483,14 +498,8 @@ fn new_cell(ctx: &SpawnContext, seed: u64) -> Arc<BreakerCell> {
     Arc::new(BreakerCell::new(
         Arc::clone(&ctx.name),
         machine,
-        ctx.config.concurrency as usize,
-        ctx.config.max_in_flight,
+        Arc::clone(&ctx.config),
         Arc::clone(&ctx.parts.gate),
-        ctx.config
-            .rate_limit
-            .as_ref()
-            .map(|limits| crate::cell::RateLimits::new(&ctx.name, limits)),
-        ctx.config.slow_start,
     ))
 }
 

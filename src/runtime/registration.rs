@@ -8,7 +8,7 @@
 //! never takes a call. It is not in the health report or the HTTP face,
 //! which list the services the tree started with.
 
-use super::builder::{spawn_service, SpawnContext};
+use super::builder::{spawn_service, SpawnContext, SpawnParts};
 use super::{BreakerControl, Seawall};
 use crate::config::{ConfigError, ServiceConfig};
 use crate::recovery::Reconnect;
@@ -49,6 +49,20 @@ impl Service for Detached {
     }
 }
 
+/// Spawns a breaker that owns no dependency (see the module docs).
+pub(super) async fn spawn_detached(
+    name: &str,
+    config: Arc<ServiceConfig>,
+    parts: SpawnParts,
+) -> Result<super::Registered, super::StartError> {
+    let ctx = SpawnContext {
+        name: Arc::from(name),
+        config,
+        parts,
+    };
+    spawn_service::<Detached, Reconnect>(ctx, Arc::new(|| Detached), Arc::new(Reconnect)).await
+}
+
 impl Seawall {
     /// Adds breaker `name` with `config` to the running tree (the seed's
     /// `register_circuit_breaker`). Use it with
@@ -73,14 +87,7 @@ impl Seawall {
             }
             .into());
         }
-        let ctx = SpawnContext {
-            name: Arc::from(name),
-            config: Arc::new(config),
-            parts: self.spawner.clone(),
-        };
-        let registered =
-            spawn_service::<Detached, Reconnect>(ctx, Arc::new(|| Detached), Arc::new(Reconnect))
-                .await?;
+        let registered = spawn_detached(name, Arc::new(config), self.spawner.clone()).await?;
         let control = registered.control.clone();
         self.runtime_breakers.insert(name.to_string(), registered);
         tracing::info!(breaker = %name, "breaker registered at run time");

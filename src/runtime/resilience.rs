@@ -100,6 +100,13 @@ impl Seawall {
         .with_failover(self.failover_for::<S>(name)?);
         self.degradations
             .insert(name.to_string(), Box::new(degraded.clone()));
+        let failover = self
+            .config()
+            .services
+            .get(name)
+            .and_then(|s| s.degradation.failover_to.clone());
+        self.reloader
+            .degradation_registered(name, registered, failover);
         let watcher = degraded.clone();
         let mut events = self.subscribe();
         let token = self.shutdown_token();
