@@ -284,6 +284,17 @@ impl<S: Service> DegradedHandle<S> {
     where
         S::Request: Clone,
     {
+        let reply = self.answer(request).await;
+        if matches!(reply, Ok(Reply::Fallback(_))) {
+            crate::stats::SupervisionCounters::bump(&self.handle.counters().degraded_replies);
+        }
+        reply
+    }
+
+    async fn answer(&self, request: S::Request) -> Result<Reply<S::Response>, CallError<S::Error>>
+    where
+        S::Request: Clone,
+    {
         let service = || self.handle.label();
         if self.strategy.needs_recovery() && self.handle.state() == crate::BreakerState::Closed {
             self.strategy.recovered(&self.handle).await;

@@ -86,6 +86,11 @@ impl<S: Service> ServiceHandle<S> {
         RetryPolicy::from(&self.inner.cell.config().retry)
     }
 
+    /// The counters behind [`Self::supervision`], for the layers that bump them.
+    pub(crate) fn counters(&self) -> &crate::stats::SupervisionCounters {
+        &self.inner.cell.stats
+    }
+
     /// Supervision counters: restarts, escalations, recoveries, retries.
     pub fn supervision(&self) -> crate::stats::SupervisionStats {
         self.inner.cell.stats.snapshot()

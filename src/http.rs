@@ -8,6 +8,8 @@
 //! | `POST /api/v1/system/health/circuit-breakers/{service}/reset` | admin: back to Closed |
 //! | `POST …/{service}/force-open`, `…/disable` | admin: manual states, optional `{"reason": "…"}` body |
 //! | `POST /api/v1/system/config/reload` | admin: re-read `actors.toml` and the environment; 200 with what changed, 422 with every problem (nothing changed) |
+//! | `GET /api/v1/system/stream` | server-sent events: a snapshot every second, and each transition, mode change, alert, admin action and reload as it happens |
+//! | `GET /`, `GET /dashboard` | the live dashboard (compiled in; reads only the stream and the admin routes) |
 //! | `GET /livez` | the process is alive; never looks at dependencies |
 //! | `GET /readyz` | 503 while trading is Halted |
 //! | `GET /metrics` | Prometheus text format |
@@ -22,8 +24,10 @@
 mod admin;
 
 pub(crate) use admin::{MAX_TOKEN, MIN_TOKEN};
+mod dashboard;
 mod metrics;
 mod routes;
+mod stream;
 
 use crate::cell::BreakerControl;
 use crate::config::Config;
@@ -47,6 +51,11 @@ pub(crate) struct HttpState {
     pub(crate) events: tokio::sync::broadcast::Sender<crate::event::Event>,
     /// Re-reads the config for the reload route.
     pub(crate) reloader: Arc<crate::runtime::Reloader>,
+    /// Live streams open now, and the most allowed at once.
+    pub(crate) streams: std::sync::atomic::AtomicUsize,
+    pub(crate) max_streams: usize,
+    /// Ends the live streams at shutdown.
+    pub(crate) shutdown: CancellationToken,
 }
 
 /// The connection limits of the HTTP face.
@@ -140,6 +149,9 @@ pub(crate) async fn serve_tree(
         failures: Default::default(),
         events: seawall.event_sender(),
         reloader: seawall.reloader(),
+        streams: Default::default(),
+        max_streams: (http.max_connections / 2).max(1),
+        shutdown: seawall.shutdown_token(),
     };
     let limits = Limits {
         idle_timeout: http.idle_timeout,

@@ -17,6 +17,9 @@ pub struct SupervisionStats {
     pub recoveries: u64,
     /// Retries of idempotent requests (attempts after the first).
     pub retries: u64,
+    /// Replies served by a degradation strategy (a fallback, a cached
+    /// value, a failover) instead of the live service.
+    pub degraded_replies: u64,
 }
 
 #[derive(Debug, Default)]
@@ -27,6 +30,7 @@ pub(crate) struct SupervisionCounters {
     pub(crate) recovery_failures: AtomicU64,
     pub(crate) recoveries: AtomicU64,
     pub(crate) retries: AtomicU64,
+    pub(crate) degraded_replies: AtomicU64,
 }
 
 impl SupervisionCounters {
@@ -43,6 +47,7 @@ impl SupervisionCounters {
             recovery_failures: get(&self.recovery_failures),
             recoveries: get(&self.recoveries),
             retries: get(&self.retries),
+            degraded_replies: get(&self.degraded_replies),
         }
     }
 }

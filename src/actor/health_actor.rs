@@ -458,8 +458,11 @@ impl HealthActor {
             tracker.push(at, ok, bad, latency);
             computed.insert(name, Arc::new(tracker.trends()));
         }
+        let score = state.args.shared.report().health_score;
         if let Ok(mut cache) = state.args.shared.cache.lock() {
             cache.trends = Arc::new(computed);
+            cache.scores.push_front(score);
+            cache.scores.truncate(crate::health::report::SCORE_HISTORY);
         }
     }
 }

@@ -39,6 +39,39 @@ pub(crate) struct HealthCache {
     pub(crate) trading: TradingMetrics,
     pub(crate) trading_reported_at: Option<SystemTime>,
     pub(crate) trends: Arc<BTreeMap<Arc<str>, Arc<Trends>>>,
+    /// The score at each trend tick (one a minute), newest first.
+    pub(crate) scores: std::collections::VecDeque<u8>,
+}
+
+/// Minute samples of the score kept, for its 15-minute trend.
+pub(crate) const SCORE_HISTORY: usize = 16;
+
+/// How the health score moved: now minus 1, 5 and 15 minutes ago (points),
+/// `None` until the tree has run that long.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct ScoreTrend {
+    /// Change over the last minute.
+    pub one_minute: Option<i16>,
+    /// Change over the last five minutes.
+    pub five_minutes: Option<i16>,
+    /// Change over the last fifteen minutes.
+    pub fifteen_minutes: Option<i16>,
+}
+
+impl ScoreTrend {
+    /// `scores[k]` is the score k minutes before the newest sample.
+    fn of(now: u8, scores: &std::collections::VecDeque<u8>) -> Self {
+        let change = |minutes: usize| {
+            scores
+                .get(minutes.saturating_sub(1))
+                .map(|then| i16::from(now) - i16::from(*then))
+        };
+        Self {
+            one_minute: change(1),
+            five_minutes: change(5),
+            fifteen_minutes: change(15),
+        }
+    }
 }
 
 /// The comprehensive health report (`GET /api/v1/system/health/comprehensive`).
@@ -48,6 +81,8 @@ pub struct HealthReport {
     pub status: HealthStatus,
     /// 0–100.
     pub health_score: u8,
+    /// How the score moved over the last 1, 5 and 15 minutes.
+    pub score_trend: ScoreTrend,
     /// The four components.
     pub components: ScoreBreakdown,
     /// When the report was built.
@@ -406,6 +441,7 @@ pub(crate) fn build(
     HealthReport {
         status,
         health_score: breakdown.total,
+        score_trend: ScoreTrend::of(breakdown.total, &cache.scores),
         components: breakdown,
         timestamp: wall_now,
         response_time_ms: 0.0,

@@ -27,6 +27,9 @@ pub(crate) fn router(state: Shared) -> Router {
             post(admin::command),
         )
         .route("/api/v1/system/config/reload", post(admin::reload))
+        .route("/api/v1/system/stream", get(super::stream::stream))
+        .route("/", get(super::dashboard::page))
+        .route("/dashboard", get(super::dashboard::page))
         .route("/livez", get(livez))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics::metrics))

@@ -9,6 +9,7 @@ use crate::event::Event;
 use crate::handle::{refusal_error, CallError};
 use crate::modes::OrderIntent;
 use crate::service::Service;
+use crate::stats::SupervisionCounters;
 use std::future::Future;
 use std::sync::Arc;
 
@@ -292,12 +293,15 @@ impl Seawall {
             return Err(error);
         }
         match fallback(&error) {
-            Some(value) => Ok(Reply::Fallback(Fallback {
-                value,
-                reason: format!("fallback: {error}"),
-                age: None,
-                strategy: StrategyKind::Custom,
-            })),
+            Some(value) => {
+                SupervisionCounters::bump(&control.stats().degraded_replies);
+                Ok(Reply::Fallback(Fallback {
+                    value,
+                    reason: format!("fallback: {error}"),
+                    age: None,
+                    strategy: StrategyKind::Custom,
+                }))
+            }
             None => Err(error),
         }
     }
