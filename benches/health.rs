@@ -5,6 +5,10 @@
 //! * `mode_change/trip_to_halted`: from the moment the call whose failure
 //!   trips the kite_api breaker returns, to the moment the trading-mode watch
 //!   channel reads Halted (goal ≤ 1 ms).
+//! * `sse/transition_to_stream`: from an operator's force-open (or reset) to
+//!   the moment a client connected to `GET /api/v1/system/stream` over
+//!   loopback TCP has read the `transition` event (goal ≤ 250 ms, the
+//!   dashboard issue's bound).
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use seawall::config::Config;
@@ -39,6 +43,73 @@ async fn tree() -> Seawall {
         builder = builder.service(name, || Echo);
     }
     builder.start().await.unwrap()
+}
+
+/// A raw client of the live stream: one TCP connection, read line by line;
+/// each `event: transition` line is passed on.
+async fn stream_reader(
+    addr: std::net::SocketAddr,
+) -> tokio::sync::mpsc::UnboundedReceiver<Instant> {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let mut socket = tokio::net::TcpStream::connect(addr).await.unwrap();
+    socket
+        .write_all(b"GET /api/v1/system/stream HTTP/1.1\r\nHost: bench\r\nAccept: text/event-stream\r\n\r\n")
+        .await
+        .unwrap();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let mut lines = BufReader::new(socket).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            if line.trim_end() == "event: transition" && tx.send(Instant::now()).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+fn sse(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (seawall, mut seen) = rt.block_on(async {
+        let mut config = Config::seed_defaults();
+        config.runtime.auto_recovery_enabled = false;
+        config.runtime.http =
+            Some(toml::from_str("listen = \"127.0.0.1:0\"").expect("an http table"));
+        let mut builder = Seawall::builder(config.clone());
+        for name in config.services.keys() {
+            builder = builder.service(name, || Echo);
+        }
+        let seawall = builder.start().await.unwrap();
+        let seen = stream_reader(seawall.http_addr().unwrap()).await;
+        (seawall, seen)
+    });
+    let control = seawall.breaker("kite_api").unwrap().clone();
+    let mut group = c.benchmark_group("sse");
+    group.bench_function("transition_to_stream", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let mut total = Duration::ZERO;
+                for i in 0..iters {
+                    let sent = Instant::now();
+                    if i % 2 == 0 {
+                        control.force_open("bench");
+                    } else {
+                        control.reset();
+                    }
+                    let arrived = seen.recv().await.expect("the stream stays open");
+                    total += arrived.saturating_duration_since(sent);
+                }
+                total
+            })
+        })
+    });
+    group.finish();
+    control.reset();
+    rt.block_on(seawall.shutdown());
 }
 
 fn health(c: &mut Criterion) {
@@ -164,5 +235,5 @@ impl Service for Flaky {
     }
 }
 
-criterion_group!(benches, health, back_to_closed);
+criterion_group!(benches, health, sse, back_to_closed);
 criterion_main!(benches);

@@ -261,3 +261,100 @@ async fn test_reload_when_rate_limit_raised_then_new_limit_starts_with_its_burst
     assert_eq!(broker.received(), 2);
     seawall.shutdown().await;
 }
+
+/// One admin POST to the reload route: (status, body).
+async fn post_reload(addr: std::net::SocketAddr, token: Option<&'static str>) -> (u16, String) {
+    tokio::task::spawn_blocking(move || {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        let mut request = agent.post(&format!("http://{addr}/api/v1/system/config/reload"));
+        if let Some(token) = token {
+            request = request.header("Authorization", &format!("Bearer {token}"));
+        }
+        let mut response = request.send_empty().expect("the route answers");
+        let status = response.status().as_u16();
+        (
+            status,
+            response.body_mut().read_to_string().unwrap_or_default(),
+        )
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_reload_when_file_edited_then_admin_route_and_sighup_apply_it_and_bad_edit_changes_nothing(
+) {
+    let dir = std::env::temp_dir().join(format!("seawall-reload-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("actors.toml");
+    std::fs::write(&file, shipped(5, 20)).unwrap();
+    let (seawall, _) = start(&shipped(5, 20), Some(file.clone())).await;
+    let addr = seawall.http_addr().unwrap();
+    let control = seawall.control("kite_api").unwrap();
+    let token = "reload-test-token-0123456789";
+
+    assert_eq!(post_reload(addr, None).await.0, 401, "admin only");
+
+    std::fs::write(
+        &file,
+        shipped(5, 20).replace("concurrency = 4\n", "concurrency = 0\nbogus = 1\n"),
+    )
+    .unwrap();
+    let (status, body) = post_reload(addr, Some(token)).await;
+    assert_eq!(status, 422, "{body}");
+    let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let keys: Vec<&str> = body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["key"].as_str().unwrap())
+        .collect();
+    assert!(keys.contains(&"services.kite_api.concurrency"), "{keys:?}");
+    assert!(keys.contains(&"services.kite_api.bogus"), "{keys:?}");
+    assert_eq!(control.config().failure_threshold, 5);
+
+    std::fs::write(&file, shipped(4, 20)).unwrap();
+    let (status, body) = post_reload(addr, Some(token)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(control.config().failure_threshold, 4);
+    let report: serde_json::Value = tokio::task::spawn_blocking(move || {
+        let body = ureq::get(&format!("http://{addr}/api/v1/system/health/comprehensive"))
+            .call()
+            .unwrap()
+            .body_mut()
+            .read_to_string()
+            .unwrap();
+        serde_json::from_str(&body).unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(report["config"]["reloads"], 1);
+    assert!(report["config"]["last_reload_at"].is_string());
+
+    // SIGHUP, as systemd's ExecReload sends it.
+    seawall.reload_on_sighup().expect("SIGHUP is watched");
+    let mut events = seawall.subscribe();
+    std::fs::write(&file, shipped(2, 20)).unwrap();
+    let pid = std::process::id().to_string();
+    let sent = std::process::Command::new("kill")
+        .args(["-HUP", &pid])
+        .status()
+        .expect("kill runs");
+    assert!(sent.success());
+    let reloaded = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        wait_for(&mut events, |e| matches!(e, Event::ConfigReloaded(_))),
+    )
+    .await
+    .expect("the SIGHUP reload within 10 s");
+    let Event::ConfigReloaded(summary) = reloaded else {
+        unreachable!()
+    };
+    assert_eq!(summary.changed, vec!["kite_api".to_string()]);
+    assert_eq!(control.config().failure_threshold, 2);
+    seawall.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}

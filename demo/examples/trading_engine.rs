@@ -33,6 +33,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         seed: 7,
         plant: None,
         stop: Default::default(),
+        config_file: None,
     })
     .await?;
     println!("{}", summary.render());

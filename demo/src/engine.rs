@@ -67,6 +67,9 @@ pub struct DemoOptions {
     /// Cancelled to stop the run gracefully (the binary cancels it on the
     /// first SIGTERM or SIGINT).
     pub stop: tokio_util::sync::CancellationToken,
+    /// The file the config came from: SIGHUP and the admin reload route
+    /// re-read it (time compressed the same way). `None`: no reloads.
+    pub config_file: Option<std::path::PathBuf>,
 }
 
 /// Per-service figures.
@@ -414,6 +417,12 @@ pub async fn run(
         |_| DbReply::Written,
     ));
     let seawall = start_tree(&options, &deps, &book, &journal).await?;
+    #[cfg(unix)]
+    if options.config_file.is_some() {
+        if let Err(error) = seawall.reload_on_sighup() {
+            tracing::warn!(%error, "cannot watch SIGHUP; reload through the admin route instead");
+        }
+    }
     deps.server
         .watch_modes(seawall.modes(), seawall.subscribe());
     if let Some(addr) = seawall.http_addr() {
@@ -462,22 +471,28 @@ pub async fn run(
     Ok(summary)
 }
 
+/// Compresses the config's time for a run of `total` (when `compress`):
+/// applied at start and to every reloaded config alike.
+fn fit_to_run(config: &mut Config, compress_time: bool, total: Duration) {
+    if compress_time {
+        compress(config);
+        // Short runs: an outage and its recovery must fit the run.
+        let open = (total / 16).max(Duration::from_secs(1));
+        for s in config.services.values_mut() {
+            s.open_timeout = s.open_timeout.min(open);
+            s.max_open_timeout = Some(s.effective_max_open_timeout().min(open * 2));
+            s.slow_start = s.slow_start.map(|d| d.min(open));
+        }
+    }
+}
+
 /// Compresses the config for a short run and builds the scenario, with the
 /// config's own `[[services.NAME.chaos]]` phases on top.
 fn prepare(
     options: &mut DemoOptions,
 ) -> Result<super::scenario::Scenario, Box<dyn std::error::Error + Send + Sync>> {
     let total = options.duration.unwrap_or(Duration::from_secs(60));
-    if options.compress {
-        compress(&mut options.config);
-        // Short runs: an outage and its recovery must fit the run.
-        let open = (total / 16).max(Duration::from_secs(1));
-        for s in options.config.services.values_mut() {
-            s.open_timeout = s.open_timeout.min(open);
-            s.max_open_timeout = Some(s.effective_max_open_timeout().min(open * 2));
-            s.slow_start = s.slow_start.map(|d| d.min(open));
-        }
-    }
+    fit_to_run(&mut options.config, options.compress, total);
     let mut scenario =
         scenario_seeded(&options.scenario, total, options.seed).ok_or_else(|| {
             format!(
@@ -583,7 +598,17 @@ async fn start_tree(
         Arc::clone(&deps.bad_quotes),
         Arc::clone(&deps.feed_plan),
     );
-    Seawall::builder(options.config.clone())
+    let mut builder = Seawall::builder(options.config.clone());
+    if let Some(file) = &options.config_file {
+        let (compress_time, total) = (
+            options.compress,
+            options.duration.unwrap_or(Duration::from_secs(60)),
+        );
+        builder = builder.config_file_adjusted(file, move |config| {
+            fit_to_run(config, compress_time, total);
+        });
+    }
+    builder
         .admin_token(options.admin_token.clone())
         .register(KITE, move || {
             KiteHttp::new(

@@ -307,6 +307,7 @@ fn run(args: RunArgs) -> ExitCode {
         seed: args.seed,
         plant: None,
         stop,
+        config_file: Some(args.config.clone()),
     };
     match runtime.block_on(seawall_demo::run(options)) {
         Ok(summary) => report(&summary, args.summary_json.as_deref()),

@@ -26,6 +26,7 @@ fn options(scenario: &str, seconds: u64, seed: u64) -> DemoOptions {
         seed,
         plant: None,
         stop: Default::default(),
+        config_file: None,
     }
 }
 

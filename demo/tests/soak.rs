@@ -37,6 +37,7 @@ async fn soak(seed: u64) {
         seed,
         plant: None,
         stop: Default::default(),
+        config_file: None,
     })
     .await
     .expect("no panic escapes and the engine completes");

@@ -118,8 +118,9 @@ pub struct SeawallBuilder {
     /// Degradations attached in the builder, applied (and checked against
     /// `actors.toml`) once the services run.
     degradations: Vec<AttachDegradation>,
-    /// The file a reload re-reads.
+    /// The file a reload re-reads, and how the engine adjusts what it reads.
     config_file: Option<std::path::PathBuf>,
+    adjust: Option<super::reload::Adjust>,
 }
 
 /// Attaches one service's degradation to the running tree.
@@ -136,6 +137,7 @@ impl SeawallBuilder {
             sampler: None,
             degradations: Vec::new(),
             config_file: None,
+            adjust: None,
         }
     }
 
@@ -231,6 +233,20 @@ impl SeawallBuilder {
         self
     }
 
+    /// Like [`Self::config_file`], for an engine that adjusts the config
+    /// it read before starting (compressed time in a demo, values from a
+    /// secret store): `adjust` is applied to every reloaded config too, so
+    /// a reload compares like with like. The result is validated again.
+    pub fn config_file_adjusted(
+        mut self,
+        path: impl Into<std::path::PathBuf>,
+        adjust: impl Fn(&mut Config) + Send + Sync + 'static,
+    ) -> Self {
+        self.config_file = Some(path.into());
+        self.adjust = Some(Arc::new(adjust));
+        self
+    }
+
     /// The config being started.
     #[cfg_attr(not(feature = "http"), allow(dead_code))]
     pub(crate) fn config(&self) -> &Config {
@@ -318,6 +334,7 @@ impl SeawallBuilder {
             shared: Arc::clone(&shared),
             events: events.clone(),
             file: self.config_file,
+            adjust: self.adjust,
             config: self.config,
         }));
         let seawall = Seawall {

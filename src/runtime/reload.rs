@@ -76,10 +76,15 @@ impl ReloadError {
     }
 }
 
+/// How an engine derives its running config from the file (see
+/// [`super::SeawallBuilder::config_file_adjusted`]); applied to every reload too.
+pub(crate) type Adjust = Arc<dyn Fn(&mut Config) + Send + Sync>;
+
 /// Everything a reload touches, shared by the tree and its HTTP face.
 pub(crate) struct Reloader {
     config: ArcSwap<Config>,
     file: Option<PathBuf>,
+    adjust: Option<Adjust>,
     /// Services registered in code, in registration order.
     code: Vec<BreakerControl>,
     runtime: Arc<dashmap::DashMap<String, Registered>>,
@@ -96,6 +101,7 @@ pub(crate) struct Reloader {
 pub(super) struct ReloaderParts {
     pub(super) config: Config,
     pub(super) file: Option<PathBuf>,
+    pub(super) adjust: Option<Adjust>,
     pub(super) code: Vec<BreakerControl>,
     pub(super) runtime: Arc<dashmap::DashMap<String, Registered>>,
     pub(super) spawner: SpawnParts,
@@ -109,6 +115,7 @@ impl Reloader {
         Self {
             config: ArcSwap::from_pointee(parts.config),
             file: parts.file,
+            adjust: parts.adjust,
             code: parts.code,
             runtime: parts.runtime,
             spawner: parts.spawner,
@@ -166,10 +173,16 @@ impl Reloader {
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<ReloadSummary, ReloadError> {
         let _one = self.one_at_a_time.lock().await;
-        let new = match Config::from_toml_with_env(text, origin, env) {
+        let mut new = match Config::from_toml_with_env(text, origin, env) {
             Ok(new) => new,
             Err(e) => return Err(self.refused(who, e.into())),
         };
+        if let Some(adjust) = &self.adjust {
+            adjust(&mut new);
+            if let Err(e) = new.validate(origin) {
+                return Err(self.refused(who, e.into()));
+            }
+        }
         let old = self.config();
         let problems = self.unchangeable(&old, &new);
         if !problems.is_empty() {
