@@ -93,9 +93,9 @@ fn sse(c: &mut Criterion) {
         b.iter_custom(|iters| {
             rt.block_on(async {
                 let mut total = Duration::ZERO;
-                for i in 0..iters {
+                for _ in 0..iters {
                     let sent = Instant::now();
-                    if i % 2 == 0 {
+                    if control.state() == seawall::BreakerState::Closed {
                         control.force_open("bench");
                     } else {
                         control.reset();
