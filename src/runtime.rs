@@ -84,6 +84,25 @@ struct Registered {
     actor: ActorRef<BreakerMsg>,
 }
 
+impl Registered {
+    /// Asks the breaker actor to drain its service actors within `grace`
+    /// and stop; kills it if it does not answer in twice that.
+    async fn stop_actor(&self, grace: std::time::Duration) {
+        let asked = self
+            .actor
+            .call(
+                |reply| BreakerMsg::Shutdown { grace, reply },
+                Some(grace + grace),
+            )
+            .await;
+        if !matches!(asked, Ok(ractor::rpc::CallResult::Success(()))) {
+            tracing::warn!(service = %self.name, "breaker actor did not stop in time; killing it");
+            self.actor.kill();
+        }
+        let _ = self.actor.wait(Some(grace)).await;
+    }
+}
+
 /// Why [`Seawall::handle`] could not give a handle.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum HandleError {
@@ -302,18 +321,7 @@ impl Seawall {
         let _ = self.recovery.stop_and_wait(None, Some(grace)).await;
         let _ = self.health.stop_and_wait(None, Some(grace)).await;
         for service in runtime.iter().chain(self.services.iter().rev()) {
-            let asked = service
-                .actor
-                .call(
-                    |reply| BreakerMsg::Shutdown { grace, reply },
-                    Some(grace + grace),
-                )
-                .await;
-            if !matches!(asked, Ok(ractor::rpc::CallResult::Success(()))) {
-                tracing::warn!(service = %service.name, "breaker actor did not stop in time; killing it");
-                service.actor.kill();
-            }
-            let _ = service.actor.wait(Some(grace)).await;
+            service.stop_actor(grace).await;
         }
         let _ = self.root.stop_and_wait(None, Some(grace)).await;
     }

@@ -33,7 +33,7 @@
 use super::builder::SpawnParts;
 use super::registration::spawn_detached;
 use super::{BreakerControl, Registered};
-use crate::actor::{BreakerMsg, HealthMsg};
+use crate::actor::HealthMsg;
 use crate::config::{Config, ConfigError, Problem, ServiceConfig, StrategyKind};
 use crate::event::{Event, ReloadSummary};
 use crate::health::HealthShared;
@@ -356,16 +356,7 @@ impl Reloader {
 /// Stops one run-time breaker: refuse new calls, drain, stop its actor.
 async fn stop(registered: Registered, grace: std::time::Duration) {
     registered.control.begin_closing();
-    let asked = registered
-        .actor
-        .call(
-            |reply| BreakerMsg::Shutdown { grace, reply },
-            Some(grace + grace),
-        )
-        .await;
-    if !matches!(asked, Ok(ractor::rpc::CallResult::Success(()))) {
-        registered.actor.kill();
-    }
+    registered.stop_actor(grace).await;
 }
 
 /// `[runtime]` keys that differ: the tree's shape and its actors' intervals
