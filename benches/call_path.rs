@@ -19,6 +19,7 @@ use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use seawall::breaker::{BreakerSettings, CircuitBreaker, Outcome};
 use seawall::config::{Config, ServiceConfig};
+use seawall::{DefaultPolicy, Lifecycle};
 use seawall::{Seawall, Service, ServiceHandle};
 use std::time::{Duration, Instant};
 
@@ -56,10 +57,13 @@ impl Service for Echo {
     type Request = Result<u64, ()>;
     type Response = u64;
     type Error = EchoError;
+    type Policy = DefaultPolicy;
     async fn call(&mut self, request: Result<u64, ()>) -> Result<u64, EchoError> {
         request.map_err(|()| EchoError)
     }
 }
+
+impl Lifecycle for Echo {}
 
 fn config() -> Config {
     let service = ServiceConfig {

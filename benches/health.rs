@@ -13,6 +13,7 @@
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use seawall::config::Config;
 use seawall::modes::TradingMode;
+use seawall::{DefaultPolicy, Lifecycle};
 use seawall::{Seawall, Service};
 use std::time::{Duration, Instant};
 
@@ -26,6 +27,7 @@ impl Service for Echo {
     type Request = bool;
     type Response = ();
     type Error = Down;
+    type Policy = DefaultPolicy;
     async fn call(&mut self, ok: bool) -> Result<(), Down> {
         if ok {
             Ok(())
@@ -34,6 +36,8 @@ impl Service for Echo {
         }
     }
 }
+
+impl Lifecycle for Echo {}
 
 async fn tree() -> Seawall {
     let mut config = Config::seed_defaults();
@@ -219,6 +223,7 @@ impl Service for Flaky {
     type Request = ();
     type Response = ();
     type Error = Down;
+    type Policy = DefaultPolicy;
     async fn call(&mut self, _: ()) -> Result<(), Down> {
         if self.0.load(std::sync::atomic::Ordering::SeqCst) {
             Err(Down)
@@ -226,6 +231,9 @@ impl Service for Flaky {
             Ok(())
         }
     }
+}
+
+impl Lifecycle for Flaky {
     async fn reconnect(&mut self) -> Result<seawall::Evidence, Down> {
         if self.0.load(std::sync::atomic::Ordering::SeqCst) {
             Err(Down)

@@ -11,6 +11,7 @@
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use ractor::{ActorRef, RpcReplyPort};
 use seawall::config::{Config, ServiceConfig};
+use seawall::{DefaultPolicy, Lifecycle};
 use seawall::{Seawall, Service, ServiceHandle};
 use std::time::{Duration, Instant};
 
@@ -24,10 +25,13 @@ impl Service for Echo {
     type Request = u64;
     type Response = u64;
     type Error = Down;
+    type Policy = DefaultPolicy;
     async fn call(&mut self, n: u64) -> Result<u64, Down> {
         Ok(n)
     }
 }
+
+impl Lifecycle for Echo {}
 
 fn config(n: usize) -> Config {
     let mut config = Config::default();

@@ -11,6 +11,7 @@
 
 use seawall::config::Config;
 use seawall::{CallError, Event, Evidence, FailureKind, Outcome, Seawall, Service};
+use seawall::{Lifecycle, Policy};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,6 +31,7 @@ impl Service for Broker {
     type Request = &'static str;
     type Response = f64;
     type Error = BrokerError;
+    type Policy = BrokerPolicy;
 
     async fn call(&mut self, symbol: &'static str) -> Result<f64, BrokerError> {
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -38,11 +40,18 @@ impl Service for Broker {
         }
         Ok(if symbol == "NSE:INFY" { 1520.35 } else { 100.0 })
     }
+}
 
-    fn classify(&self, _: &BrokerError) -> Outcome {
+/// How the breaker reads `Broker`.
+pub struct BrokerPolicy;
+
+impl Policy<&'static str, f64, BrokerError> for BrokerPolicy {
+    fn classify(_: &BrokerError) -> Outcome {
         Outcome::Failure(FailureKind::Connection)
     }
+}
 
+impl Lifecycle for Broker {
     /// The recovery actor calls this on its backoff while the breaker is
     /// open. It reaches the dependency, so its `Ok` is evidence: the breaker
     /// moves to HalfOpen early. Without it, the breaker would wait out

@@ -15,6 +15,7 @@
 
 use seawall::config::Config;
 use seawall::recovery::{RecoveryContext, RecoveryError, RecoveryStrategy};
+use seawall::{DefaultPolicy, Lifecycle, Policy};
 use seawall::{Event, Evidence, FailureKind, Outcome, Seawall, Service};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
@@ -48,6 +49,7 @@ impl Service for Kite {
     type Request = &'static str;
     type Response = f64;
     type Error = KiteError;
+    type Policy = KitePolicy;
 
     async fn call(&mut self, _symbol: &'static str) -> Result<f64, KiteError> {
         if !self.world.broker_up.load(Ordering::SeqCst) {
@@ -60,8 +62,13 @@ impl Service for Kite {
         }
         Ok(1520.35)
     }
+}
 
-    fn classify(&self, error: &KiteError) -> Outcome {
+/// How the breaker reads `Kite`.
+pub struct KitePolicy;
+
+impl Policy<&'static str, f64, KiteError> for KitePolicy {
+    fn classify(error: &KiteError) -> Outcome {
         match error {
             KiteError::Network => Outcome::Failure(FailureKind::Connection),
             // Trading rule 5: an expired token is not an outage. It must not
@@ -73,7 +80,9 @@ impl Service for Kite {
     fn is_idempotent(_quote: &&'static str) -> bool {
         true
     }
+}
 
+impl Lifecycle for Kite {
     async fn reconnect(&mut self) -> Result<Evidence, KiteError> {
         if self.world.broker_up.load(Ordering::SeqCst) {
             Ok(Evidence::Observed)
@@ -115,6 +124,7 @@ impl Service for Feed {
     type Request = &'static str;
     type Response = f64;
     type Error = FeedError;
+    type Policy = DefaultPolicy;
 
     async fn call(&mut self, symbol: &'static str) -> Result<f64, FeedError> {
         let subscribed = self.world.subscribed.lock().unwrap().contains(&symbol);
@@ -124,7 +134,9 @@ impl Service for Feed {
             Err(FeedError)
         }
     }
+}
 
+impl Lifecycle for Feed {
     async fn reconnect(&mut self) -> Result<Evidence, FeedError> {
         if self.world.feed_up.load(Ordering::SeqCst) {
             // A new socket starts with no subscriptions.

@@ -13,10 +13,8 @@
 //! It is a user-facing feature: point it at your engine to rehearse an
 //! outage before the market does it for you.
 
-use crate::breaker::Outcome;
 pub use crate::config::{ChaosPhaseConfig, FaultKind};
-use crate::modes::OrderIntent;
-use crate::service::{Evidence, Service};
+use crate::service::{Evidence, Lifecycle, Service};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::time::Instant;
@@ -193,6 +191,8 @@ where
     type Request = S::Request;
     type Response = S::Response;
     type Error = S::Error;
+    // The wrapped service's whole policy: nothing to forward, nothing to forget.
+    type Policy = S::Policy;
 
     async fn call(&mut self, request: S::Request) -> Result<S::Response, S::Error> {
         match self.plan.current() {
@@ -207,35 +207,14 @@ where
             Some(Fault::Panic) => panic!("chaos: injected panic"),
         }
     }
+}
 
-    fn classify(&self, error: &S::Error) -> Outcome {
-        self.inner.classify(error)
-    }
-
-    fn classify_response(&self, response: &S::Response) -> Outcome {
-        self.inner.classify_response(response)
-    }
-
-    fn is_auth_failure(&self, error: &S::Error) -> bool {
-        self.inner.is_auth_failure(error)
-    }
-
-    fn is_idempotent(request: &S::Request) -> bool {
-        S::is_idempotent(request)
-    }
-
-    fn order_intent(request: &S::Request) -> Option<OrderIntent> {
-        S::order_intent(request)
-    }
-
-    fn request_class(request: &S::Request) -> &'static str {
-        S::request_class(request)
-    }
-
-    fn retry_after(&self, error: &S::Error) -> Option<std::time::Duration> {
-        self.inner.retry_after(error)
-    }
-
+/// The wrapped service's lifecycle, with the plan's faults injected first:
+/// an outage fails a reconnect or a health check as it fails a call.
+impl<S: Lifecycle> Lifecycle for Chaos<S>
+where
+    S::Error: Send,
+{
     async fn start(&mut self) -> Result<(), S::Error> {
         if self.plan.in_outage() {
             return Err(self.plan.error("outage"));

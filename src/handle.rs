@@ -31,6 +31,7 @@ use crate::actor::{CallFailure, ServiceActors, ServiceMsg};
 use crate::breaker::{BreakerMetrics, BreakerState, FailureKind, Outcome};
 use crate::cell::{deadline_after, Admission, BreakerCell, Refusal, Slot};
 use crate::modes::OrderGate;
+use crate::service::Judged;
 use crate::service::{Evidence, Service};
 use std::sync::Arc;
 use std::time::Duration;
@@ -207,9 +208,9 @@ impl<S: Service> ServiceHandle<S> {
     /// A timeout counts as a failure for the breaker. The request is only
     /// sent to the dependency if it is still wanted: one that waited in a
     /// mailbox past its deadline is dropped unsent. For a request that is not
-    /// [idempotent](Service::is_idempotent), any unknown outcome (a timeout,
+    /// [idempotent](crate::Policy::is_idempotent), any unknown outcome (a timeout,
     /// a crash or panic after it was sent) is [`CallError::Unknown`]: it may
-    /// have taken effect. An [order](Service::order_intent) the trading mode
+    /// have taken effect. An [order](crate::Policy::order_intent) the trading mode
     /// does not allow is refused before admission.
     pub async fn call(&self, request: S::Request) -> Result<S::Response, CallError<S::Error>> {
         self.call_checked(request, |_| Ok(())).await
@@ -408,7 +409,7 @@ impl<S: Service> ServiceHandle<S> {
         self.inner.actors.len()
     }
 
-    /// Asks service actor `worker` to [`Service::reconnect`] its connection.
+    /// Asks service actor `worker` to [`Lifecycle::reconnect`](crate::Lifecycle::reconnect) its connection.
     /// Recovery strategies use this; it bypasses the breaker on purpose.
     pub async fn reconnect_worker(&self, worker: usize) -> Result<Evidence, CallError<S::Error>> {
         self.control(worker, |reply| ServiceMsg::Reconnect { reply })

@@ -52,4 +52,4 @@ pub use runtime::{
     BreakerControl, DegradationError, HandleError, ReloadError, Seawall, SeawallBuilder,
     ServiceKey, StartError,
 };
-pub use service::{Evidence, Service};
+pub use service::{DefaultPolicy, Evidence, Lifecycle, Policy, Service};

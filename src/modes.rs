@@ -14,7 +14,7 @@
 //! ReadOnly > ReadWrite.
 
 use serde::{Deserialize, Serialize};
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 use std::time::SystemTime;
 use tokio::sync::watch;
@@ -57,9 +57,13 @@ impl TradingMode {
 /// step with the modes on the watch channel by the health actor. A cause
 /// that must stop orders before the health actor has run (an expired token)
 /// raises it at once; it never lowers without the health actor.
+///
+/// The word packs the mode (low byte) with the epoch of the published
+/// [`Modes`] it came from, so an order released by the gate can say exactly
+/// which publication it was judged under ([`order_release`]).
 #[derive(Debug, Default)]
 pub(crate) struct OrderGate {
-    trading: AtomicU8,
+    word: AtomicU64,
     modes: OnceLock<watch::Receiver<Modes>>,
 }
 
@@ -67,17 +71,23 @@ impl OrderGate {
     /// The trading mode right now.
     #[inline]
     pub(crate) fn trading(&self) -> TradingMode {
-        TradingMode::from_u8(self.trading.load(Ordering::Acquire))
+        TradingMode::from_u8(self.word.load(Ordering::Acquire) as u8)
     }
 
-    /// Publishes the health actor's computed mode.
-    pub(crate) fn set(&self, mode: TradingMode) {
-        self.trading.store(mode as u8, Ordering::Release);
+    /// Publishes the health actor's computed mode, from publication `epoch`.
+    pub(crate) fn set(&self, mode: TradingMode, epoch: u64) {
+        self.word
+            .store((epoch << 8) | mode as u64, Ordering::Release);
     }
 
-    /// Raises the mode to at least `mode` at once.
+    /// Raises the mode to at least `mode` at once (the epoch stays: every
+    /// order the raised gate lets through is one the publication allowed).
     pub(crate) fn raise(&self, mode: TradingMode) {
-        self.trading.fetch_max(mode as u8, Ordering::AcqRel);
+        let _ = self
+            .word
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |word| {
+                ((word as u8) < mode as u8).then_some((word & !0xff) | mode as u64)
+            });
     }
 
     pub(crate) fn attach(&self, modes: watch::Receiver<Modes>) {
@@ -89,14 +99,22 @@ impl OrderGate {
     /// a rate-limit slot, in a mailbox) while trading halted is refused
     /// here. `Ok` carries the wall-clock instant taken just before the check,
     /// which [`order_released_at`] hands to the service.
-    pub(crate) fn release(&self, intent: OrderIntent) -> Result<SystemTime, String> {
+    pub(crate) fn release(&self, intent: OrderIntent) -> Result<Release, String> {
         let at = SystemTime::now();
-        self.check(intent).map(|()| at)
+        let word = self.word.load(Ordering::Acquire);
+        self.judge(TradingMode::from_u8(word as u8), intent)
+            .map(|()| Release {
+                at,
+                modes_epoch: word >> 8,
+            })
     }
 
     /// `Ok` when an order of `intent` may be sent now, or why not.
     pub(crate) fn check(&self, intent: OrderIntent) -> Result<(), String> {
-        let trading = self.trading();
+        self.judge(self.trading(), intent)
+    }
+
+    fn judge(&self, trading: TradingMode, intent: OrderIntent) -> Result<(), String> {
         if trading.allows(intent) {
             return Ok(());
         }
@@ -114,13 +132,30 @@ impl OrderGate {
     }
 }
 
-tokio::task_local! {
-    static RELEASED_AT: SystemTime;
+/// When, and under which published modes, the order gate let an order go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Release {
+    /// The wall-clock instant taken just before the gate's last check.
+    pub at: SystemTime,
+    /// The [`Modes::epoch`] of the publication the gate was enforcing: an
+    /// audit can look the modes up by it exactly, with no clock race.
+    pub modes_epoch: u64,
 }
 
-/// Runs `call` with `at` as its [`order_released_at`].
-pub(crate) async fn with_release<F: std::future::Future>(at: SystemTime, call: F) -> F::Output {
-    RELEASED_AT.scope(at, call).await
+tokio::task_local! {
+    static RELEASED: Release;
+}
+
+/// Runs `call` with `release` as its [`order_release`].
+pub(crate) async fn with_release<F: std::future::Future>(release: Release, call: F) -> F::Output {
+    RELEASED.scope(release, call).await
+}
+
+/// Inside [`Service::call`](crate::Service::call) for an order: when and
+/// under which published modes the runtime's order gate last let it through.
+/// `None` outside an order's call.
+pub fn order_release() -> Option<Release> {
+    RELEASED.try_with(|release| *release).ok()
 }
 
 /// Inside [`Service::call`](crate::Service::call) for an order: the instant
@@ -131,7 +166,7 @@ pub(crate) async fn with_release<F: std::future::Future>(at: SystemTime, call: F
 /// order against the trading mode at this time without racing the gate.
 /// `None` outside an order's call.
 pub fn order_released_at() -> Option<SystemTime> {
-    RELEASED_AT.try_with(|at| *at).ok()
+    order_release().map(|release| release.at)
 }
 
 /// Where trading decisions come from.
@@ -196,6 +231,10 @@ pub struct Modes {
     /// When the modes last changed.
     #[serde(with = "crate::clock::rfc3339")]
     pub changed_at: SystemTime,
+    /// Which publication this is: 0 at start, one more at each change. The
+    /// order gate enforces one publication at a time and tells each order
+    /// which ([`Release::modes_epoch`]).
+    pub epoch: u64,
 }
 
 impl Modes {
@@ -208,6 +247,7 @@ impl Modes {
             database: DatabaseMode::ReadWrite,
             reason: "all services in service".to_string(),
             changed_at: at,
+            epoch: 0,
         }
     }
 

@@ -6,8 +6,10 @@
 //! # #[derive(Debug, thiserror::Error)] #[error("kite")] struct KiteError;
 //! # impl Service for Kite {
 //! #     type Request = String; type Response = f64; type Error = KiteError;
+//! #     type Policy = seawall::DefaultPolicy;
 //! #     async fn call(&mut self, _symbol: String) -> Result<f64, KiteError> { Ok(1.0) }
 //! # }
+//! # impl seawall::Lifecycle for Kite {}
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let config = Config::load("actors.toml")?;
 //! let seawall = Seawall::builder(config)

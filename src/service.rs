@@ -7,10 +7,17 @@
 //! instances from your factory, like a connection pool, and one more for
 //! health checks, so a check never queues behind the service's calls.
 //!
+//! Three small traits, each with one job:
+//!
+//! * [`Service`]: the types and the call;
+//! * [`Policy`]: how the breaker reads errors, answers and requests
+//!   (named by `Service::Policy`, so a wrapper keeps it whole);
+//! * [`Lifecycle`]: start, reconnect and health check.
+//!
 //! # Evidence
 //!
 //! Recovery shortens an outage only on evidence from the dependency itself.
-//! [`Service::reconnect`] and [`Service::health_check`] answer
+//! [`Lifecycle::reconnect`] and [`Lifecycle::health_check`] answer
 //! [`Evidence::Observed`] when they really reached the dependency. Their
 //! defaults answer [`Evidence::NotImplemented`]: a service that implements
 //! only `call` gives no evidence, so its breaker waits out `open_timeout`
@@ -45,29 +52,43 @@ pub enum Evidence {
     NotImplemented,
 }
 
-/// One protected dependency.
+/// One protected dependency: its types, how the breaker reads it, and the call.
 ///
-/// Only [`Service::call`] is required. The rest have safe defaults: every
-/// error counts as a failure, no request is idempotent or an order, and
-/// reconnects and health checks give no evidence.
+/// Only the call is implemented here. How the breaker judges the
+/// dependency's errors, answers and requests is the [`Policy`] named by
+/// [`Service::Policy`] ([`DefaultPolicy`] for the safe defaults), and
+/// connecting, reconnecting and health checks are the [`Lifecycle`] trait.
+/// A wrapper (such as `Chaos`) that says `type Policy =
+/// S::Policy` keeps the whole policy: there is no method to forget.
 pub trait Service: Send + 'static {
     /// What the engine asks of the dependency.
     type Request: Send + 'static;
     /// What the dependency answers.
     type Response: Send + 'static;
-    /// What can go wrong; `classify` decides whether it is the dependency's fault.
+    /// What can go wrong; the policy decides whether it is the dependency's fault.
     type Error: std::error::Error + Send + Sync + 'static;
+    /// How the breaker reads this dependency; [`DefaultPolicy`] counts every
+    /// error as a failure and treats no request as idempotent or an order.
+    type Policy: Policy<Self::Request, Self::Response, Self::Error>;
 
     /// Performs one request.
     fn call(
         &mut self,
         request: Self::Request,
     ) -> impl Future<Output = Result<Self::Response, Self::Error>> + Send;
+}
 
+/// How the breaker reads a dependency's errors, answers and requests.
+///
+/// Every function has the safe default; implement the ones your dependency
+/// needs on a unit type and name it as [`Service::Policy`]. The functions
+/// take no instance: a policy is a property of the dependency's protocol,
+/// not of one connection, and it is read on the hot path without a lock.
+pub trait Policy<Request, Response, Error>: Send + Sync + 'static {
     /// Decides what an error means for the breaker: a dependency failure,
     /// or something to count but ignore (an input error, a margin reject,
     /// a 429). The default counts every error as a failure.
-    fn classify(&self, error: &Self::Error) -> Outcome {
+    fn classify(error: &Error) -> Outcome {
         let _ = error;
         Outcome::Failure(FailureKind::Other)
     }
@@ -77,7 +98,7 @@ pub trait Service: Send + 'static {
     /// order it placed). A `Failure` is counted as one and the caller gets
     /// `CallError::Invalid`; `Ignored` is returned to the caller but does
     /// not count. The default counts every reply as a success.
-    fn classify_response(&self, response: &Self::Response) -> Outcome {
+    fn classify_response(response: &Response) -> Outcome {
         let _ = response;
         Outcome::Success
     }
@@ -86,7 +107,7 @@ pub trait Service: Send + 'static {
     /// (Kite's `TokenException`). Trading rule 5: such an error should be
     /// classified `Ignored` (it does not trip or retry); this flag halts
     /// orders at once and raises an auth alert, until a call succeeds again.
-    fn is_auth_failure(&self, error: &Self::Error) -> bool {
+    fn is_auth_failure(error: &Error) -> bool {
         let _ = error;
         false
     }
@@ -97,23 +118,23 @@ pub trait Service: Send + 'static {
     /// is reported as `CallError::Unknown`. The default, `false`, is the
     /// safe one: order placement, modification and cancellation must never
     /// say `true` (Kite has no idempotency key).
-    fn is_idempotent(request: &Self::Request) -> bool {
+    fn is_idempotent(request: &Request) -> bool {
         let _ = request;
         false
     }
 
     /// Whether `request` is an order, and what it does to exposure. Every
     /// path that sends a request checks this against the trading mode (the
-    /// one order gate), so a broker service must answer it for every order
+    /// one order gate), so a broker's policy must answer it for every order
     /// it can send. The default, `None`, is for services that send no orders.
-    fn order_intent(request: &Self::Request) -> Option<OrderIntent> {
+    fn order_intent(request: &Request) -> Option<OrderIntent> {
         let _ = request;
         None
     }
 
     /// Which of `[services.NAME.rate_limit].classes` the request counts
     /// against (Kite: "quote", "orders", …). The default is `"default"`.
-    fn request_class(request: &Self::Request) -> &'static str {
+    fn request_class(request: &Request) -> &'static str {
         let _ = request;
         "default"
     }
@@ -122,11 +143,26 @@ pub trait Service: Send + 'static {
     /// (a 429 with `Retry-After`, a ban). That request class is paused for
     /// exactly that long, or, with no rate limits configured, the breaker
     /// opens for exactly that long.
-    fn retry_after(&self, error: &Self::Error) -> Option<std::time::Duration> {
+    fn retry_after(error: &Error) -> Option<std::time::Duration> {
         let _ = error;
         None
     }
+}
 
+/// The safe defaults: every error a failure, every reply a success, no
+/// request idempotent or an order, one rate class.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DefaultPolicy;
+
+impl<Request, Response, Error> Policy<Request, Response, Error> for DefaultPolicy {}
+
+/// Connecting, reconnecting and probing a dependency.
+///
+/// Every method has a default that gives no evidence, so `impl Lifecycle
+/// for MyService {}` is enough for a dependency that needs no session.
+/// Registration requires it, so a wrapper can only run a service's
+/// lifecycle by implementing it too (see `Chaos`).
+pub trait Lifecycle: Service {
     /// Runs when the service actor starts (connect, log in). An error here
     /// is a start-up failure of the service actor.
     fn start(&mut self) -> impl Future<Output = Result<(), Self::Error>> + Send {
@@ -148,3 +184,37 @@ pub trait Service: Send + 'static {
         async { Ok(Evidence::NotImplemented) }
     }
 }
+
+/// The policy of `S`, read as functions of `S` inside the crate.
+pub(crate) trait Judged: Service {
+    #[inline]
+    fn classify(error: &Self::Error) -> Outcome {
+        <Self::Policy as Policy<_, _, _>>::classify(error)
+    }
+    #[inline]
+    fn classify_response(response: &Self::Response) -> Outcome {
+        <Self::Policy as Policy<_, _, _>>::classify_response(response)
+    }
+    #[inline]
+    fn is_auth_failure(error: &Self::Error) -> bool {
+        <Self::Policy as Policy<_, _, _>>::is_auth_failure(error)
+    }
+    #[inline]
+    fn is_idempotent(request: &Self::Request) -> bool {
+        <Self::Policy as Policy<_, _, _>>::is_idempotent(request)
+    }
+    #[inline]
+    fn order_intent(request: &Self::Request) -> Option<OrderIntent> {
+        <Self::Policy as Policy<_, _, _>>::order_intent(request)
+    }
+    #[inline]
+    fn request_class(request: &Self::Request) -> &'static str {
+        <Self::Policy as Policy<_, _, _>>::request_class(request)
+    }
+    #[inline]
+    fn retry_after(error: &Self::Error) -> Option<std::time::Duration> {
+        <Self::Policy as Policy<_, _, _>>::retry_after(error)
+    }
+}
+
+impl<S: Service> Judged for S {}

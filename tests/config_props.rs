@@ -8,6 +8,7 @@
 use proptest::prelude::*;
 use proptest::prop_assert;
 use seawall::config::{Config, ENV_VARIABLES};
+use seawall::{DefaultPolicy, Lifecycle};
 use seawall::{Evidence, Seawall, Service};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -157,6 +158,7 @@ impl Service for Flaky {
     type Request = ();
     type Response = ();
     type Error = Down;
+    type Policy = DefaultPolicy;
     async fn call(&mut self, _: ()) -> Result<(), Down> {
         if self.0.load(Ordering::SeqCst) {
             Ok(())
@@ -164,6 +166,9 @@ impl Service for Flaky {
             Err(Down)
         }
     }
+}
+
+impl Lifecycle for Flaky {
     async fn health_check(&mut self) -> Result<Evidence, Down> {
         self.call(()).await.map(|()| Evidence::Observed)
     }

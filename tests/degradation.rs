@@ -12,6 +12,7 @@ use seawall::{
     BreakerState, CallError, DegradationError, Evidence, FailureKind, HandleError, Outcome,
     Seawall, Service, ServiceKey,
 };
+use seawall::{DefaultPolicy, Lifecycle, Policy};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
@@ -57,6 +58,7 @@ impl Service for Db {
     type Request = DbReq;
     type Response = String;
     type Error = Down;
+    type Policy = DefaultPolicy;
 
     async fn call(&mut self, request: DbReq) -> Result<String, Down> {
         if self.0.down.load(Ordering::SeqCst) {
@@ -70,7 +72,9 @@ impl Service for Db {
             }
         })
     }
+}
 
+impl Lifecycle for Db {
     async fn reconnect(&mut self) -> Result<Evidence, Down> {
         if self.0.down.load(Ordering::SeqCst) {
             Err(Down("database unreachable"))
@@ -195,6 +199,7 @@ impl Service for Kite {
     type Request = KiteReq;
     type Response = &'static str;
     type Error = Down;
+    type Policy = KitePolicy;
     async fn call(&mut self, _r: KiteReq) -> Result<&'static str, Down> {
         if self.0.load(Ordering::SeqCst) {
             Err(Down("NetworkException"))
@@ -202,6 +207,18 @@ impl Service for Kite {
             Ok("ok")
         }
     }
+}
+
+/// How the breaker reads `Kite`.
+pub struct KitePolicy;
+
+impl Policy<KiteReq, &'static str, Down> for KitePolicy {
+    fn order_intent(request: &KiteReq) -> Option<OrderIntent> {
+        kite_intent(request)
+    }
+}
+
+impl Lifecycle for Kite {
     async fn reconnect(&mut self) -> Result<Evidence, Down> {
         self.health_check().await
     }
@@ -211,9 +228,6 @@ impl Service for Kite {
         } else {
             Ok(Evidence::Observed)
         }
-    }
-    fn order_intent(request: &KiteReq) -> Option<OrderIntent> {
-        kite_intent(request)
     }
 }
 
@@ -313,6 +327,7 @@ impl Service for Feed {
     type Request = String;
     type Response = Quote;
     type Error = Down;
+    type Policy = FeedPolicy;
     async fn call(&mut self, instrument: String) -> Result<Quote, Down> {
         if self.down.load(Ordering::SeqCst) {
             return Err(Down("feed stalled"));
@@ -324,10 +339,18 @@ impl Service for Feed {
             received_at: tokio::time::Instant::now().into_std(),
         })
     }
+}
+
+/// How the breaker reads `Feed`.
+pub struct FeedPolicy;
+
+impl Policy<String, Quote, Down> for FeedPolicy {
     fn is_idempotent(_: &String) -> bool {
         true
     }
 }
+
+impl Lifecycle for Feed {}
 
 #[tokio::test(start_paused = true)]
 async fn test_last_known_price_when_feed_down_then_aged_fallback_until_max_staleness() {
@@ -434,10 +457,13 @@ impl Service for Agent {
     type Request = String;
     type Response = Decision;
     type Error = Down;
+    type Policy = DefaultPolicy;
     async fn call(&mut self, _: String) -> Result<Decision, Down> {
         Err(Down("model timeout"))
     }
 }
+
+impl Lifecycle for Agent {}
 
 #[tokio::test(start_paused = true)]
 async fn test_conservative_hold_when_ai_fails_then_hold_with_zero_confidence() {
@@ -575,13 +601,22 @@ async fn test_ambiguous_order_when_classified_then_never_journaled_or_papered_ov
         type Request = KiteReq;
         type Response = &'static str;
         type Error = Down;
+        type Policy = BrokerPolicy;
         async fn call(&mut self, _: KiteReq) -> Result<&'static str, Down> {
             Err(Down("Order request timed out"))
         }
-        fn classify(&self, _: &Down) -> Outcome {
+    }
+
+    /// How the breaker reads `Broker`.
+    pub struct BrokerPolicy;
+
+    impl Policy<KiteReq, &'static str, Down> for BrokerPolicy {
+        fn classify(_: &Down) -> Outcome {
             Outcome::Failure(FailureKind::Ambiguous)
         }
     }
+
+    impl Lifecycle for Broker {}
     let seawall = Seawall::builder(one_service("kite_api", |_| {}))
         .service("kite_api", || Broker)
         .start()

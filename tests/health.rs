@@ -355,9 +355,13 @@ impl seawall::Service for StaleFeed {
     type Request = ();
     type Response = ();
     type Error = support::TestError;
+    type Policy = seawall::DefaultPolicy;
     async fn call(&mut self, _: ()) -> Result<(), support::TestError> {
         Ok(())
     }
+}
+
+impl seawall::Lifecycle for StaleFeed {
     async fn health_check(&mut self) -> Result<seawall::Evidence, support::TestError> {
         if self.0.load(Ordering::SeqCst) {
             Err(support::TestError::Down)
@@ -416,6 +420,7 @@ impl seawall::Service for Broker {
     type Request = ();
     type Response = ();
     type Error = TokenExpired;
+    type Policy = BrokerPolicy;
     async fn call(&mut self, _: ()) -> Result<(), TokenExpired> {
         if self.0.load(Ordering::SeqCst) {
             Err(TokenExpired)
@@ -423,13 +428,21 @@ impl seawall::Service for Broker {
             Ok(())
         }
     }
-    fn classify(&self, _: &TokenExpired) -> seawall::Outcome {
+}
+
+/// How the breaker reads `Broker`.
+pub struct BrokerPolicy;
+
+impl seawall::Policy<(), (), TokenExpired> for BrokerPolicy {
+    fn classify(_: &TokenExpired) -> seawall::Outcome {
         seawall::Outcome::Ignored
     }
-    fn is_auth_failure(&self, _: &TokenExpired) -> bool {
+    fn is_auth_failure(_: &TokenExpired) -> bool {
         true
     }
 }
+
+impl seawall::Lifecycle for Broker {}
 
 #[tokio::test(start_paused = true)]
 async fn test_auth_failure_when_token_expires_then_alert_and_halt_without_trip_until_success() {

@@ -17,10 +17,13 @@ impl seawall::Service for Idle {
     type Request = ();
     type Response = ();
     type Error = Never;
+    type Policy = seawall::DefaultPolicy;
     async fn call(&mut self, _: ()) -> Result<(), Never> {
         Ok(())
     }
 }
+
+impl seawall::Lifecycle for Idle {}
 
 async fn start() -> (Seawall, String) {
     let mut config = Config::seed_defaults();

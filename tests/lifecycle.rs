@@ -209,10 +209,13 @@ async fn test_handle_when_wrong_name_or_type_then_clear_error() {
         type Request = ();
         type Response = ();
         type Error = std::io::Error;
+        type Policy = seawall::DefaultPolicy;
         async fn call(&mut self, _: ()) -> Result<(), std::io::Error> {
             Ok(())
         }
     }
+
+    impl seawall::Lifecycle for Other {}
     let probe = Arc::new(Probe::default());
     let seawall = Seawall::builder(kite_config(|_| {}))
         .service("kite_api", scripted(&probe))

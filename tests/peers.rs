@@ -7,6 +7,7 @@ mod support;
 use seawall::breaker::TripCause;
 use seawall::config::Config;
 use seawall::{BreakerState, CallError, FailureKind, Outcome, Seawall, Service};
+use seawall::{Lifecycle, Policy};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::time::Instant;
@@ -35,6 +36,7 @@ impl Service for Broker {
     type Request = Req;
     type Response = Option<f64>;
     type Error = Err;
+    type Policy = BrokerPolicy;
     async fn call(&mut self, request: Req) -> Result<Option<f64>, Err> {
         self.log
             .lock()
@@ -46,10 +48,16 @@ impl Service for Broker {
             _ => Ok(Some(1520.0)),
         }
     }
-    fn classify(&self, _: &Err) -> Outcome {
+}
+
+/// How the breaker reads `Broker`.
+pub struct BrokerPolicy;
+
+impl Policy<Req, Option<f64>, Err> for BrokerPolicy {
+    fn classify(_: &Err) -> Outcome {
         Outcome::Ignored // a 429 throttles, it does not trip
     }
-    fn classify_response(&self, response: &Option<f64>) -> Outcome {
+    fn classify_response(response: &Option<f64>) -> Outcome {
         match response {
             Some(_) => Outcome::Success,
             None => Outcome::Failure(FailureKind::Invalid),
@@ -61,11 +69,13 @@ impl Service for Broker {
             _ => "quote",
         }
     }
-    fn retry_after(&self, error: &Err) -> Option<Duration> {
+    fn retry_after(error: &Err) -> Option<Duration> {
         let Err::TooMany(d) = error;
         Some(*d)
     }
 }
+
+impl Lifecycle for Broker {}
 
 async fn shipped_kite(
     edit: impl FnOnce(&mut Config),

@@ -17,6 +17,7 @@ use seawall::modes::TradingMode;
 use seawall::{
     BreakerState, CallError, Event, Evidence, FailureKind, Outcome, Seawall, Service, ServiceHandle,
 };
+use seawall::{DefaultPolicy, Lifecycle, Policy};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -41,11 +42,14 @@ impl Service for CallOnly {
     type Request = u32;
     type Response = u32;
     type Error = Down;
+    type Policy = DefaultPolicy;
     async fn call(&mut self, _: u32) -> Result<u32, Down> {
         self.reached.fetch_add(1, Ordering::SeqCst);
         Err(Down)
     }
 }
+
+impl Lifecycle for CallOnly {}
 
 /// The shipped kite_api config (auto-recovery on, confirm with health
 /// checks on), a service that only implements `call`, a broker that stays
@@ -122,6 +126,7 @@ impl Service for Reachable {
     type Request = u32;
     type Response = u32;
     type Error = Down;
+    type Policy = DefaultPolicy;
     async fn call(&mut self, n: u32) -> Result<u32, Down> {
         if self.up.load(Ordering::SeqCst) {
             Ok(n)
@@ -129,6 +134,9 @@ impl Service for Reachable {
             Err(Down)
         }
     }
+}
+
+impl Lifecycle for Reachable {
     async fn reconnect(&mut self) -> Result<Evidence, Down> {
         self.health_check().await
     }
@@ -281,10 +289,14 @@ impl Service for SlowDb {
     type Request = Duration;
     type Response = ();
     type Error = Down;
+    type Policy = DefaultPolicy;
     async fn call(&mut self, d: Duration) -> Result<(), Down> {
         tokio::time::sleep(d).await;
         Ok(())
     }
+}
+
+impl Lifecycle for SlowDb {
     async fn health_check(&mut self) -> Result<Evidence, Down> {
         self.checks.fetch_add(1, Ordering::SeqCst);
         Ok(Evidence::Observed)
@@ -510,6 +522,7 @@ impl Service for LedgerBroker {
     type Request = BrokerReq;
     type Response = u32;
     type Error = BrokerErr;
+    type Policy = LedgerBrokerPolicy;
     async fn call(&mut self, request: BrokerReq) -> Result<u32, BrokerErr> {
         if self.token_expired.load(Ordering::SeqCst) {
             return Err(BrokerErr::Token);
@@ -519,10 +532,16 @@ impl Service for LedgerBroker {
         }
         Ok(1)
     }
-    fn classify(&self, _: &BrokerErr) -> Outcome {
+}
+
+/// How the breaker reads `LedgerBroker`.
+pub struct LedgerBrokerPolicy;
+
+impl Policy<BrokerReq, u32, BrokerErr> for LedgerBrokerPolicy {
+    fn classify(_: &BrokerErr) -> Outcome {
         Outcome::Ignored
     }
-    fn is_auth_failure(&self, error: &BrokerErr) -> bool {
+    fn is_auth_failure(error: &BrokerErr) -> bool {
         matches!(error, BrokerErr::Token)
     }
     fn is_idempotent(request: &BrokerReq) -> bool {
@@ -538,6 +557,8 @@ impl Service for LedgerBroker {
     }
 }
 
+impl Lifecycle for LedgerBroker {}
+
 /// A feed with no policy of its own: only kite's `order_intent` matters here.
 struct Feed;
 
@@ -545,10 +566,13 @@ impl Service for Feed {
     type Request = String;
     type Response = Quote;
     type Error = Down;
+    type Policy = DefaultPolicy;
     async fn call(&mut self, _: String) -> Result<Quote, Down> {
         Err(Down)
     }
 }
+
+impl Lifecycle for Feed {}
 
 struct Desk {
     seawall: Seawall,
@@ -629,7 +653,7 @@ async fn every_path(d: &Desk, order: BrokerReq) -> Vec<(&'static str, bool)> {
         .expect("degraded handle");
     let _ = degraded.call(order.clone()).await;
     reached("degraded", d, &mut before);
-    let intent = LedgerBroker::order_intent(&order);
+    let intent = LedgerBrokerPolicy::order_intent(&order);
     let kite = kite.clone();
     let o = order.clone();
     let _ = d
@@ -737,6 +761,7 @@ impl Service for QueueBroker {
     type Request = BrokerReq;
     type Response = u32;
     type Error = BrokerErr;
+    type Policy = LedgerBrokerPolicy;
     async fn call(&mut self, request: BrokerReq) -> Result<u32, BrokerErr> {
         if request == BrokerReq::Quote {
             self.entered.notify_one();
@@ -747,10 +772,9 @@ impl Service for QueueBroker {
         }
         Ok(1)
     }
-    fn order_intent(request: &BrokerReq) -> Option<OrderIntent> {
-        LedgerBroker::order_intent(request)
-    }
 }
+
+impl Lifecycle for QueueBroker {}
 
 #[tokio::test(start_paused = true)]
 async fn test_gate_when_mode_tightens_while_order_waits_in_mailbox_then_refused_at_release_never_sent(
@@ -833,20 +857,20 @@ async fn test_gate_when_mode_tightens_while_order_waits_in_mailbox_then_refused_
 
 #[test]
 fn test_chaos_when_wrapping_then_every_policy_of_the_service_is_kept() {
-    let broker = LedgerBroker {
-        ledger: Arc::default(),
-        token_expired: Arc::default(),
-    };
-    let plan = ChaosPlan::new(Vec::new(), 1, |_: &str| BrokerErr::Token);
-    let wrapped = Chaos::new(broker.clone(), plan);
-    let err = BrokerErr::Token;
-    assert_eq!(wrapped.classify(&err), broker.classify(&err), "classify");
+    // The wrapper names the service's own policy type: it is kept whole, and
+    // there is no method a wrapper could forget to forward.
+    type Wrapped = <Chaos<LedgerBroker> as Service>::Policy;
     assert_eq!(
-        wrapped.is_auth_failure(&err),
-        broker.is_auth_failure(&err),
-        "is_auth_failure"
+        std::any::TypeId::of::<Wrapped>(),
+        std::any::TypeId::of::<<LedgerBroker as Service>::Policy>(),
     );
-    assert!(wrapped.is_auth_failure(&err));
+    let err = BrokerErr::Token;
+    assert_eq!(
+        Wrapped::classify(&err),
+        LedgerBrokerPolicy::classify(&err),
+        "classify"
+    );
+    assert!(Wrapped::is_auth_failure(&err), "is_auth_failure");
     for request in [
         BrokerReq::Quote,
         BrokerReq::Place(1),
@@ -854,13 +878,13 @@ fn test_chaos_when_wrapping_then_every_policy_of_the_service_is_kept() {
         BrokerReq::Cancel(1),
     ] {
         assert_eq!(
-            Chaos::<LedgerBroker>::is_idempotent(&request),
-            LedgerBroker::is_idempotent(&request),
+            Wrapped::is_idempotent(&request),
+            LedgerBrokerPolicy::is_idempotent(&request),
             "is_idempotent({request:?})"
         );
         assert_eq!(
-            Chaos::<LedgerBroker>::order_intent(&request),
-            LedgerBroker::order_intent(&request),
+            Wrapped::order_intent(&request),
+            LedgerBrokerPolicy::order_intent(&request),
             "order_intent({request:?})"
         );
     }
@@ -934,6 +958,7 @@ impl Service for BadFeed {
     type Request = String;
     type Response = Quote;
     type Error = Down;
+    type Policy = BadFeedPolicy;
     async fn call(&mut self, symbol: String) -> Result<Quote, Down> {
         let (price, at) = self.next.lock().unwrap().remove(0);
         self.served.lock().unwrap().push(price);
@@ -944,10 +969,18 @@ impl Service for BadFeed {
             received_at: tokio::time::Instant::now().into_std(),
         })
     }
+}
+
+/// How the breaker reads `BadFeed`.
+pub struct BadFeedPolicy;
+
+impl Policy<String, Quote, Down> for BadFeedPolicy {
     fn is_idempotent(_: &String) -> bool {
         true
     }
 }
+
+impl Lifecycle for BadFeed {}
 
 #[tokio::test(start_paused = true)]
 async fn test_live_quote_when_zero_nan_negative_or_epoch_then_failure_counted_and_never_live() {
@@ -1023,5 +1056,78 @@ async fn test_order_when_service_panics_after_receiving_it_then_unknown_and_not_
     tokio::time::sleep(Duration::from_secs(2)).await;
     let err = kite.call(Req::Panic).await.unwrap_err();
     assert!(matches!(err, CallError::Crashed { .. }), "{err}");
+    seawall.shutdown().await;
+}
+
+// ---- each released order names the publication of the modes it was judged under ----
+
+/// A broker that keeps, per order, the gate's release as the order saw it.
+#[derive(Clone, Default)]
+struct EpochBroker {
+    seen: Arc<Mutex<Vec<(BrokerReq, Option<seawall::modes::Release>)>>>,
+}
+
+impl Service for EpochBroker {
+    type Request = BrokerReq;
+    type Response = u32;
+    type Error = BrokerErr;
+    type Policy = LedgerBrokerPolicy;
+
+    async fn call(&mut self, request: BrokerReq) -> Result<u32, BrokerErr> {
+        let release = seawall::modes::order_release();
+        self.seen.lock().unwrap().push((request, release));
+        Ok(1)
+    }
+}
+
+impl Lifecycle for EpochBroker {}
+
+#[tokio::test(start_paused = true)]
+async fn test_release_when_modes_change_then_each_order_carries_the_epoch_it_was_judged_under() {
+    let mut config = kite_config(|_| {});
+    config.runtime.auto_recovery_enabled = false;
+    let broker = EpochBroker::default();
+    let b = broker.clone();
+    let seawall = seawall::Seawall::builder(config)
+        .service("kite_api", move || b.clone())
+        .start()
+        .await
+        .unwrap();
+    let kite = seawall.handle::<EpochBroker>("kite_api").unwrap();
+    let control = seawall.control("kite_api").unwrap();
+    let mut modes = seawall.modes();
+    kite.call(BrokerReq::Place(1)).await.unwrap();
+    control.force_open("test");
+    modes
+        .wait_for(|m| m.trading == TradingMode::Halted)
+        .await
+        .unwrap();
+    let halted = modes.borrow().epoch;
+    control.reset();
+    modes
+        .wait_for(|m| m.trading == TradingMode::Active)
+        .await
+        .unwrap();
+    let active = modes.borrow().epoch;
+    assert!(
+        active > halted && halted > 0,
+        "each publication has its own epoch"
+    );
+    kite.call(BrokerReq::Place(2)).await.unwrap();
+    kite.call(BrokerReq::Quote).await.unwrap();
+    let seen = broker.seen.lock().unwrap().clone();
+    let epochs: Vec<_> = seen
+        .iter()
+        .map(|(r, rel)| (r.clone(), rel.map(|x| x.modes_epoch)))
+        .collect();
+    assert_eq!(
+        epochs,
+        vec![
+            (BrokerReq::Place(1), Some(0)),
+            (BrokerReq::Place(2), Some(active)),
+            (BrokerReq::Quote, None),
+        ],
+        "orders carry the epoch of the Active publication that let them go; a quote is not an order"
+    );
     seawall.shutdown().await;
 }

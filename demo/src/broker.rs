@@ -3,6 +3,7 @@
 
 use seawall::degradation::OrderIntent;
 use seawall::{Evidence, FailureKind, Outcome, Service};
+use seawall::{Lifecycle, Policy};
 use serde::Deserialize;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -298,16 +299,24 @@ impl KiteHttp {
 
     fn authorized(&self, builder: reqwest::RequestBuilder, token: &str) -> reqwest::RequestBuilder {
         // When the runtime's order gate released it (or, for anything else,
-        // when it left), so the broker's ledger can judge it against the
-        // trading mode published at that moment.
-        let sent_at = seawall::modes::order_released_at()
-            .unwrap_or_else(std::time::SystemTime::now)
+        // when it left).
+        let release = seawall::modes::order_release();
+        let sent_at = release
+            .map_or_else(std::time::SystemTime::now, |r| r.at)
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos());
-        builder
+        let builder = builder
             .header("X-Kite-Version", "3")
             .header("Authorization", format!("token {}:{token}", self.api_key))
-            .header("X-Seawall-Sent-At", sent_at.to_string())
+            .header("X-Seawall-Sent-At", sent_at.to_string());
+        // Which published modes the gate enforced when it let the order go:
+        // the broker's ledger judges the order by them exactly.
+        match release {
+            Some(release) => {
+                builder.header("X-Seawall-Modes-Epoch", release.modes_epoch.to_string())
+            }
+            None => builder,
+        }
     }
 
     async fn order(&self, order: &Order, intent: &str) -> Result<BrokerResponse, KiteError> {
@@ -352,6 +361,7 @@ impl Service for KiteHttp {
     type Request = BrokerRequest;
     type Response = BrokerResponse;
     type Error = KiteError;
+    type Policy = KiteHttpPolicy;
 
     async fn call(&mut self, request: BrokerRequest) -> Result<BrokerResponse, KiteError> {
         match &request {
@@ -415,12 +425,17 @@ impl Service for KiteHttp {
             }
         }
     }
+}
 
+/// How the breaker reads `KiteHttp`.
+pub struct KiteHttpPolicy;
+
+impl Policy<BrokerRequest, BrokerResponse, KiteError> for KiteHttpPolicy {
     /// Kite's error types, per the reference table: business rejects, input
     /// errors, throttling and an expired token do not trip the breaker;
     /// network, data and general errors do. An order that "timed out" at the
     /// broker, or whose connection failed after it was sent, is ambiguous.
-    fn classify(&self, error: &KiteError) -> Outcome {
+    fn classify(error: &KiteError) -> Outcome {
         match error.error_type {
             _ if error.message.contains("timed out") => Outcome::Failure(FailureKind::Ambiguous),
             KiteErrorType::TokenException
@@ -444,7 +459,6 @@ impl Service for KiteHttp {
     fn order_intent(request: &BrokerRequest) -> Option<OrderIntent> {
         request.order_intent()
     }
-
     /// Kite's rate-limit classes (`[services.kite_api.rate_limit.classes]`).
     fn request_class(request: &BrokerRequest) -> &'static str {
         match request {
@@ -456,24 +470,24 @@ impl Service for KiteHttp {
             BrokerRequest::OrderBook => "default",
         }
     }
-
     /// A 429's `Retry-After` pauses that class for exactly that long.
-    fn retry_after(&self, error: &KiteError) -> Option<Duration> {
+    fn retry_after(error: &KiteError) -> Option<Duration> {
         (error.error_type == KiteErrorType::TooManyRequests)
             .then_some(error.retry_after)
             .flatten()
     }
 
-    fn is_auth_failure(&self, error: &KiteError) -> bool {
+    fn is_auth_failure(error: &KiteError) -> bool {
         error.error_type == KiteErrorType::TokenException
     }
+}
 
+impl Lifecycle for KiteHttp {
     /// Logs in again: proof the broker answers.
     async fn reconnect(&mut self) -> Result<Evidence, KiteError> {
         self.login().await?;
         Ok(Evidence::Observed)
     }
-
     /// The user profile: a cheap authenticated read.
     async fn health_check(&mut self) -> Result<Evidence, KiteError> {
         let token = self.token().await?;

@@ -2,6 +2,7 @@
 
 use seawall::degradation::{DbOp, DbRequest};
 use seawall::{Evidence, Service};
+use seawall::{Lifecycle, Policy};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
@@ -103,6 +104,7 @@ impl Service for SimDatabase {
     type Request = DbCall;
     type Response = DbReply;
     type Error = DbError;
+    type Policy = SimDatabasePolicy;
 
     async fn call(&mut self, request: DbCall) -> Result<DbReply, DbError> {
         self.blocking(move |conn| match request {
@@ -132,12 +134,19 @@ impl Service for SimDatabase {
         })
         .await
     }
+}
 
+/// How the breaker reads `SimDatabase`.
+pub struct SimDatabasePolicy;
+
+impl Policy<DbCall, DbReply, DbError> for SimDatabasePolicy {
     fn is_idempotent(request: &DbCall) -> bool {
         // INSERT OR IGNORE keyed by id: a replayed write is harmless.
         matches!(request, DbCall::RecordTrade { .. } | DbCall::Position(_))
     }
+}
 
+impl Lifecycle for SimDatabase {
     async fn start(&mut self) -> Result<(), DbError> {
         self.blocking(|_| Ok(())).await
     }

@@ -68,10 +68,17 @@ pub struct Received {
     pub tag: String,
     /// What it did to exposure.
     pub intent: OrderIntent,
-    /// The trading mode the runtime had published when the order was sent
-    /// (the client stamps `X-Seawall-Sent-At`; the broker looks the time up
-    /// in its own record of the published modes), or when it arrived.
+    /// The trading mode the runtime had published when the order was sent:
+    /// the client names the publication the order gate enforced
+    /// (`X-Seawall-Modes-Epoch`) and the broker looks it up in its own
+    /// record of the published modes; without one, the mode at its send
+    /// time (`X-Seawall-Sent-At`) or arrival. Judged when the ledger is read,
+    /// so a publication the broker heard of after the order still counts.
     pub mode: TradingMode,
+    /// When it was sent, as the client stamped it.
+    pub sent_at: Option<SystemTime>,
+    /// The publication of the modes it was released under.
+    pub modes_epoch: Option<u64>,
     /// The limit price it carried.
     pub price: Option<f64>,
     /// Whether the broker placed it.
@@ -167,7 +174,7 @@ struct Server {
     tape: Arc<Tape>,
     modes: OnceLock<watch::Receiver<Modes>>,
     /// Every trading mode the runtime published, with when.
-    mode_history: Mutex<Vec<(SystemTime, TradingMode)>>,
+    mode_history: Mutex<Vec<(SystemTime, TradingMode, u64)>>,
     windows: Mutex<HashMap<&'static str, (u64, u32)>>,
     rng: Mutex<fastrand::Rng>,
 }
@@ -258,6 +265,7 @@ impl KiteServer {
 
     /// The broker's ledger.
     pub fn ledger(&self) -> Arc<Mutex<Ledger>> {
+        self.server.judge_all();
         Arc::clone(&self.server.ledger)
     }
 
@@ -450,25 +458,42 @@ impl Server {
         self.mode_history
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .push((modes.changed_at, modes.trading));
+            .push((modes.changed_at, modes.trading, modes.epoch));
     }
 
-    /// The mode published at `sent_at` (from the broker's own record), or
-    /// the current one when the request carried no send time.
-    fn mode(&self, sent_at: Option<SystemTime>) -> TradingMode {
+    /// The mode of publication `epoch`, else the one published at `sent_at`
+    /// (from the broker's own record), else the current one.
+    fn mode(&self, sent_at: Option<SystemTime>, epoch: Option<u64>) -> TradingMode {
         let current = self
             .modes
             .get()
             .map_or(TradingMode::Active, |m| m.borrow().trading);
+        let history = self.mode_history.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(epoch) = epoch {
+            if let Some((_, mode, _)) = history.iter().rev().find(|(_, _, e)| *e == epoch) {
+                return *mode;
+            }
+        }
         let Some(sent_at) = sent_at else {
             return current;
         };
-        let history = self.mode_history.lock().unwrap_or_else(|p| p.into_inner());
         history
             .iter()
             .rev()
-            .find(|(at, _)| *at <= sent_at)
-            .map_or(current, |(_, mode)| *mode)
+            .find(|(at, _, _)| *at <= sent_at)
+            .map_or(current, |(_, mode, _)| *mode)
+    }
+
+    /// Judges every order again against the full record of publications
+    /// (one may have reached the broker after the order it governed).
+    fn judge_all(&self) {
+        let mut ledger = self.ledger.lock().unwrap_or_else(|p| p.into_inner());
+        for received in &mut ledger.received {
+            let judged = self.mode(received.sent_at, received.modes_epoch);
+            if received.modes_epoch.is_some() {
+                received.mode = judged;
+            }
+        }
     }
 
     fn receive(
@@ -496,7 +521,11 @@ impl Server {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok())
             .map(|nanos| SystemTime::UNIX_EPOCH + Duration::from_nanos(nanos));
-        let mode = self.mode(sent_at);
+        let modes_epoch = h
+            .get("x-seawall-modes-epoch")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        let mode = self.mode(sent_at, modes_epoch);
         self.ledger
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -505,6 +534,8 @@ impl Server {
                 tag: tag.to_string(),
                 intent,
                 mode,
+                sent_at,
+                modes_epoch,
                 price,
                 placed,
                 protective,

@@ -2,6 +2,7 @@
 
 use seawall::degradation::{Action, Decision, DecisionSource, Quote};
 use seawall::{Evidence, Service};
+use seawall::{Lifecycle, Policy};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -40,6 +41,7 @@ impl Service for SimAgents {
     type Request = AgentRequest;
     type Response = Decision;
     type Error = SimError;
+    type Policy = SimAgentsPolicy;
 
     async fn call(&mut self, request: AgentRequest) -> Result<Decision, SimError> {
         if !(request.price.is_finite() && request.price > 0.0) {
@@ -58,11 +60,18 @@ impl Service for SimAgents {
             source: DecisionSource::Ai,
         })
     }
+}
 
+/// How the breaker reads `SimAgents`.
+pub struct SimAgentsPolicy;
+
+impl Policy<AgentRequest, Decision, SimError> for SimAgentsPolicy {
     fn is_idempotent(_: &AgentRequest) -> bool {
         true
     }
+}
 
+impl Lifecycle for SimAgents {
     /// The agents' model server answers a ping.
     async fn health_check(&mut self) -> Result<Evidence, SimError> {
         tokio::time::sleep(Duration::from_millis(5)).await;
@@ -178,6 +187,7 @@ impl Service for SimFeed {
     type Request = String;
     type Response = Quote;
     type Error = SimError;
+    type Policy = SimFeedPolicy;
 
     async fn call(&mut self, symbol: String) -> Result<Quote, SimError> {
         tokio::time::sleep(Duration::from_millis(2)).await;
@@ -194,16 +204,23 @@ impl Service for SimFeed {
         self.bad.spoil(&mut quote);
         Ok(quote)
     }
+}
 
+/// How the breaker reads `SimFeed`.
+pub struct SimFeedPolicy;
+
+impl Policy<String, Quote, SimError> for SimFeedPolicy {
+    fn is_idempotent(_: &String) -> bool {
+        true
+    }
+}
+
+impl Lifecycle for SimFeed {
     /// The feed answers a quote for a known instrument.
     async fn health_check(&mut self) -> Result<Evidence, SimError> {
         self.tape
             .peek("NSE:INFY")
             .map(|_| Evidence::Observed)
             .ok_or_else(|| SimError("feed has no instruments".into()))
-    }
-
-    fn is_idempotent(_: &String) -> bool {
-        true
     }
 }

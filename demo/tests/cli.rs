@@ -33,7 +33,7 @@ fn test_check_config_when_file_broken_then_exits_nonzero_naming_the_key() {
     let (ok, _, err) = seawall(&["check-config", typo.to_str().unwrap()]);
     assert!(!ok);
     assert!(
-        err.contains("services.kite_api.failur_threshold") && err.contains(":2:"),
+        err.contains("services.kite_api.failur_threshold") && err.contains("line 2"),
         "{err}"
     );
     let _ = std::fs::remove_dir_all(dir);

@@ -185,7 +185,7 @@ impl<S: Service> BreakerActor<S> {
         worker: usize,
     ) -> Result<(), String> {
         let actor = ServiceActor {
-            factory: Arc::clone(&state.args.factory),
+            factory: state.args.factory.clone(),
             cell: Arc::clone(&state.args.cell),
         };
         match Actor::spawn_linked(None, actor, (), myself.get_cell()).await {

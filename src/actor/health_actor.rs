@@ -160,12 +160,17 @@ impl HealthActor {
                 .map(|(name, (why, e))| (&**name, why.clone(), *e)),
             SystemTime::now(),
         );
-        state.args.gate.set(modes.trading);
+        let previous = state.args.modes.borrow().epoch;
         let changed = !state.args.modes.borrow().same_modes(&modes);
+        let epoch = if changed { previous + 1 } else { previous };
+        // The gate enforces publication `epoch`; each order it releases
+        // carries that epoch, so an audit judges it against these modes.
+        state.args.gate.set(modes.trading, epoch);
         if changed {
             // Stamped after the gate moved: an order released before this
             // instant was released under the previous mode.
             let mut modes = modes;
+            modes.epoch = epoch;
             modes.changed_at = SystemTime::now();
             tracing::warn!(trading = ?modes.trading, decision = ?modes.decision, price = ?modes.price,
                 database = ?modes.database, reason = %modes.reason, "trading modes changed");

@@ -2,7 +2,7 @@
 
 use crate::breaker::{FailureKind, Outcome};
 use crate::cell::{Admission, BreakerCell, Slot};
-use crate::service::Service;
+use crate::service::{Evidence, Judged, Lifecycle, Service};
 use arc_swap::ArcSwapOption;
 use futures_util::FutureExt;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
@@ -12,7 +12,76 @@ use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 /// Builds a fresh service value for each (re)started service actor.
-pub(crate) type Factory<S> = Arc<dyn Fn() -> S + Send + Sync>;
+/// A boxed future borrowing the service instance.
+pub(crate) type Hook<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+
+/// One lifecycle step of `S`, as a plain function pointer.
+type Step<S, T> = for<'a> fn(&'a mut S) -> Hook<'a, Result<T, <S as Service>::Error>>;
+
+/// How to build a service instance and run its [`Lifecycle`]: made where
+/// the service's type is known to implement it (registration), so the
+/// actors that run it need no more than `Service`.
+pub(crate) struct Factory<S: Service> {
+    make: Arc<dyn Fn() -> S + Send + Sync>,
+    start: Step<S, ()>,
+    reconnect: Step<S, Evidence>,
+    health_check: Step<S, Evidence>,
+}
+
+impl<S: Service> Clone for Factory<S> {
+    fn clone(&self) -> Self {
+        Self {
+            make: Arc::clone(&self.make),
+            start: self.start,
+            reconnect: self.reconnect,
+            health_check: self.health_check,
+        }
+    }
+}
+
+fn start<S: Lifecycle>(service: &mut S) -> Hook<'_, Result<(), S::Error>> {
+    Box::pin(service.start())
+}
+
+fn reconnect<S: Lifecycle>(service: &mut S) -> Hook<'_, Result<Evidence, S::Error>> {
+    Box::pin(service.reconnect())
+}
+
+fn health_check<S: Lifecycle>(service: &mut S) -> Hook<'_, Result<Evidence, S::Error>> {
+    Box::pin(service.health_check())
+}
+
+impl<S: Lifecycle> Factory<S> {
+    pub(crate) fn new(make: Arc<dyn Fn() -> S + Send + Sync>) -> Self {
+        Self {
+            make,
+            start: start::<S>,
+            reconnect: reconnect::<S>,
+            health_check: health_check::<S>,
+        }
+    }
+}
+
+impl<S: Service> Factory<S> {
+    pub(crate) fn make(&self) -> S {
+        (self.make)()
+    }
+
+    pub(crate) fn start<'a>(&self, service: &'a mut S) -> Hook<'a, Result<(), S::Error>> {
+        (self.start)(service)
+    }
+
+    pub(crate) fn reconnect<'a>(&self, service: &'a mut S) -> Hook<'a, Result<Evidence, S::Error>> {
+        (self.reconnect)(service)
+    }
+
+    pub(crate) fn health_check<'a>(
+        &self,
+        service: &'a mut S,
+    ) -> Hook<'a, Result<Evidence, S::Error>> {
+        (self.health_check)(service)
+    }
+}
 
 /// Why a call failed inside the service actor.
 pub(crate) enum CallFailure<E> {
@@ -156,7 +225,7 @@ impl<S: Service> ServiceActor<S> {
                 biased;
                 result = call => match result {
                     Ok(Released::Refused(reason)) => Err(CallFailure::Refused(reason)),
-                    Ok(Released::Ran(ran)) => self.settle(service, class, ran),
+                    Ok(Released::Ran(ran)) => self.settle(class, ran),
                     Err(payload) => {
                         drop(slot);
                         let _ = reply.send(Err(CallFailure::Panicked));
@@ -184,7 +253,7 @@ impl<S: Service> ServiceActor<S> {
         let call = AssertUnwindSafe(self.release(service, request)).catch_unwind();
         let outcome = match tokio::time::timeout_at(deadline, call).await {
             Ok(Ok(Released::Refused(_))) => Outcome::Ignored,
-            Ok(Ok(Released::Ran(ran))) => match self.settle(service, class, ran) {
+            Ok(Ok(Released::Ran(ran))) => match self.settle(class, ran) {
                 Ok((_, outcome)) | Err(CallFailure::Service(_, outcome)) => outcome,
                 Err(_) => Outcome::Ignored,
             },
@@ -216,33 +285,28 @@ impl<S: Service> ServiceActor<S> {
 
     /// The service's answer with how it classifies it; a success clears an
     /// auth failure, an error may raise one or ask for a pause.
-    fn settle(
-        &self,
-        service: &S,
-        class: &'static str,
-        ran: Result<S::Response, S::Error>,
-    ) -> CallResult<S> {
+    fn settle(&self, class: &'static str, ran: Result<S::Response, S::Error>) -> CallResult<S> {
         match ran {
             Ok(response) => {
                 self.cell.auth_ok();
-                let outcome = service.classify_response(&response);
+                let outcome = S::classify_response(&response);
                 Ok((response, outcome))
             }
             Err(error) => {
-                let outcome = self.classify(service, class, &error);
+                let outcome = self.classify(class, &error);
                 Err(CallFailure::Service(error, outcome))
             }
         }
     }
 
-    fn classify(&self, service: &S, class: &'static str, error: &S::Error) -> Outcome {
-        if service.is_auth_failure(error) {
+    fn classify(&self, class: &'static str, error: &S::Error) -> Outcome {
+        if S::is_auth_failure(error) {
             self.cell.auth_failed(error.to_string());
         }
-        if let Some(pause) = service.retry_after(error) {
+        if let Some(pause) = S::retry_after(error) {
             self.cell.dependency_asked(class, pause);
         }
-        service.classify(error)
+        S::classify(error)
     }
 }
 
@@ -256,9 +320,9 @@ impl<S: Service> Actor for ServiceActor<S> {
         _myself: ActorRef<Self::Msg>,
         _args: (),
     ) -> Result<S, ActorProcessingErr> {
-        let mut service = (self.factory)();
-        service
-            .start()
+        let mut service = self.factory.make();
+        self.factory
+            .start(&mut service)
             .await
             .map_err(|e| Box::new(e) as ActorProcessingErr)?;
         Ok(service)
@@ -288,7 +352,7 @@ impl<S: Service> Actor for ServiceActor<S> {
             ServiceMsg::Reconnect { mut reply } => {
                 tokio::select! {
                     biased;
-                    result = service.reconnect() => {
+                    result = self.factory.reconnect(service) => {
                         let _ = reply.send(result);
                     }
                     () = reply.closed() => {}

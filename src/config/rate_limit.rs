@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// `[services.NAME.rate_limit]`: limits per request class (the service's
-/// `Service::request_class`), paced so the dependency never has to say 429.
+/// `Policy::request_class`), paced so the dependency never has to say 429.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RateLimitConfig {

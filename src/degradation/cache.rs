@@ -5,6 +5,7 @@ use super::{Admit, BoxFuture, Degradation, Fallback, FallbackAnswer};
 use crate::clock::now;
 use crate::config::StrategyKind;
 use crate::handle::{CallError, ServiceHandle};
+use crate::service::Judged;
 use crate::service::Service;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;

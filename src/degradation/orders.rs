@@ -4,6 +4,7 @@
 use super::{BoxFuture, Degradation, FallbackAnswer};
 use crate::config::StrategyKind;
 use crate::handle::CallError;
+use crate::service::Judged;
 use crate::service::Service;
 
 pub use crate::modes::OrderIntent;
@@ -15,7 +16,7 @@ pub use crate::modes::OrderIntent;
 /// The refusal itself is not made here: every path that can send an order
 /// ([`ServiceHandle::call`](crate::ServiceHandle::call), `cast`, retries,
 /// degraded handles, `execute_with_resilience`) passes the same gate, driven
-/// by [`Service::order_intent`]. This strategy chooses the broker's mode
+/// by [`Policy::order_intent`](crate::Policy::order_intent). This strategy chooses the broker's mode
 /// effects (an outage halts trading) and declares that an order never has a
 /// fallback: the caller gets a clear error naming why and since when.
 #[derive(Debug, Clone, Copy, Default)]

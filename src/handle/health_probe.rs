@@ -10,6 +10,7 @@
 
 use super::CallError;
 use crate::actor::Factory;
+use crate::service::Judged;
 use crate::service::{Evidence, Service};
 use futures_util::FutureExt;
 use std::panic::AssertUnwindSafe;
@@ -41,17 +42,20 @@ impl<S: Service> HealthProbe<S> {
         }
         let mut slot = self.instance.lock().await;
         if slot.is_none() {
-            let mut fresh = (self.factory)();
-            match AssertUnwindSafe(fresh.start()).catch_unwind().await {
+            let mut fresh = self.factory.make();
+            match AssertUnwindSafe(self.factory.start(&mut fresh))
+                .catch_unwind()
+                .await
+            {
                 Ok(Ok(())) => *slot = Some(fresh),
-                Ok(Err(source)) => return Err(service_error(service, &fresh, source)),
+                Ok(Err(source)) => return Err(service_error::<S>(service, source)),
                 Err(_) => return Err(CallError::Crashed { service }),
             }
         }
         let Some(instance) = slot.as_mut() else {
             return Err(CallError::Unavailable { service });
         };
-        match AssertUnwindSafe(instance.health_check())
+        match AssertUnwindSafe(self.factory.health_check(instance))
             .catch_unwind()
             .await
         {
@@ -62,7 +66,7 @@ impl<S: Service> HealthProbe<S> {
                 Ok(Evidence::NotImplemented)
             }
             Ok(Err(source)) => {
-                let error = service_error(service, instance, source);
+                let error = service_error::<S>(service, source);
                 *slot = None;
                 Err(error)
             }
@@ -74,14 +78,10 @@ impl<S: Service> HealthProbe<S> {
     }
 }
 
-fn service_error<S: Service>(
-    service: &'static str,
-    instance: &S,
-    source: S::Error,
-) -> CallError<S::Error> {
+fn service_error<S: Service>(service: &'static str, source: S::Error) -> CallError<S::Error> {
     CallError::Service {
         service,
-        outcome: instance.classify(&source),
+        outcome: S::classify(&source),
         source,
     }
 }

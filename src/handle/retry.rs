@@ -4,6 +4,7 @@ use super::{CallError, ServiceHandle};
 use crate::backoff::Backoff;
 use crate::breaker::{JitterSource, SeededJitter};
 use crate::config::RetryConfig;
+use crate::service::Judged;
 use crate::service::Service;
 use crate::stats::SupervisionCounters;
 use std::time::Duration;
@@ -47,7 +48,7 @@ where
     /// [`Self::call`], retried under `policy`.
     ///
     /// Retries happen only for requests the service marks
-    /// [idempotent](Service::is_idempotent), and only for
+    /// [idempotent](crate::Policy::is_idempotent), and only for
     /// [retryable](CallError::is_retryable) errors. Each attempt goes through
     /// the breaker and is counted; a refusal (breaker open, bulkhead full)
     /// ends the loop, so an open breaker is never retried into. An attempt

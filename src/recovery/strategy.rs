@@ -60,9 +60,9 @@ impl<S: Service> RecoveryContext<S> {
     }
 
     /// Starts any service actor that is not running (one whose restarts
-    /// were exhausted), then asks every one to [`Service::reconnect`] its
+    /// were exhausted), then asks every one to [`Lifecycle::reconnect`](crate::Lifecycle::reconnect) its
     /// own connection. Fails on the first that cannot. When the service does
-    /// not implement reconnect, its [`Service::health_check`] is the
+    /// not implement reconnect, its [`Lifecycle::health_check`](crate::Lifecycle::health_check) is the
     /// evidence instead; with neither, the answer is `NotImplemented`.
     pub async fn reconnect_all(&self) -> Result<Evidence, RecoveryError> {
         let timeout = self.handle.call_timeout();
@@ -83,7 +83,7 @@ impl<S: Service> RecoveryContext<S> {
 }
 
 /// The default strategy: restart what is not running and reconnect every
-/// service actor through [`Service::reconnect`] (or, without one, run the
+/// service actor through [`Lifecycle::reconnect`](crate::Lifecycle::reconnect) (or, without one, run the
 /// health check). A service that implements neither gives no evidence.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Reconnect;

@@ -16,7 +16,7 @@ use crate::health::score::Thresholds;
 use crate::health::HealthShared;
 use crate::modes::{Modes, OrderGate};
 use crate::recovery::{Reconnect, RecoveryContext, RecoveryStrategy, Revive};
-use crate::service::{Evidence, Service};
+use crate::service::{Evidence, Lifecycle, Service};
 use ractor::{Actor, ActorCell, ActorRef, SpawnErr};
 use std::future::Future;
 use std::pin::Pin;
@@ -145,7 +145,7 @@ impl SeawallBuilder {
     /// service actor; [`Seawall::handle_of`] gives its handle by the same key.
     pub fn register<S, F>(self, key: ServiceKey<S>, factory: F) -> Self
     where
-        S: Service,
+        S: Lifecycle,
         F: Fn() -> S + Send + Sync + 'static,
     {
         self.service(key.name(), factory)
@@ -159,7 +159,7 @@ impl SeawallBuilder {
         strategy: R,
     ) -> Self
     where
-        S: Service,
+        S: Lifecycle,
         F: Fn() -> S + Send + Sync + 'static,
         R: RecoveryStrategy<S>,
     {
@@ -200,10 +200,10 @@ impl SeawallBuilder {
     /// (`concurrency` times, and again after each restart).
     ///
     /// Its recovery strategy is [`Reconnect`]: restart what is not running
-    /// and call [`Service::reconnect`] on every service actor.
+    /// and call [`Lifecycle::reconnect`](crate::Lifecycle::reconnect) on every service actor.
     pub fn service<S, F>(self, name: &str, factory: F) -> Self
     where
-        S: Service,
+        S: Lifecycle,
         F: Fn() -> S + Send + Sync + 'static,
     {
         self.service_with_recovery(name, factory, Reconnect)
@@ -213,7 +213,7 @@ impl SeawallBuilder {
     /// re-login, a market-data resubscribe, …).
     pub fn service_with_recovery<S, F, R>(mut self, name: &str, factory: F, strategy: R) -> Self
     where
-        S: Service,
+        S: Lifecycle,
         F: Fn() -> S + Send + Sync + 'static,
         R: RecoveryStrategy<S>,
     {
@@ -443,11 +443,12 @@ fn health_shared(
     })
 }
 
-pub(super) async fn spawn_service<S: Service, R: RecoveryStrategy<S>>(
+pub(super) async fn spawn_service<S: Lifecycle, R: RecoveryStrategy<S>>(
     ctx: SpawnContext,
     factory: Arc<dyn Fn() -> S + Send + Sync>,
     strategy: Arc<R>,
 ) -> Result<Registered, StartError> {
+    let factory = crate::actor::Factory::new(factory);
     let seed = match ctx.parts.seed {
         Some(seed) => seed ^ name_hash(&ctx.name),
         None => fastrand::u64(..),
@@ -455,7 +456,7 @@ pub(super) async fn spawn_service<S: Service, R: RecoveryStrategy<S>>(
     let cell = new_cell(&ctx, seed);
     let concurrency = ctx.config.concurrency as usize;
     let actors = Arc::new(ServiceActors::<S>::new(concurrency));
-    let probe = HealthProbe::new(Arc::clone(&factory));
+    let probe = HealthProbe::new(factory.clone());
     let args = BreakerArgs {
         cell: Arc::clone(&cell),
         actors: Arc::clone(&actors),

@@ -11,8 +11,10 @@
 //! # #[derive(Debug, thiserror::Error)] #[error("down")] struct Down;
 //! # impl Service for Feed {
 //! #     type Request = String; type Response = f64; type Error = Down;
+//! #     type Policy = seawall::DefaultPolicy;
 //! #     async fn call(&mut self, _: String) -> Result<f64, Down> { Ok(1.0) }
 //! # }
+//! # impl seawall::Lifecycle for Feed {}
 //! const MARKET_DATA: ServiceKey<Feed> = ServiceKey::new("market_data");
 //! # async fn run(config: seawall::config::Config) -> Result<(), Box<dyn std::error::Error>> {
 //! let seawall = Seawall::builder(config).register(MARKET_DATA, || Feed).start().await?;

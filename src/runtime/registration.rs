@@ -44,10 +44,13 @@ impl Service for Detached {
     type Request = ();
     type Response = ();
     type Error = NoService;
+    type Policy = crate::service::DefaultPolicy;
     async fn call(&mut self, _: ()) -> Result<(), NoService> {
         Err(NoService)
     }
 }
+
+impl crate::service::Lifecycle for Detached {}
 
 /// Spawns a breaker that owns no dependency (see the module docs).
 pub(super) async fn spawn_detached(

@@ -5,6 +5,7 @@
 
 use seawall::config::{Config, ServiceConfig};
 use seawall::{Evidence, FailureKind, Outcome, Service};
+use seawall::{Lifecycle, Policy};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -70,6 +71,7 @@ impl Service for Scripted {
     type Request = Req;
     type Response = u32;
     type Error = TestError;
+    type Policy = ScriptedPolicy;
 
     async fn call(&mut self, request: Req) -> Result<u32, TestError> {
         self.probe.received.fetch_add(1, Ordering::SeqCst);
@@ -103,7 +105,12 @@ impl Service for Scripted {
             }
         }
     }
+}
 
+/// How the breaker reads `Scripted`.
+pub struct ScriptedPolicy;
+
+impl Policy<Req, u32, TestError> for ScriptedPolicy {
     fn is_idempotent(request: &Req) -> bool {
         !matches!(
             request,
@@ -114,14 +121,16 @@ impl Service for Scripted {
         )
     }
 
-    fn classify(&self, error: &TestError) -> Outcome {
+    fn classify(error: &TestError) -> Outcome {
         match error {
             TestError::Business => Outcome::Ignored,
             TestError::OrderTimedOut => Outcome::Failure(FailureKind::Ambiguous),
             _ => Outcome::Failure(FailureKind::Server),
         }
     }
+}
 
+impl Lifecycle for Scripted {
     async fn start(&mut self) -> Result<(), TestError> {
         self.probe.started.fetch_add(1, Ordering::SeqCst);
         if self.probe.down.load(Ordering::SeqCst) {
