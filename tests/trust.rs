@@ -1061,10 +1061,13 @@ async fn test_order_when_service_panics_after_receiving_it_then_unknown_and_not_
 
 // ---- each released order names the publication of the modes it was judged under ----
 
+/// Each request, with the gate's release as its call saw it.
+type Seen = Vec<(BrokerReq, Option<seawall::modes::Release>)>;
+
 /// A broker that keeps, per order, the gate's release as the order saw it.
 #[derive(Clone, Default)]
 struct EpochBroker {
-    seen: Arc<Mutex<Vec<(BrokerReq, Option<seawall::modes::Release>)>>>,
+    seen: Arc<Mutex<Seen>>,
 }
 
 impl Service for EpochBroker {
