@@ -170,13 +170,26 @@ impl Config {
     }
 
     /// A hash of every effective value (16 hex digits, FNV-1a over the
-    /// canonical TOML form): equal configs share it, any change moves it.
+    /// config's JSON form, streamed: no copy of a 10,000-service config is
+    /// built): equal configs share it, any change moves it.
     pub fn version(&self) -> String {
-        let text = toml::to_string(self).unwrap_or_else(|e| format!("{self:?}{e}"));
-        let hash = text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
-        });
-        format!("{hash:016x}")
+        /// FNV-1a as an `io::Write`, so serde streams into it.
+        struct Fnv(u64);
+        impl std::io::Write for Fnv {
+            fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+                for b in bytes {
+                    self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3);
+                }
+                Ok(bytes.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let mut hash = Fnv(0xcbf2_9ce4_8422_2325);
+        // Serializing plain config values into a sink cannot fail.
+        let _ = serde_json::to_writer(&mut hash, self);
+        format!("{:016x}", hash.0)
     }
 
     /// The seed's four default breakers, as shipped in `actors.toml`, but
