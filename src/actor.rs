@@ -21,7 +21,7 @@ mod recovery_actor;
 mod root_actor;
 mod service_actor;
 
-pub(crate) use breaker_actor::{BreakerActor, BreakerArgs, BreakerMsg};
+pub(crate) use breaker_actor::{BreakerActor, BreakerArgs, BreakerMsg, ClosedHook};
 pub(crate) use health_actor::{CheckFn, HealthActor, HealthArgs, HealthMsg};
 pub(crate) use recovery_actor::{AttemptFn, Recoverable, RecoveryActor, RecoveryMsg};
 pub(crate) use root_actor::RootActor;

@@ -392,3 +392,21 @@ fn test_load_when_unknown_keys_and_bad_values_then_every_one_named_with_its_key(
     let text = err.to_string();
     assert!(text.contains("line 2"), "the line is named: {text}");
 }
+
+#[test]
+fn test_version_when_any_value_changes_then_it_moves_and_equal_configs_share_it() {
+    let a = Config::seed_defaults();
+    let b = Config::seed_defaults();
+    assert_eq!(
+        a.version(),
+        b.version(),
+        "the same config, the same version"
+    );
+    assert_eq!(a.version().len(), 16);
+    let mut c = a.clone();
+    c.services.get_mut("kite_api").unwrap().failure_threshold += 1;
+    assert_ne!(a.version(), c.version(), "one threshold moves it");
+    let mut d = a.clone();
+    d.runtime.health_score_threshold -= 1;
+    assert_ne!(a.version(), d.version(), "a runtime value moves it");
+}

@@ -1,5 +1,18 @@
 //! The breaker actor: supervises a service's actors and drives its breaker's
 //! timers, events, restarts and shutdown.
+//!
+//! # Who hears of a transition, in order
+//!
+//! The cell hands each transition to this actor under the breaker's lock, so
+//! they arrive in the order they happened. For each one the actor tells a
+//! fixed list of observers, in this order:
+//!
+//! 1. the recovery actor (opened: schedule reconnects; left Open: stop);
+//! 2. the health actor, directly (modes, score, alerts), never through the
+//!    bus, so it can neither lag nor drop one;
+//! 3. on a close, the hooks attached to the breaker (a degradation's journal
+//!    replay), each run as a task the tree tracks;
+//! 4. the broadcast bus, for subscribers outside the tree.
 
 use super::health_actor::HealthMsg;
 use super::recovery_actor::RecoveryMsg;
@@ -33,6 +46,8 @@ pub(crate) enum BreakerMsg {
     Rearm,
     /// A reload changed the service's config: take its restart rules, re-arm.
     Reconfigured,
+    /// Run `hook` each time the breaker closes (observer 3 in the module docs).
+    OnClosed(ClosedHook),
     /// Start service actor number `worker` again after a crash.
     Respawn { worker: usize },
     /// Start every service actor that is not running (recovery after escalation).
@@ -47,6 +62,9 @@ pub(crate) enum BreakerMsg {
         reply: RpcReplyPort<()>,
     },
 }
+
+/// What runs when a breaker closes: it starts its own tracked work and returns at once.
+pub(crate) type ClosedHook = Box<dyn Fn() + Send + Sync>;
 
 impl From<CellNotice> for BreakerMsg {
     fn from(notice: CellNotice) -> Self {
@@ -81,6 +99,8 @@ pub(crate) struct BreakerActorState<S: Service> {
     /// Restart intensity was exceeded: no automatic restarts until a
     /// recovery succeeds or an operator resets the breaker.
     suspended: bool,
+    /// Run on every close, after the health actor is told.
+    closed_hooks: Vec<ClosedHook>,
     closing: bool,
 }
 
@@ -111,13 +131,22 @@ impl<S: Service> BreakerActor<S> {
                 tracing::warn!(%service, %error, "could not restart service actors");
             }
         }
-        Self::tell(
-            state,
-            Event::Transition {
-                service,
-                transition,
-            },
-        );
+        let closed = transition.to == BreakerState::Closed;
+        if let Some(health) = state.args.health.get() {
+            let _ = health.cast(HealthMsg::Observed(Event::Transition {
+                service: Arc::clone(&service),
+                transition: transition.clone(),
+            }));
+        }
+        if closed {
+            for hook in &state.closed_hooks {
+                hook();
+            }
+        }
+        let _ = state.args.events.send(Event::Transition {
+            service,
+            transition,
+        });
         Self::reschedule(myself, state);
     }
 
@@ -331,6 +360,7 @@ impl<S: Service> Actor for BreakerActor<S> {
             restart_backoff: args.restart.backoff(),
             jitter: SeededJitter::new(args.seed),
             suspended: false,
+            closed_hooks: Vec::new(),
             args,
             timer: None,
             closing: false,
@@ -371,6 +401,7 @@ impl<S: Service> Actor for BreakerActor<S> {
                 Self::reschedule(&myself, state);
             }
             BreakerMsg::Rearm => Self::reschedule(&myself, state),
+            BreakerMsg::OnClosed(hook) => state.closed_hooks.push(hook),
             BreakerMsg::Reconfigured => {
                 let restart = state.args.cell.config().restart.clone();
                 if restart != state.args.restart {

@@ -1,11 +1,11 @@
 //! Degradation registration and the seed's manual API on [`Seawall`].
 
 use super::{HandleError, Seawall};
+use crate::actor::BreakerMsg;
 use crate::breaker::{FailureKind, Outcome};
 use crate::cell::{Admission, BreakerCell, BreakerControl, Capacity};
 use crate::config::StrategyKind;
 use crate::degradation::{CustomFallback, Degradation, DegradedHandle, Fallback, Reply};
-use crate::event::Event;
 use crate::handle::{refusal_error, CallError};
 use crate::modes::OrderIntent;
 use crate::service::Service;
@@ -108,28 +108,17 @@ impl Seawall {
             .and_then(|s| s.degradation.failover_to.clone());
         self.reloader
             .degradation_registered(name, registered, failover);
-        let watcher = degraded.clone();
-        let mut events = self.subscribe();
-        let token = self.shutdown_token();
-        let service = name.to_string();
-        self.tasks.spawn(async move {
-            loop {
-                let event = tokio::select! {
-                    () = token.cancelled() => break,
-                    event = events.recv() => event,
-                };
-                match event {
-                    Ok(Event::Transition {
-                        service: s,
-                        transition,
-                    }) if *s == *service && transition.to == crate::BreakerState::Closed => {
-                        watcher.recovered().await;
-                    }
-                    Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
-                    _ => {}
-                }
-            }
-        });
+        // The journal replay runs when the breaker closes: a hook of the
+        // breaker actor (its typed observers, in their documented order), run
+        // as a task the tree tracks, never a bus subscriber that could lag.
+        if let Some(registered) = self.services.iter().find(|s| &*s.name == name) {
+            let (watcher, tasks) = (degraded.clone(), self.tasks.clone());
+            let hook: crate::actor::ClosedHook = Box::new(move || {
+                let watcher = watcher.clone();
+                tasks.spawn(async move { watcher.recovered().await });
+            });
+            let _ = registered.actor.cast(BreakerMsg::OnClosed(hook));
+        }
         Ok(degraded)
     }
 
