@@ -483,6 +483,17 @@ impl BreakerCell {
         if let Some(cause) = TripCause::of(&t.reason) {
             self.cause.store(cause.as_u8(), Ordering::Relaxed);
         }
+        if !matches!(
+            state,
+            BreakerState::Closed | BreakerState::Disabled | BreakerState::MetricsOnly
+        ) {
+            // The trading mode this outage implies tightens the order gate
+            // at once, before the state is visible and before the health
+            // actor (which publishes the modes, and alone loosens them) runs.
+            if let Some(mode) = self.config.load().degradation.effects().trading {
+                self.gate.raise(mode);
+            }
+        }
         word::publish(&self.word, state, epoch);
         if let Some(notify) = self.actor.get() {
             notify(CellNotice::Transitioned(t));
@@ -548,4 +559,46 @@ impl BreakerCell {
 /// absurd duration.
 pub(crate) fn deadline_after(at: tokio::time::Instant, d: Duration) -> tokio::time::Instant {
     tokio::time::Instant::from_std(crate::breaker::saturating_add(at.into_std(), d))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    fn cell(service: &str, gate: &Arc<OrderGate>) -> BreakerCell {
+        let config = Config::seed_defaults().services.remove(service).unwrap();
+        let machine = CircuitBreaker::new(config.breaker_settings(), now());
+        BreakerCell::new(
+            Arc::from(service),
+            machine,
+            Arc::new(config),
+            Arc::clone(gate),
+        )
+    }
+
+    #[test]
+    fn test_publish_when_breaker_leaves_service_then_order_gate_tightens_before_any_actor_runs() {
+        let gate = Arc::new(OrderGate::default());
+        let database = cell("database", &gate);
+        database.apply(|m| m.force_open("test", now()));
+        assert_eq!(
+            gate.trading(),
+            TradingMode::Active,
+            "the database's outage has no trading effect"
+        );
+        let kite = cell("kite_api", &gate);
+        kite.apply(|m| m.force_open("test", now()));
+        assert_eq!(
+            gate.trading(),
+            TradingMode::Halted,
+            "disable_orders halts at the trip itself, with no health actor running"
+        );
+        kite.apply(|m| Some(m.reset(now())));
+        assert_eq!(
+            gate.trading(),
+            TradingMode::Halted,
+            "only the health actor loosens the gate, with the modes it publishes"
+        );
+    }
 }

@@ -574,9 +574,17 @@ async fn test_execute_with_resilience_when_function_fails_then_same_breaker_coun
         BreakerState::Open,
         "the manual API shares the breaker"
     );
+    // Orders are refused by the gate (trading Halted at the trip itself);
+    // a request that is not an order meets the shared breaker, Open.
+    let order = seawall
+        .execute_with_resilience("kite_api", || async { Ok::<f64, Down>(1.0) }, |_| None)
+        .await
+        .unwrap_err();
+    assert!(matches!(order, CallError::Refused { .. }), "{order}");
     let live = seawall
-        .execute_with_resilience(
+        .execute_with_resilience_for(
             "kite_api",
+            None,
             || async { Ok::<f64, Down>(1.0) },
             |e| {
                 assert!(matches!(e, CallError::Rejected { .. }));

@@ -351,8 +351,10 @@ impl HealthActor {
         if let Some(i) = state.index.get(service).copied() {
             let control = Self::controls(state)[i].clone();
             Self::refresh_service(state, &control);
-            Self::publish_modes(state);
         }
+        // Also for a run-time breaker, whose trip may have raised the gate
+        // at once: the modes follow the tree's services, and the gate them.
+        Self::publish_modes(state);
         Self::rescore_soon(myself, state);
     }
 

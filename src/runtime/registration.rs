@@ -3,10 +3,10 @@
 //! dependency through `execute_with_resilience`.
 //!
 //! A run-time breaker is a full breaker of the tree — its actor drives the
-//! Open → HalfOpen timer, publishes transitions on the event bus and moves
-//! the trading modes — but it owns no dependency: its one service actor
-//! never takes a call. It is not in the health report or the HTTP face,
-//! which list the services the tree started with.
+//! Open → HalfOpen timer and publishes transitions on the event bus — but it
+//! owns no dependency: its one service actor never takes a call. It is not
+//! in the health report, the HTTP face or the trading modes, which follow
+//! the services the tree started with.
 
 use super::builder::{spawn_service, SpawnContext, SpawnParts};
 use super::{BreakerControl, Seawall};
