@@ -149,6 +149,25 @@ impl Reloader {
         let Some(path) = &self.file else {
             return Err(self.refused(who, ReloadError::NoFile));
         };
+        // A reload runs inside a trading day: a file that is not a config
+        // (a log pointed at by mistake) is refused before it is read.
+        const MAX_FILE: u64 = 16 * 1024 * 1024;
+        if let Ok(meta) = std::fs::metadata(path) {
+            if meta.len() > MAX_FILE {
+                let error = ConfigError::Invalid {
+                    origin: path.display().to_string(),
+                    problems: vec![Problem::new(
+                        "file",
+                        format!(
+                            "is {} bytes, more than a config can be ({MAX_FILE})",
+                            meta.len()
+                        ),
+                        "point SeawallBuilder::config_file at actors.toml",
+                    )],
+                };
+                return Err(self.refused(who, error.into()));
+            }
+        }
         let text = match std::fs::read_to_string(path) {
             Ok(text) => text,
             Err(source) => {
