@@ -220,6 +220,9 @@ impl RecoveryActor {
         job.attempts += 1;
         job.attempts_this_open += 1;
         let attempt = job.attempts_this_open;
+        // One view of the config for this attempt's decisions (a reload
+        // applies from the next attempt).
+        let config = job.recoverable.control.config();
         let stats = job.recoverable.control.stats();
         SupervisionCounters::bump(&stats.recovery_attempts);
         let _ = state.events.send(Event::RecoveryAttempted {
@@ -241,18 +244,11 @@ impl RecoveryActor {
                 SupervisionCounters::bump(&stats.recoveries);
                 tracing::info!(%service, attempt, "recovery succeeded");
                 let moved = job.recoverable.control.recovery_succeeded().is_some();
-                if moved
-                    && job
-                        .recoverable
-                        .control
-                        .config()
-                        .recovery
-                        .confirm_with_health_checks
-                {
-                    let probes = job.recoverable.control.config().success_threshold;
+                if moved && config.recovery.confirm_with_health_checks {
+                    let probes = config.success_threshold;
                     let check = Arc::clone(&job.recoverable.check);
                     let control = job.recoverable.control.clone();
-                    let timeout = job.recoverable.control.config().recovery.attempt_timeout;
+                    let timeout = config.recovery.attempt_timeout;
                     while state.confirming.try_join_next().is_some() {}
                     state
                         .confirming
@@ -262,14 +258,7 @@ impl RecoveryActor {
             Err(error) => {
                 SupervisionCounters::bump(&stats.recovery_failures);
                 tracing::warn!(%service, attempt, %error, "recovery attempt failed");
-                if job
-                    .recoverable
-                    .control
-                    .config()
-                    .recovery
-                    .max_attempts
-                    .allows(attempt + 1)
-                {
+                if config.recovery.max_attempts.allows(attempt + 1) {
                     Self::schedule(myself, &service, job);
                 } else {
                     tracing::error!(%service, attempts = attempt, "recovery gave up");

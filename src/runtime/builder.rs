@@ -325,35 +325,20 @@ impl SeawallBuilder {
         let (health, _) = Actor::spawn_linked(None, HealthActor, health_args, root.get_cell())
             .await
             .map_err(spawn_error("health"))?;
-        let runtime_breakers = Arc::new(dashmap::DashMap::new());
-        let reloader = Arc::new(super::Reloader::new(super::reload::ReloaderParts {
-            code: services.iter().map(|s| s.control.clone()).collect(),
-            runtime: Arc::clone(&runtime_breakers),
-            spawner: parts.clone(),
-            health: health.clone(),
-            shared: Arc::clone(&shared),
-            events: events.clone(),
-            file: self.config_file,
-            adjust: self.adjust,
-            config: self.config,
-        }));
-        let seawall = Seawall {
-            http: std::sync::Mutex::new(None),
-            reloader,
+        let seawall = assemble(Assembly {
             root,
             recovery,
             health,
-            health_shared: shared,
+            shared,
             modes: modes_rx,
-            degradations: dashmap::DashMap::new(),
             services,
             events,
-            shutdown: CancellationToken::new(),
-            tasks: tokio_util::task::TaskTracker::new(),
             gate,
-            runtime_breakers,
-            spawner: parts,
-        };
+            parts,
+            file: self.config_file,
+            adjust: self.adjust,
+            config: self.config,
+        });
         for attach in self.degradations {
             if let Err(e) = attach(&seawall) {
                 seawall.shutdown().await;
@@ -380,6 +365,55 @@ async fn spawn_services(
         services.push(spawner(ctx).await?);
     }
     Ok(services)
+}
+
+/// The spawned parts of a tree, before they become a [`Seawall`].
+struct Assembly {
+    root: ActorRef<()>,
+    recovery: ActorRef<RecoveryMsg>,
+    health: ActorRef<crate::actor::HealthMsg>,
+    shared: Arc<HealthShared>,
+    modes: watch::Receiver<Modes>,
+    services: Vec<Registered>,
+    events: broadcast::Sender<crate::event::Event>,
+    gate: Arc<OrderGate>,
+    parts: SpawnParts,
+    file: Option<std::path::PathBuf>,
+    adjust: Option<super::reload::Adjust>,
+    config: Config,
+}
+
+/// The running tree: its parts, and the reloader that shares them.
+fn assemble(a: Assembly) -> Seawall {
+    let runtime_breakers = Arc::new(dashmap::DashMap::new());
+    let reloader = Arc::new(super::Reloader::new(super::reload::ReloaderParts {
+        code: a.services.iter().map(|s| s.control.clone()).collect(),
+        runtime: Arc::clone(&runtime_breakers),
+        spawner: a.parts.clone(),
+        health: a.health.clone(),
+        shared: Arc::clone(&a.shared),
+        events: a.events.clone(),
+        file: a.file,
+        adjust: a.adjust,
+        config: a.config,
+    }));
+    Seawall {
+        http: std::sync::Mutex::new(None),
+        reloader,
+        root: a.root,
+        recovery: a.recovery,
+        health: a.health,
+        health_shared: a.shared,
+        modes: a.modes,
+        degradations: dashmap::DashMap::new(),
+        services: a.services,
+        events: a.events,
+        shutdown: CancellationToken::new(),
+        tasks: tokio_util::task::TaskTracker::new(),
+        gate: a.gate,
+        runtime_breakers,
+        spawner: a.parts,
+    }
 }
 
 /// What the health actor starts with.
