@@ -18,8 +18,14 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const TOKEN: &str = "dashboard-test-token-0123456789";
-const CHROMIUM: &str = "/usr/bin/chromium";
-const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+/// Debian's paths; `SEAWALL_CHROMIUM` and `SEAWALL_CHROMEDRIVER` override them.
+fn chromium() -> String {
+    std::env::var("SEAWALL_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".to_string())
+}
+
+fn chromedriver() -> String {
+    std::env::var("SEAWALL_CHROMEDRIVER").unwrap_or_else(|_| "/usr/bin/chromedriver".to_string())
+}
 
 /// chromedriver, killed when the test ends (even by a panic).
 struct Driver(Child);
@@ -33,8 +39,8 @@ impl Drop for Driver {
 
 /// Why the browser test cannot run here, if it cannot.
 fn missing_browser() -> Option<String> {
-    [CHROMIUM, CHROMEDRIVER]
-        .iter()
+    [chromium(), chromedriver()]
+        .into_iter()
         .find(|p| !Path::new(p).exists())
         .map(|p| format!("{p} not found; install Debian's chromium and chromium-driver"))
 }
@@ -48,7 +54,7 @@ fn free_port() -> u16 {
 
 async fn start_driver() -> (Driver, String) {
     let port = free_port();
-    let child = Command::new(CHROMEDRIVER)
+    let child = Command::new(chromedriver())
         .arg(format!("--port={port}"))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -72,7 +78,7 @@ async fn browser(driver: &str) -> Client {
     let profile = std::env::temp_dir().join(format!("seawall-chromium-{}", std::process::id()));
     let capabilities = serde_json::json!({
         "goog:chromeOptions": {
-            "binary": CHROMIUM,
+            "binary": chromium(),
             // Headless as root in a container, with no network beyond loopback:
             // background networking would only hammer the closed network.
             "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
@@ -150,7 +156,13 @@ async fn test_dashboard_when_kite_forced_open_then_tile_and_banner_follow_live_w
         if std::env::var("SEAWALL_REQUIRE_BROWSER").is_ok_and(|v| v == "1") {
             panic!("SEAWALL_REQUIRE_BROWSER=1 but the browser test cannot run: {why}");
         }
-        eprintln!("test_dashboard skipped: {why} (set SEAWALL_REQUIRE_BROWSER=1 to fail instead)");
+        // Written to stderr directly: the test harness captures `eprintln!`
+        // of a passing test, and this must be seen.
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr(),
+            "test_dashboard skipped: {why} (set SEAWALL_REQUIRE_BROWSER=1 to fail instead)"
+        );
         return;
     }
     let text = include_str!("../actors.toml").replace("127.0.0.1:8080", "127.0.0.1:0");
