@@ -25,6 +25,7 @@ mod admin;
 
 pub(crate) use admin::{MAX_TOKEN, MIN_TOKEN};
 mod dashboard;
+mod history;
 mod metrics;
 mod routes;
 mod stream;
@@ -56,6 +57,8 @@ pub(crate) struct HttpState {
     pub(crate) max_streams: usize,
     /// Ends the live streams at shutdown.
     pub(crate) shutdown: CancellationToken,
+    /// The last minutes of traffic, for a page that has just connected.
+    pub(crate) history: history::History,
 }
 
 /// The connection limits of the HTTP face.
@@ -152,6 +155,7 @@ pub(crate) async fn serve_tree(
         streams: Default::default(),
         max_streams: (http.max_connections / 2).max(1),
         shutdown: seawall.shutdown_token(),
+        history: Default::default(),
     };
     let limits = Limits {
         idle_timeout: http.idle_timeout,
@@ -178,9 +182,15 @@ pub(crate) async fn serve(
     let listen = |source| StartError::Listen { addr, source };
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(listen)?;
     let bound = listener.local_addr().map_err(listen)?;
-    let app = routes::router(Arc::new(state));
+    let state = Arc::new(state);
+    let sampler = history::run(Arc::clone(&state));
+    let app = routes::router(state);
     tracing::info!(%bound, "serving health endpoints");
-    let task = tokio::spawn(accept_loop(listener, app, limits, shutdown));
+    // One task serves and samples the sparklines' history; both end at
+    // shutdown, and shutdown awaits the task.
+    let task = tokio::spawn(async move {
+        tokio::join!(accept_loop(listener, app, limits, shutdown), sampler);
+    });
     Ok((bound, task))
 }
 

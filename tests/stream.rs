@@ -133,6 +133,12 @@ async fn test_stream_when_breaker_forced_open_then_snapshot_transition_modes_and
     let addr = seawall.http_addr().unwrap();
     let (status, mut reader) = open(addr).await;
     assert_eq!(status, 200);
+    let history: serde_json::Value =
+        serde_json::from_str(&next_event(&mut reader, "history").await).unwrap();
+    assert!(
+        history.is_object(),
+        "the sparklines' history comes first: {history}"
+    );
     let snapshot: serde_json::Value =
         serde_json::from_str(&next_event(&mut reader, "snapshot").await).unwrap();
     assert_eq!(snapshot["circuit_breakers"]["kite_api"]["state"], "closed");

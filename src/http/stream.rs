@@ -1,7 +1,8 @@
 //! `GET /api/v1/system/stream`: the live server-sent event stream the
 //! dashboard reads (as Hystrix's dashboard read its `hystrix.stream`).
 //!
-//! A client gets a `snapshot` event at once and then every second — the
+//! A client gets a `history` event at once (each service's requests and
+//! errors per second over the last three minutes), then a `snapshot` at once and every second — the
 //! whole [`HealthReport`](crate::health::HealthReport), the same JSON as
 //! `/comprehensive` — and, as they happen, one event per transition
 //! (`transition`), mode change (`modes`), alert (`alert`), operator action
@@ -43,6 +44,8 @@ struct Feed {
     seat: Seat,
     events: tokio::sync::broadcast::Receiver<Event>,
     ticker: tokio::time::Interval,
+    /// Sent once, before anything else.
+    history: Option<SseEvent>,
 }
 
 pub(crate) async fn stream(State(state): State<Shared>) -> Response {
@@ -59,12 +62,20 @@ pub(crate) async fn stream(State(state): State<Shared>) -> Response {
     }
     let mut ticker = tokio::time::interval(SNAPSHOT_INTERVAL);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The traffic of the last minutes first, for the sparklines.
+    let history = SseEvent::default()
+        .event("history")
+        .data(state.history.json().to_string());
     let feed = Feed {
         events: state.events.subscribe(),
         seat: Seat(state),
         ticker,
+        history: Some(history),
     };
     let stream = futures_util::stream::unfold(feed, |mut feed| async move {
+        if let Some(history) = feed.history.take() {
+            return Some((Ok::<_, Infallible>(history), feed));
+        }
         let shutdown = feed.seat.0.shutdown.clone();
         let next = tokio::select! {
             biased;
