@@ -10,8 +10,9 @@
 //! ```
 
 use seawall::config::Config;
-use seawall::{CallError, Event, Evidence, FailureKind, Outcome, Seawall, Service};
-use seawall::{Lifecycle, Policy};
+use seawall::{
+    CallError, Event, Evidence, FailureKind, Lifecycle, Outcome, Policy, Seawall, Service,
+};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;

@@ -15,8 +15,9 @@
 
 use seawall::config::Config;
 use seawall::recovery::{RecoveryContext, RecoveryError, RecoveryStrategy};
-use seawall::{DefaultPolicy, Lifecycle, Policy};
-use seawall::{Event, Evidence, FailureKind, Outcome, Seawall, Service};
+use seawall::{
+    DefaultPolicy, Event, Evidence, FailureKind, Lifecycle, Outcome, Policy, Seawall, Service,
+};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -65,8 +65,6 @@ pub struct Seawall {
     degradations: dashmap::DashMap<String, Box<dyn Any + Send + Sync>>,
     /// Breakers added with `register_circuit_breaker` while running.
     runtime_breakers: Arc<dashmap::DashMap<String, Registered>>,
-    /// What spawning a breaker at run time needs.
-    spawner: builder::SpawnParts,
     services: Vec<Registered>,
     events: broadcast::Sender<Event>,
     shutdown: CancellationToken,

@@ -130,26 +130,6 @@ fn screenshot_path() -> PathBuf {
     )
 }
 
-async fn reset_through_api(addr: std::net::SocketAddr) -> u16 {
-    tokio::task::spawn_blocking(move || {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .build()
-            .into();
-        agent
-            .post(&format!(
-                "http://{addr}/api/v1/system/health/circuit-breakers/kite_api/reset"
-            ))
-            .header("Authorization", &format!("Bearer {TOKEN}"))
-            .send_empty()
-            .expect("reset answers")
-            .status()
-            .as_u16()
-    })
-    .await
-    .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn test_dashboard_when_kite_forced_open_then_tile_and_banner_follow_live_without_reload() {
     if let Some(why) = missing_browser() {
@@ -262,7 +242,8 @@ async fn test_dashboard_when_kite_forced_open_then_tile_and_banner_follow_live_w
         path.display()
     );
 
-    assert_eq!(reset_through_api(addr).await, 200);
+    let reset = "/api/v1/system/health/circuit-breakers/kite_api/reset";
+    assert_eq!(support::post(addr, reset, Some(TOKEN)).await.0, 200);
     let (ok, state) = poll(&client, KITE_STATE, Duration::from_secs(2), |s| {
         s == "CLOSED"
     })

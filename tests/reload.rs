@@ -262,26 +262,9 @@ async fn test_reload_when_rate_limit_raised_then_new_limit_starts_with_its_burst
     seawall.shutdown().await;
 }
 
-/// One admin POST to the reload route: (status, body).
-async fn post_reload(addr: std::net::SocketAddr, token: Option<&'static str>) -> (u16, String) {
-    tokio::task::spawn_blocking(move || {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .build()
-            .into();
-        let mut request = agent.post(&format!("http://{addr}/api/v1/system/config/reload"));
-        if let Some(token) = token {
-            request = request.header("Authorization", &format!("Bearer {token}"));
-        }
-        let mut response = request.send_empty().expect("the route answers");
-        let status = response.status().as_u16();
-        (
-            status,
-            response.body_mut().read_to_string().unwrap_or_default(),
-        )
-    })
-    .await
-    .unwrap()
+/// One POST to the reload route: (status, body).
+async fn post_reload(addr: std::net::SocketAddr, token: Option<&str>) -> (u16, String) {
+    support::post(addr, "/api/v1/system/config/reload", token).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

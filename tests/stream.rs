@@ -108,24 +108,6 @@ async fn next_event(reader: &mut BufReader<TcpStream>, kind: &str) -> String {
         .unwrap_or_else(|_| panic!("no {kind} event within 5 s"))
 }
 
-async fn admin(addr: std::net::SocketAddr, path: &'static str) -> u16 {
-    tokio::task::spawn_blocking(move || {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .build()
-            .into();
-        agent
-            .post(&format!("http://{addr}{path}"))
-            .header("Authorization", &format!("Bearer {TOKEN}"))
-            .send_empty()
-            .unwrap()
-            .status()
-            .as_u16()
-    })
-    .await
-    .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn test_stream_when_breaker_forced_open_then_snapshot_transition_modes_and_admin_events_arrive(
 ) {
@@ -145,7 +127,7 @@ async fn test_stream_when_breaker_forced_open_then_snapshot_transition_modes_and
     assert!(snapshot["config"]["version"].is_string());
 
     let path = "/api/v1/system/health/circuit-breakers/kite_api/force-open";
-    assert_eq!(admin(addr, path).await, 200);
+    assert_eq!(support::post(addr, path, Some(TOKEN)).await.0, 200);
     let seen = collect(&mut reader, &["transition", "modes", "admin"]).await;
     assert_eq!(seen["transition"]["service"], "kite_api");
     assert_eq!(seen["transition"]["to"], "forced_open");

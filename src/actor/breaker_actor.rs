@@ -132,21 +132,17 @@ impl<S: Service> BreakerActor<S> {
             }
         }
         let closed = transition.to == BreakerState::Closed;
-        if let Some(health) = state.args.health.get() {
-            let _ = health.cast(HealthMsg::Observed(Event::Transition {
-                service: Arc::clone(&service),
-                transition: transition.clone(),
-            }));
-        }
+        let event = Event::Transition {
+            service,
+            transition,
+        };
+        Self::tell_health(state, &event);
         if closed {
             for hook in &state.closed_hooks {
                 hook();
             }
         }
-        let _ = state.args.events.send(Event::Transition {
-            service,
-            transition,
-        });
+        let _ = state.args.events.send(event);
         Self::reschedule(myself, state);
     }
 
@@ -318,11 +314,16 @@ impl<S: Service> BreakerActor<S> {
     /// Tells the health actor (its modes and score), then outside
     /// subscribers on the bus, in that order. Recovery hears of a
     /// transition first, through [`Self::notify_recovery`].
+    /// Tells the health actor, then the bus (observers 2 and 4).
     fn tell(state: &BreakerActorState<S>, event: Event) {
+        Self::tell_health(state, &event);
+        let _ = state.args.events.send(event);
+    }
+
+    fn tell_health(state: &BreakerActorState<S>, event: &Event) {
         if let Some(health) = state.args.health.get() {
             let _ = health.cast(HealthMsg::Observed(event.clone()));
         }
-        let _ = state.args.events.send(event);
     }
 
     fn notify_recovery(state: &BreakerActorState<S>, transition: &Transition) {

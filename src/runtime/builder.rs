@@ -389,7 +389,7 @@ fn assemble(a: Assembly) -> Seawall {
     let reloader = Arc::new(super::Reloader::new(super::reload::ReloaderParts {
         code: a.services.iter().map(|s| s.control.clone()).collect(),
         runtime: Arc::clone(&runtime_breakers),
-        spawner: a.parts.clone(),
+        spawner: a.parts,
         health: a.health.clone(),
         shared: Arc::clone(&a.shared),
         events: a.events.clone(),
@@ -412,7 +412,6 @@ fn assemble(a: Assembly) -> Seawall {
         tasks: tokio_util::task::TaskTracker::new(),
         gate: a.gate,
         runtime_breakers,
-        spawner: a.parts,
     }
 }
 

@@ -90,7 +90,7 @@ impl Seawall {
             }
             .into());
         }
-        let registered = spawn_detached(name, Arc::new(config), self.spawner.clone()).await?;
+        let registered = spawn_detached(name, Arc::new(config), self.reloader.spawner()).await?;
         let control = registered.control.clone();
         self.runtime_breakers.insert(name.to_string(), registered);
         tracing::info!(breaker = %name, "breaker registered at run time");

@@ -127,6 +127,12 @@ impl Reloader {
         }
     }
 
+    /// What spawning a breaker at run time needs (reloads and
+    /// `register_circuit_breaker` alike).
+    pub(super) fn spawner(&self) -> SpawnParts {
+        self.spawner.clone()
+    }
+
     /// The config the tree runs now.
     pub(crate) fn config(&self) -> Arc<Config> {
         self.config.load_full()

@@ -264,3 +264,28 @@ pub fn machine(
         taken_at: std::time::SystemTime::now(),
     }
 }
+
+/// One POST with an empty body to the HTTP face at `addr`, with `token` as
+/// its bearer if given: (status, body). Runs the blocking client off the runtime.
+pub async fn post(addr: std::net::SocketAddr, path: &str, token: Option<&str>) -> (u16, String) {
+    let url = format!("http://{addr}{path}");
+    let auth = token.map(|t| format!("Bearer {t}"));
+    tokio::task::spawn_blocking(move || {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        let mut request = agent.post(&url);
+        if let Some(auth) = &auth {
+            request = request.header("Authorization", auth);
+        }
+        let mut response = request.send_empty().expect("the route answers");
+        let status = response.status().as_u16();
+        (
+            status,
+            response.body_mut().read_to_string().unwrap_or_default(),
+        )
+    })
+    .await
+    .expect("the request task")
+}
