@@ -29,6 +29,11 @@ struct EchoActor;
 
 struct EchoMsg(u64, RpcReplyPort<u64>);
 
+// With the `fleet` feature (on when the whole workspace builds) ractor has
+// no blanket `Message` impl.
+#[cfg(feature = "fleet")]
+impl ractor::Message for EchoMsg {}
+
 impl Actor for EchoActor {
     type Msg = EchoMsg;
     type State = ();

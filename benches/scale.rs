@@ -87,6 +87,11 @@ struct BareEcho;
 
 struct BareMsg(u64, RpcReplyPort<u64>);
 
+// With the `fleet` feature (on when the whole workspace builds) ractor has
+// no blanket `Message` impl.
+#[cfg(feature = "fleet")]
+impl ractor::Message for BareMsg {}
+
 impl ractor::Actor for BareEcho {
     type Msg = BareMsg;
     type State = ();

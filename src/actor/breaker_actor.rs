@@ -63,6 +63,11 @@ pub(crate) enum BreakerMsg {
     },
 }
 
+// Under the `fleet` feature ractor drops its blanket `Message` impl: each
+// message type names itself (local only: never serialized).
+#[cfg(feature = "fleet")]
+impl ractor::Message for BreakerMsg {}
+
 /// What runs when a breaker closes: it starts its own tracked work and returns at once.
 pub(crate) type ClosedHook = Box<dyn Fn() + Send + Sync>;
 

@@ -70,6 +70,11 @@ pub(crate) enum HealthMsg {
     Reconfigured,
 }
 
+// Under the `fleet` feature ractor drops its blanket `Message` impl: each
+// message type names itself (local only: never serialized).
+#[cfg(feature = "fleet")]
+impl ractor::Message for HealthMsg {}
+
 /// How long score alerts may lag the events behind them: a burst of
 /// transitions (a mass outage over thousands of services) costs one report,
 /// not one per event. Modes are never delayed.

@@ -49,6 +49,11 @@ pub(crate) enum RecoveryMsg {
     },
 }
 
+// Under the `fleet` feature ractor drops its blanket `Message` impl: each
+// message type names itself (local only: never serialized).
+#[cfg(feature = "fleet")]
+impl ractor::Message for RecoveryMsg {}
+
 struct Job {
     recoverable: Recoverable,
     jitter: SeededJitter,

@@ -134,6 +134,11 @@ pub(crate) enum ServiceMsg<S: Service> {
     },
 }
 
+// Under the `fleet` feature ractor drops its blanket `Message` impl: each
+// message type names itself (local only: never serialized).
+#[cfg(feature = "fleet")]
+impl<S: Service> ractor::Message for ServiceMsg<S> {}
+
 /// A fire-and-forget call's admission: the service actor records its
 /// outcome; if the actor dies first, dropping it records the crash.
 pub(crate) type CastCompletion = Admission<Arc<BreakerCell>>;
