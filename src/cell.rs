@@ -34,7 +34,7 @@ use crate::stats::SupervisionCounters;
 pub(crate) use admission::{Admission, Capacity};
 use arc_swap::{ArcSwap, ArcSwapOption};
 pub use control::BreakerControl;
-pub(crate) use rate_limit::{RateLimits, RateRefusal};
+pub(crate) use rate_limit::{FleetShare, RateLimits, RateRefusal};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
@@ -155,6 +155,9 @@ pub(crate) struct BreakerCell {
     limited: AtomicBool,
     /// The dependency's request limits, if it has any.
     limits: ArcSwapOption<RateLimits>,
+    /// This node's share of them when they are a fleet budget
+    /// (`FleetShare::pack`; 0: the whole budget).
+    share: AtomicU64,
     /// `[services.NAME]` as last loaded; a reload swaps it.
     config: ArcSwap<ServiceConfig>,
     /// The last trip's cause (`TripCause` as a byte).
@@ -174,7 +177,7 @@ impl BreakerCell {
         let limits = config
             .rate_limit
             .as_ref()
-            .map(|limits| Arc::new(RateLimits::new(&name, limits)));
+            .map(|limits| Arc::new(RateLimits::new(&name, limits, FleetShare::WHOLE)));
         Self {
             label: intern(&name),
             name,
@@ -198,6 +201,7 @@ impl BreakerCell {
             call_timeout: AtomicU64::new(nanos(config.call_timeout)),
             limited: AtomicBool::new(limits.is_some()),
             limits: ArcSwapOption::new(limits),
+            share: AtomicU64::new(0),
             config: ArcSwap::new(config),
             cause: std::sync::atomic::AtomicU8::new(0),
             born: now(),
@@ -270,6 +274,29 @@ impl BreakerCell {
             return None;
         }
         self.limits.load_full()
+    }
+
+    /// This node's share of the rate limits (the whole when not in a fleet).
+    pub(crate) fn share(&self) -> FleetShare {
+        FleetShare::unpack(self.share.load(Ordering::Acquire))
+    }
+
+    /// Paces from now on by `share` of the configured limits. Limits that
+    /// change start drained: a new share never hands out a burst the old
+    /// one had already given. `false` when nothing changed.
+    pub(crate) fn set_share(&self, share: FleetShare) -> bool {
+        let machine = self.lock();
+        if self.share() == share {
+            return false;
+        }
+        self.share.store(share.pack(), Ordering::Release);
+        let config = self.config.load();
+        if let Some(limits) = &config.rate_limit {
+            let limits = RateLimits::new_drained(&self.name, limits, share);
+            self.limits.store(Some(Arc::new(limits)));
+        }
+        drop(machine);
+        true
     }
 
     /// The dependency asked to be left alone for `duration` (Retry-After):
@@ -422,7 +449,7 @@ impl BreakerCell {
             let limits = config
                 .rate_limit
                 .as_ref()
-                .map(|limits| Arc::new(RateLimits::new_drained(&self.name, limits)));
+                .map(|limits| Arc::new(RateLimits::new_drained(&self.name, limits, self.share())));
             self.limited.store(limits.is_some(), Ordering::Release);
             self.limits.store(limits);
         }

@@ -27,6 +27,7 @@ mod chaos;
 mod degradation;
 mod env;
 mod error;
+mod fleet;
 mod rate_limit;
 mod runtime;
 mod service;
@@ -37,6 +38,7 @@ pub use degradation::{DegradationConfig, StrategyKind};
 pub use env::{EnvOverrides, VARIABLES as ENV_VARIABLES};
 pub(crate) use error::check_max_duration;
 pub use error::{ConfigError, Problem};
+pub use fleet::{FleetConfig, FLEET_COOKIE_VARIABLE};
 pub use rate_limit::{ClassLimit, RateLimitConfig};
 pub use runtime::{HttpConfig, RuntimeConfig};
 pub use service::{RateWindowConfig, ServiceConfig};
@@ -56,6 +58,10 @@ pub struct Config {
     /// One entry per protected dependency, keyed by the name handles use.
     #[serde(default)]
     pub services: BTreeMap<String, ServiceConfig>,
+    /// `[fleet]`: join other engines (needs seawall's `fleet` feature and
+    /// `SEAWALL_FLEET_COOKIE`). Absent: this engine runs alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fleet: Option<FleetConfig>,
 }
 
 impl Config {
@@ -165,6 +171,9 @@ impl Config {
         let exists = |name: &str| self.services.contains_key(name);
         for (name, service) in &self.services {
             service.problems(name, &exists, &mut problems);
+        }
+        if let Some(fleet) = &self.fleet {
+            fleet.problems(&mut problems);
         }
         problems
     }

@@ -59,6 +59,9 @@ pub(crate) struct HttpState {
     pub(crate) shutdown: CancellationToken,
     /// The last minutes of traffic, for a page that has just connected.
     pub(crate) history: history::History,
+    /// The fleet this node joined, if any.
+    #[cfg(feature = "fleet")]
+    pub(crate) fleet: Option<crate::fleet::Fleet>,
 }
 
 /// The connection limits of the HTTP face.
@@ -156,6 +159,8 @@ pub(crate) async fn serve_tree(
         max_streams: (http.max_connections / 2).max(1),
         shutdown: seawall.shutdown_token(),
         history: Default::default(),
+        #[cfg(feature = "fleet")]
+        fleet: crate::fleet::Fleet::of(seawall),
     };
     let limits = Limits {
         idle_timeout: http.idle_timeout,

@@ -33,6 +33,8 @@ mod clock;
 pub mod config;
 pub mod degradation;
 pub mod event;
+#[cfg(feature = "fleet")]
+pub mod fleet;
 pub mod handle;
 pub mod health;
 #[cfg(feature = "http")]

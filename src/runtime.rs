@@ -63,6 +63,9 @@ pub struct Seawall {
     health_shared: Arc<crate::health::HealthShared>,
     modes: tokio::sync::watch::Receiver<crate::modes::Modes>,
     degradations: dashmap::DashMap<String, Box<dyn Any + Send + Sync>>,
+    /// Parts started above the runtime (the fleet), one per type, so the
+    /// layers above can find each other through the tree they share.
+    extensions: dashmap::DashMap<std::any::TypeId, Box<dyn Any + Send + Sync>>,
     /// Breakers added with `register_circuit_breaker` while running.
     runtime_breakers: Arc<dashmap::DashMap<String, Registered>>,
     services: Vec<Registered>,
@@ -284,6 +287,31 @@ impl Seawall {
         if let Ok(mut http) = self.http.lock() {
             *http = Some(served);
         }
+    }
+
+    /// Runs `task` as one of the tree's own: shutdown cancels its token
+    /// first and then waits for it (within `shutdown_grace`).
+    #[cfg_attr(not(feature = "fleet"), allow(dead_code))]
+    pub(crate) fn spawn_tracked(
+        &self,
+        task: impl std::future::Future<Output = ()> + Send + 'static,
+    ) {
+        self.tasks.spawn(task);
+    }
+
+    /// Keeps `part` with the tree (one per type; a second replaces the first).
+    #[cfg_attr(not(feature = "fleet"), allow(dead_code))]
+    pub(crate) fn set_extension<T: Any + Send + Sync>(&self, part: T) {
+        self.extensions
+            .insert(std::any::TypeId::of::<T>(), Box::new(part));
+    }
+
+    /// The part of type `T` kept with [`Self::set_extension`].
+    #[cfg_attr(not(feature = "fleet"), allow(dead_code))]
+    pub(crate) fn extension<T: Any + Clone>(&self) -> Option<T> {
+        self.extensions
+            .get(&std::any::TypeId::of::<T>())
+            .and_then(|p| p.downcast_ref::<T>().cloned())
     }
 
     /// Cancelled when shutdown begins; tasks of the engine can select on it.

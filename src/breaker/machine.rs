@@ -107,6 +107,9 @@ pub struct CircuitBreaker {
     timeouts: u64,
     rejected: u64,
     crashes: u64,
+    /// Whether the newest failure was the service actor's own crash (not
+    /// the dependency's fault): a trip it causes is not hinted to a fleet.
+    last_failure_crash: bool,
     /// Total response time per outcome: success, failure, ignored, timeout.
     elapsed_by_outcome: [Duration; 4],
     last_success: Option<Instant>,
@@ -179,6 +182,7 @@ impl CircuitBreaker {
             timeouts: 0,
             rejected: 0,
             crashes: 0,
+            last_failure_crash: false,
             elapsed_by_outcome: [Duration::ZERO; 4],
             last_success: None,
             last_failure: None,
@@ -314,6 +318,7 @@ impl CircuitBreaker {
     pub fn record_crash(&mut self, now: Instant) -> Option<Transition> {
         self.crashes += 1;
         self.last_failure = Some(now);
+        self.last_failure_crash = true;
         match self.state {
             BreakerState::Closed => {
                 self.consecutive_successes = 0;
@@ -326,7 +331,9 @@ impl CircuitBreaker {
             }
             BreakerState::HalfOpen => {
                 self.reopens = self.reopens.saturating_add(1);
-                Some(self.open(TransitionReason::ProbeFailed, now))
+                let mut t = self.open(TransitionReason::ProbeFailed, now);
+                t.crash = true;
+                Some(t)
             }
             _ => None,
         }
@@ -365,7 +372,8 @@ impl CircuitBreaker {
                 self.push_window(false, elapsed, now);
                 self.check_trip(now)
             }
-            (BreakerState::Closed | BreakerState::MetricsOnly, Outcome::Failure(_)) => {
+            (BreakerState::Closed | BreakerState::MetricsOnly, Outcome::Failure(kind)) => {
+                self.last_failure_crash = kind == super::FailureKind::Crash;
                 self.consecutive_successes = 0;
                 self.consecutive_failures = self.consecutive_failures.saturating_add(1);
                 self.push_window(true, elapsed, now);
@@ -379,7 +387,8 @@ impl CircuitBreaker {
                 permit.probe_slot?;
                 self.probe_succeeded(elapsed, now)
             }
-            (BreakerState::HalfOpen, Outcome::Failure(_)) => {
+            (BreakerState::HalfOpen, Outcome::Failure(kind)) => {
+                self.last_failure_crash = kind == super::FailureKind::Crash;
                 self.consecutive_successes = 0;
                 self.consecutive_failures = self.consecutive_failures.saturating_add(1);
                 // A non-probe call admitted in this epoch cannot exist in
@@ -478,6 +487,7 @@ impl CircuitBreaker {
         }
         let mut transition = self.open(reason, now);
         transition.flap = flap;
+        transition.crash = self.last_failure_crash;
         transition
     }
 
@@ -566,6 +576,7 @@ impl CircuitBreaker {
             epoch: self.epoch,
             open_until: self.open_until,
             flap: false,
+            crash: false,
         }
     }
 
@@ -696,6 +707,43 @@ impl CircuitBreaker {
         self.manual_reason = Some(reason);
         self.escalated = true;
         Some(transition)
+    }
+
+    /// Another node of a fleet saw the shared dependency fail (`reason` is
+    /// what it saw): a Closed breaker opens as if it had tripped, for its
+    /// own open duration, and then probes for itself. Every other state is
+    /// left alone: a breaker already testing the dependency (HalfOpen), an
+    /// operator's choice and Disabled weigh more than a hint.
+    pub fn hint_open(
+        &mut self,
+        origin: &str,
+        reason: TransitionReason,
+        now: Instant,
+    ) -> Option<Transition> {
+        (self.state == BreakerState::Closed).then(|| {
+            self.open(
+                TransitionReason::FleetHint {
+                    origin: origin.to_string(),
+                    reason: Box::new(reason),
+                },
+                now,
+            )
+        })
+    }
+
+    /// Another node closed its breaker for the shared dependency after
+    /// real probe successes: an Open breaker moves to HalfOpen and probes
+    /// for itself (its own probes decide). Every other state is left alone.
+    pub fn hint_probe(&mut self, origin: &str, now: Instant) -> Option<Transition> {
+        (self.state == BreakerState::Open).then(|| {
+            self.enter(
+                BreakerState::HalfOpen,
+                TransitionReason::FleetRecovered {
+                    origin: origin.to_string(),
+                },
+                now,
+            )
+        })
     }
 
     /// Whether the breaker is forced open by escalation (not by an operator).

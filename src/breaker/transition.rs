@@ -23,10 +23,14 @@ pub struct Transition {
     /// A trip within the stability window after the last recovery: the
     /// breaker is flapping, and this open lasts longer than the last.
     pub flap: bool,
+    /// The failure that caused this trip was the service actor's own crash,
+    /// not the dependency's: nothing another engine should act on.
+    pub crash: bool,
 }
 
-/// Why a breaker changed state.
-#[derive(Debug, Clone, PartialEq)]
+/// Why a breaker changed state. Serializable, so a fleet hint carries the
+/// origin's reason as it was.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[non_exhaustive]
 pub enum TransitionReason {
     /// `count` consecutive failures reached `failure_threshold`.
@@ -91,6 +95,20 @@ pub enum TransitionReason {
         /// The duration it named.
         duration: Duration,
     },
+    /// Another node of the fleet opened its breaker for this shared
+    /// dependency; `reason` is why it did.
+    FleetHint {
+        /// The node that saw the failures.
+        origin: String,
+        /// Its own transition's reason.
+        reason: Box<TransitionReason>,
+    },
+    /// Another node of the fleet closed its breaker after real probe
+    /// successes: this one probes for itself.
+    FleetRecovered {
+        /// The node whose probes succeeded.
+        origin: String,
+    },
 }
 
 /// Why a breaker last left Closed, small enough to travel with every
@@ -129,6 +147,7 @@ impl TripCause {
             TransitionReason::Manual(_) => TripCause::Manual,
             TransitionReason::Escalated(_) => TripCause::Escalated,
             TransitionReason::OpenFor { .. } => TripCause::DependencyAsked,
+            TransitionReason::FleetHint { reason, .. } => return TripCause::of(reason),
             _ => return None,
         })
     }
@@ -236,6 +255,15 @@ impl fmt::Display for TransitionReason {
                 "the dependency asked for {} (Retry-After)",
                 humantime::format_duration(*duration)
             ),
+            TransitionReason::FleetHint { origin, reason } => {
+                write!(f, "fleet hint from {origin}: {reason}")
+            }
+            TransitionReason::FleetRecovered { origin } => {
+                write!(
+                    f,
+                    "fleet: {origin} closed after probe successes; probing here"
+                )
+            }
         }
     }
 }

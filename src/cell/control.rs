@@ -99,6 +99,36 @@ impl BreakerControl {
         self.cell.apply(|m| m.deescalate(now()))
     }
 
+    /// Another engine sharing this dependency saw it fail: a Closed breaker
+    /// opens with the origin's `reason`, for its own open duration, then
+    /// probes for itself. Other states are left alone (see
+    /// [`crate::breaker::CircuitBreaker::hint_open`]).
+    pub fn hint_open(
+        &self,
+        origin: &str,
+        reason: crate::breaker::TransitionReason,
+    ) -> Option<Transition> {
+        self.cell.apply(|m| m.hint_open(origin, reason, now()))
+    }
+
+    /// Another engine closed its breaker for this dependency after real
+    /// probe successes: an Open breaker moves to HalfOpen and probes.
+    pub fn hint_probe(&self, origin: &str) -> Option<Transition> {
+        self.cell.apply(|m| m.hint_probe(origin, now()))
+    }
+
+    /// This node's share of the service's rate limits.
+    #[cfg_attr(not(feature = "fleet"), allow(dead_code))]
+    pub(crate) fn share(&self) -> crate::cell::FleetShare {
+        self.cell.share()
+    }
+
+    /// Paces by `share` of the rate limits from now on (drained).
+    #[cfg_attr(not(feature = "fleet"), allow(dead_code))]
+    pub(crate) fn set_share(&self, share: crate::cell::FleetShare) -> bool {
+        self.cell.set_share(share)
+    }
+
     /// Restarts, escalations, recovery attempts and retries so far.
     pub fn supervision(&self) -> crate::stats::SupervisionStats {
         self.cell.stats.snapshot()

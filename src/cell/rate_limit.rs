@@ -52,9 +52,68 @@ pub(crate) struct RateRefusal {
     pub(crate) retry_in: Duration,
 }
 
+/// This node's part of a fleet budget: `rank` among `of` live nodes (the
+/// whole budget when `of` is 1). Every node computes the same split from
+/// the same view, so the parts add up to the limit and never past it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct FleetShare {
+    pub(crate) rank: u32,
+    pub(crate) of: u32,
+}
+
+impl FleetShare {
+    /// The whole budget: a node alone, or not in a fleet.
+    pub(crate) const WHOLE: Self = Self { rank: 0, of: 1 };
+
+    /// Nothing: a node that has not yet heard what the others hold.
+    pub(crate) const NONE: Self = Self {
+        rank: u32::MAX,
+        of: u32::MAX,
+    };
+
+    /// The safe share of a node cut off from the fleet: an equal part of
+    /// `of`, and none of the remainder (which a live node may hold).
+    #[cfg_attr(not(feature = "fleet"), allow(dead_code))]
+    pub(crate) fn safe(of: u32) -> Self {
+        Self {
+            rank: u32::MAX,
+            of: of.max(1),
+        }
+    }
+
+    /// `limit` split `of` ways: an equal part, plus one of the remainder
+    /// for each of the first `limit % of` ranks.
+    pub(crate) fn allowance(self, limit: u32) -> u32 {
+        let of = self.of.max(1);
+        limit / of + u32::from(self.rank < limit % of)
+    }
+
+    pub(crate) fn pack(self) -> u64 {
+        (u64::from(self.rank) << 32) | u64::from(self.of)
+    }
+
+    pub(crate) fn unpack(bits: u64) -> Self {
+        let of = (bits & u64::from(u32::MAX)) as u32;
+        if of == 0 {
+            return Self::WHOLE;
+        }
+        Self {
+            rank: (bits >> 32) as u32,
+            of,
+        }
+    }
+}
+
+/// One limit of a class: `None` when this node's fleet share of it is 0.
+struct QuotaLimiter {
+    limiter: Option<Limiter>,
+    label: String,
+    window: Duration,
+}
+
 struct ClassLimiter {
     key: String,
-    quotas: Vec<(Limiter, String)>,
+    quotas: Vec<QuotaLimiter>,
     /// Paused by the dependency until this long after `base` (0: not paused).
     paused_until: AtomicU64,
 }
@@ -90,8 +149,9 @@ impl ClassLimit {
 }
 
 impl RateLimits {
-    /// The limits of `[services.NAME.rate_limit]` (call after validation).
-    pub(crate) fn new(service: &str, config: &RateLimitConfig) -> Self {
+    /// The limits of `[services.NAME.rate_limit]` (call after validation),
+    /// or this node's `share` of them when they are a fleet budget.
+    pub(crate) fn new(service: &str, config: &RateLimitConfig, share: FleetShare) -> Self {
         let clock = TokioClock {
             base: Instant::now(),
         };
@@ -103,12 +163,19 @@ impl RateLimits {
                 let quotas = limit
                     .quotas()
                     .into_iter()
-                    .filter_map(|(n, window, unit)| {
-                        let q = quota(n, window)?;
-                        Some((
-                            RateLimiter::direct_with_clock(q, clock),
-                            format!("{n}/{unit}"),
-                        ))
+                    .map(|(n, window, unit)| {
+                        let part = share.allowance(n);
+                        let label = if share == FleetShare::WHOLE {
+                            format!("{n}/{unit}")
+                        } else {
+                            format!("{part}/{unit}, this node's share of {n}/{unit}")
+                        };
+                        QuotaLimiter {
+                            limiter: quota(part, window)
+                                .map(|q| RateLimiter::direct_with_clock(q, clock)),
+                            label,
+                            window,
+                        }
                     })
                     .collect();
                 let limiter = ClassLimiter {
@@ -129,10 +196,10 @@ impl RateLimits {
     /// Like [`Self::new`], but every quota starts with its burst spent: a
     /// reload replaces limits that were in use, and the new ones must not
     /// hand out a burst the old ones had already given (shrink before grow).
-    pub(crate) fn new_drained(service: &str, config: &RateLimitConfig) -> Self {
-        let limits = Self::new(service, config);
+    pub(crate) fn new_drained(service: &str, config: &RateLimitConfig, share: FleetShare) -> Self {
+        let limits = Self::new(service, config, share);
         for class in limits.classes.values() {
-            for (limiter, _) in &class.quotas {
+            for limiter in class.quotas.iter().filter_map(|q| q.limiter.as_ref()) {
                 while limiter.check().is_ok() {}
             }
         }
@@ -162,7 +229,18 @@ impl RateLimits {
             }
             tokio::time::sleep(paused - now).await;
         }
-        for (quota, label) in &limiter.quotas {
+        for QuotaLimiter {
+            limiter: quota,
+            label,
+            window,
+        } in &limiter.quotas
+        {
+            let Some(quota) = quota else {
+                return Err(RateRefusal {
+                    limit: format!("{} ({label})", limiter.key),
+                    retry_in: *window,
+                });
+            };
             loop {
                 match quota.check() {
                     Ok(()) => break,
@@ -196,7 +274,18 @@ impl RateLimits {
                 retry_in: paused - now,
             });
         }
-        for (quota, label) in &limiter.quotas {
+        for QuotaLimiter {
+            limiter: quota,
+            label,
+            window,
+        } in &limiter.quotas
+        {
+            let Some(quota) = quota else {
+                return Err(RateRefusal {
+                    limit: format!("{} ({label})", limiter.key),
+                    retry_in: *window,
+                });
+            };
             if let Err(not_until) = quota.check() {
                 return Err(RateRefusal {
                     limit: format!("{} ({label})", limiter.key),

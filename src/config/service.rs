@@ -52,7 +52,12 @@ pub struct ServiceConfig {
     /// An optional rate-based trip rule.
     pub rate_window: Option<RateWindowConfig>,
     /// The dependency's request limits, per request class (paced, not tripped).
+    /// With `shared` in a fleet, they are the whole fleet's budget.
     pub rate_limit: Option<super::RateLimitConfig>,
+    /// The dependency this service shares with other engines of a fleet,
+    /// such as `"kite:ACCOUNT"`: their breakers hint each other, and its
+    /// rate limits are split between the live nodes.
+    pub shared: Option<String>,
     /// The reconnect schedule while the breaker is open.
     pub recovery: RecoveryConfig,
     /// Restarting crashed service actors.
@@ -88,6 +93,7 @@ impl Default for ServiceConfig {
             max_in_flight: 64,
             rate_window: None,
             rate_limit: None,
+            shared: None,
             recovery: RecoveryConfig::default(),
             restart: RestartConfig::default(),
             retry: RetryConfig::default(),
@@ -198,6 +204,15 @@ impl ServiceConfig {
                 format!("has an unusable name {name:?}"),
                 "use letters, digits, '_' or '-' (it appears in URLs and metric labels)",
             ));
+        }
+        if let Some(shared) = &self.shared {
+            if shared.is_empty() || shared.len() > 128 || shared.chars().any(char::is_control) {
+                out.push(Problem::new(
+                    key("shared"),
+                    format!("{shared:?} is not a dependency name"),
+                    "name the dependency the same way on every node, such as \"kite:ACCOUNT\" (1–128 characters)",
+                ));
+            }
         }
     }
 

@@ -28,6 +28,7 @@ pub(crate) fn router(state: Shared) -> Router {
         )
         .route("/api/v1/system/config/reload", post(admin::reload))
         .route("/api/v1/system/stream", get(super::stream::stream))
+        .route("/api/v1/fleet/health", get(fleet_health))
         .route("/", get(super::dashboard::page))
         .route("/dashboard", get(super::dashboard::page))
         .route("/livez", get(livez))
@@ -54,6 +55,20 @@ async fn comprehensive(State(state): State<Shared>) -> Response {
         HealthStatus::Unhealthy | HealthStatus::Critical => StatusCode::SERVICE_UNAVAILABLE,
     };
     (code, Json(report)).into_response()
+}
+
+/// The fleet as this node sees it (its `status` says how whole), 404
+/// without a fleet.
+async fn fleet_health(State(state): State<Shared>) -> Response {
+    #[cfg(feature = "fleet")]
+    if let Some(fleet) = &state.fleet {
+        return Json(&*fleet.view()).into_response();
+    }
+    let _ = &state;
+    error(
+        StatusCode::NOT_FOUND,
+        "this engine is not in a fleet: add a [fleet] table to actors.toml (seawall's `fleet` feature)",
+    )
 }
 
 async fn circuit_breakers(State(state): State<Shared>) -> Response {

@@ -55,6 +55,10 @@ pub enum StartError {
         /// What the OS said.
         source: std::io::Error,
     },
+    /// `[fleet]` could not start (the message names the key or variable
+    /// and the fix), or this build has no `fleet` feature.
+    #[error("{0}")]
+    Fleet(String),
     /// The admin token is too short (or too long) to be a secret.
     #[error("SEAWALL_ADMIN_TOKEN is {len} bytes; use {min} to {max} random bytes (such as `openssl rand -hex 32`), or unset it to keep the admin routes off")]
     AdminToken {
@@ -406,6 +410,7 @@ fn assemble(a: Assembly) -> Seawall {
         health_shared: a.shared,
         modes: a.modes,
         degradations: dashmap::DashMap::new(),
+        extensions: dashmap::DashMap::new(),
         services: a.services,
         events: a.events,
         shutdown: CancellationToken::new(),

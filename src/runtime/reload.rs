@@ -393,6 +393,13 @@ fn runtime_changes(old: &Config, new: &Config) -> Vec<Problem> {
     };
     let (before, after) = (as_map(old), as_map(new));
     let keys: BTreeSet<&String> = before.keys().chain(after.keys()).collect();
+    let fleet = (old.fleet != new.fleet).then(|| {
+        Problem::new(
+            "fleet",
+            "cannot change while the engine runs (its node server and membership are set at start)",
+            "put the old [fleet] table back to reload the rest, or restart the engine to apply it",
+        )
+    });
     keys.into_iter()
         .filter(|key| before.get(*key) != after.get(*key))
         .map(|key| {
@@ -409,6 +416,7 @@ fn runtime_changes(old: &Config, new: &Config) -> Vec<Problem> {
                 "put the old value back to reload the rest, or restart the engine to apply it",
             )
         })
+        .chain(fleet)
         .collect()
 }
 

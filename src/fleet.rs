@@ -1,0 +1,338 @@
+//! A fleet of engines on ractor_cluster (the `fleet` feature).
+//!
+//! Several engines that share a broker key and a database are blind to
+//! each other unless they talk. With a `[fleet]` table and
+//! `SEAWALL_FLEET_COOKIE` set, [`crate::SeawallBuilder::start`] also starts
+//! a ractor_cluster node server on `fleet.listen`, dials `fleet.seeds`
+//! (connections are transitive: one seed is enough to meet everyone) and
+//! spawns one member actor that joins the process group `seawall.fleet`.
+//!
+//! * **One health view.** Every heartbeat each member tells the others its
+//!   score, modes, breakers and shares. A node silent for
+//!   `fleet.unreachable_after` is unreachable, whether it crashed or was
+//!   stopped; `GET /api/v1/fleet/health` on any node shows them all.
+//! * **Shared-dependency breakers.** A service with `shared = "kite:ACCOUNT"`
+//!   hints the others when it opens on the dependency's failures (never on
+//!   its own crashes): their Closed breakers for that dependency open with
+//!   the same reason and the origin named. When it closes after real probe
+//!   successes, their Open breakers move to HalfOpen and probe for
+//!   themselves. Hints never close a breaker, and a node cut off from the
+//!   fleet simply runs on its own evidence.
+//! * **One rate budget.** A shared service's rate limits are the fleet's:
+//!   the live nodes split them (see `budget.rs`: shrink before grow).
+//!
+//! Nodes authenticate with the cookie (ractor_cluster's challenge; the
+//! cookie never crosses the wire). Traffic is plaintext unless TLS is set
+//! up (README, "A fleet of engines"): plaintext is for loopback only.
+
+mod budget;
+mod member;
+mod view;
+mod wire;
+
+pub use view::{FleetStatus, FleetView, NodeView, SharedBreaker};
+pub use wire::{BreakerBrief, ShareWire};
+
+use crate::config::{FleetConfig, FLEET_COOKIE_VARIABLE};
+use crate::event::Event;
+use crate::runtime::Seawall;
+use arc_swap::ArcSwap;
+use member::{Member, MemberArgs};
+use ractor::{Actor, ActorRef};
+use ractor_cluster::{NodeEventSubscription, NodeServer, NodeServerMessage};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+use wire::{Hint, Wire};
+
+/// Why a fleet could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum FleetError {
+    /// The cookie is missing: a fleet never starts without one.
+    #[error("[fleet] is set but {FLEET_COOKIE_VARIABLE} is not; export the same secret on every node of the fleet (or remove [fleet] to run alone)")]
+    NoCookie,
+    /// The node server could not start (most often: `fleet.listen` is taken).
+    #[error("fleet.listen {addr}: the node server did not start ({reason}); pick a free port, or stop the process holding it")]
+    Listen {
+        /// The configured address.
+        addr: std::net::SocketAddr,
+        /// What failed.
+        reason: String,
+    },
+}
+
+/// A running fleet membership: read its view, or let shutdown stop it.
+#[derive(Clone)]
+pub struct Fleet {
+    view: Arc<ArcSwap<FleetView>>,
+}
+
+impl std::fmt::Debug for Fleet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Fleet")
+            .field("node", &self.view.load().node)
+            .finish()
+    }
+}
+
+impl Fleet {
+    /// The fleet `seawall` joined at start, if its config has `[fleet]`.
+    pub fn of(seawall: &Seawall) -> Option<Fleet> {
+        seawall.extension::<Fleet>()
+    }
+
+    /// The fleet as this node sees it, as of its last heartbeat.
+    pub fn view(&self) -> Arc<FleetView> {
+        self.view.load_full()
+    }
+}
+
+/// Counts sessions that closed before they authenticated: a peer with the
+/// wrong cookie (or no seawall at all).
+struct Refusals {
+    refused: Arc<AtomicU64>,
+    authenticated: dashmap::DashSet<u64>,
+}
+
+impl NodeEventSubscription for Refusals {
+    fn node_session_opened(&self, _: ractor_cluster::node::NodeServerSessionInformation) {}
+
+    fn node_session_disconnected(&self, ses: ractor_cluster::node::NodeServerSessionInformation) {
+        if self.authenticated.remove(&ses.node_id).is_none() {
+            self.refused.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(peer = %ses.peer_addr, "fleet: refused a node that failed authentication (wrong SEAWALL_FLEET_COOKIE?)");
+        } else {
+            tracing::info!(peer = %ses.peer_addr, "fleet: link to a node closed");
+        }
+    }
+
+    fn node_session_authenticated(&self, ses: ractor_cluster::node::NodeServerSessionInformation) {
+        self.authenticated.insert(ses.node_id);
+    }
+}
+
+/// Joins the fleet `[fleet]` describes, with the cookie from the
+/// environment; `Ok(None)` when the config has no `[fleet]`.
+pub(crate) async fn join(
+    seawall: &Seawall,
+    cookie: Option<String>,
+) -> Result<Option<Fleet>, FleetError> {
+    let config = seawall.config();
+    let Some(fleet) = config.fleet.clone() else {
+        return Ok(None);
+    };
+    let cookie = cookie
+        .filter(|c| !c.is_empty())
+        .ok_or(FleetError::NoCookie)?;
+    let listen_error = |reason: String| FleetError::Listen {
+        addr: fleet.listen,
+        reason,
+    };
+    let server = NodeServer::new(
+        fleet.listen.port(),
+        cookie,
+        fleet.node.clone(),
+        fleet.listen.ip().to_string(),
+        None,
+        Some(ractor_cluster::node::NodeConnectionMode::Transitive),
+    )
+    .with_listen_addr(fleet.listen.ip());
+    let (server, _) = Actor::spawn(None, server, ())
+        .await
+        .map_err(|e| listen_error(e.to_string()))?;
+    let refused = Arc::new(AtomicU64::new(0));
+    let _ = server.cast(NodeServerMessage::SubscribeToEvents {
+        id: "seawall.fleet".to_string(),
+        subscription: Box::new(Refusals {
+            refused: Arc::clone(&refused),
+            authenticated: Default::default(),
+        }),
+    });
+    let view = Arc::new(ArcSwap::from_pointee(FleetView::starting(
+        fleet.node.clone(),
+        fleet.unreachable_after,
+    )));
+    let redial = Arc::new(tokio::sync::Notify::new());
+    let args = MemberArgs {
+        config: fleet.clone(),
+        incarnation: incarnation(),
+        health: seawall.health_shared(),
+        controls: seawall.breakers().cloned().collect(),
+        published: Arc::clone(&view),
+        refused,
+        redial: Arc::clone(&redial),
+    };
+    let member = match Actor::spawn(None, Member, args).await {
+        Ok((member, _)) => member,
+        Err(e) => {
+            server.stop(None);
+            return Err(listen_error(format!("the fleet member did not start: {e}")));
+        }
+    };
+    seawall.spawn_tracked(dial(
+        server.clone(),
+        fleet.clone(),
+        redial,
+        seawall.shutdown_token(),
+    ));
+    seawall.spawn_tracked(hint(seawall, &fleet));
+    seawall.spawn_tracked(stop_at_shutdown(server, member, seawall.shutdown_token()));
+    tracing::info!(node = %fleet.node, listen = %fleet.listen, seeds = ?fleet.seeds, "fleet: node started");
+    Ok(Some(Fleet { view }))
+}
+
+/// The cookie as the process environment gives it.
+pub(crate) fn cookie_from_env() -> Option<String> {
+    std::env::var(FLEET_COOKIE_VARIABLE).ok()
+}
+
+fn incarnation() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// Dials every seed at start, and again whenever the member finds itself
+/// cut off (the others may have restarted on their addresses).
+async fn dial(
+    server: ActorRef<NodeServerMessage>,
+    fleet: FleetConfig,
+    redial: Arc<tokio::sync::Notify>,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
+    loop {
+        for seed in &fleet.seeds {
+            if let Err(e) = ractor_cluster::client_connect(&server, *seed).await {
+                tracing::debug!(%seed, error = %e, "fleet: seed not reachable yet");
+            }
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = redial.notified() => {}
+        }
+    }
+}
+
+/// Tells the others when a breaker for a shared dependency moves on this
+/// node's own evidence. It listens on the event bus like any outside
+/// subscriber: the tree never waits for the fleet.
+fn hint(seawall: &Seawall, fleet: &FleetConfig) -> impl std::future::Future<Output = ()> + Send {
+    let mut events = seawall.subscribe();
+    let controls: Vec<_> = seawall.breakers().cloned().collect();
+    let shutdown = seawall.shutdown_token();
+    let me = fleet.node.clone();
+    async move {
+        loop {
+            let event = tokio::select! {
+                () = shutdown.cancelled() => return,
+                e = events.recv() => e,
+            };
+            let (service, t) = match event {
+                Ok(Event::Transition {
+                    service,
+                    transition,
+                }) => (service, transition),
+                Ok(_) => continue,
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                    tracing::warn!(missed = n, "fleet: the event bus outran the hint sender; beats still carry every breaker's state");
+                    continue;
+                }
+                Err(_) => return,
+            };
+            let Some(shared) = controls
+                .iter()
+                .find(|c| c.name() == &*service)
+                .and_then(|c| c.config().shared.clone())
+            else {
+                continue;
+            };
+            if let Some(hint) = hint_for(&me, shared, &t) {
+                member::tell_all(|| Wire::Hint(hint.clone()));
+            }
+        }
+    }
+}
+
+/// The hint a local transition gives the fleet, if any: opens on the
+/// dependency's failures and closes after probe successes. Opens on a
+/// crash, an operator's hand, escalation or another node's hint do not.
+fn hint_for(me: &str, shared: String, t: &crate::breaker::Transition) -> Option<Hint> {
+    use crate::breaker::{BreakerState, TransitionReason as R};
+    match (t.to, &t.reason) {
+        (
+            BreakerState::Open,
+            R::ConsecutiveFailures { .. }
+            | R::FailureRate { .. }
+            | R::SlowCallRate { .. }
+            | R::ProbeFailed
+            | R::ProbeTimedOut
+            | R::ProbeSlow { .. }
+            | R::OpenFor { .. },
+        ) if !t.crash => Some(Hint::Opened {
+            origin: me.to_string(),
+            shared,
+            reason: t.reason.clone(),
+        }),
+        (BreakerState::Closed, R::ProbesSucceeded { .. }) => Some(Hint::Closed {
+            origin: me.to_string(),
+            shared,
+        }),
+        _ => None,
+    }
+}
+
+async fn stop_at_shutdown(
+    server: ActorRef<NodeServerMessage>,
+    member: ActorRef<Wire>,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
+    shutdown.cancelled().await;
+    let grace = Duration::from_secs(2);
+    let _ = member.stop_and_wait(None, Some(grace)).await;
+    let _ = server.stop_and_wait(None, Some(grace)).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::breaker::{BreakerState, Transition, TransitionReason};
+    use std::time::Instant;
+
+    fn opened(reason: TransitionReason, crash: bool) -> Transition {
+        Transition {
+            from: BreakerState::Closed,
+            to: BreakerState::Open,
+            reason,
+            at: Instant::now(),
+            epoch: 1,
+            open_until: None,
+            flap: false,
+            crash,
+        }
+    }
+
+    #[test]
+    fn test_hint_for_when_dependency_failed_then_open_hint_else_none() {
+        let failures = TransitionReason::ConsecutiveFailures {
+            count: 5,
+            threshold: 5,
+        };
+        assert!(matches!(
+            hint_for("n1", "k".into(), &opened(failures.clone(), false)),
+            Some(Hint::Opened { .. })
+        ));
+        // Its own crashes, an operator and another node's hint stay local.
+        assert!(hint_for("n1", "k".into(), &opened(failures, true)).is_none());
+        assert!(hint_for(
+            "n1",
+            "k".into(),
+            &opened(TransitionReason::Manual("x".into()), false)
+        )
+        .is_none());
+        let echoed = TransitionReason::FleetHint {
+            origin: "n2".into(),
+            reason: Box::new(TransitionReason::ProbeFailed),
+        };
+        assert!(hint_for("n1", "k".into(), &opened(echoed, false)).is_none());
+    }
+}

@@ -1,0 +1,228 @@
+//! Splitting a shared dependency's rate limits between the live nodes.
+//!
+//! Every node computes the same split from the same view: the live nodes
+//! sorted by name, node `rank` of `of` takes `limit / of` plus one of the
+//! remainder if `rank < limit % of`, so the parts add up to the limit.
+//!
+//! Views differ while a node joins or leaves, so a node never *grows* on
+//! its own view alone: it shrinks at once, and takes more only when every
+//! live peer announces the same membership (so all targets come from one
+//! split) and the shares they announced leave room for it under every
+//! limit (shrink before you grow). A node that has not heard from the fleet
+//! yet holds nothing; one cut off from it for `unreachable_after` drops to
+//! the budget divided by the largest fleet it has seen.
+
+use crate::cell::FleetShare;
+
+/// What this node sees when it plans its share of one shared dependency.
+pub(crate) struct View<'a> {
+    /// This node's name.
+    pub(crate) me: &'a str,
+    /// The live peers' names and the shares they announced for this
+    /// dependency (`None`: they do not use it).
+    pub(crate) peers: &'a [(&'a str, Option<FleetShare>)],
+    /// Whether this node has heard from the fleet since it started (or
+    /// since it was last cut off): until then it holds nothing.
+    pub(crate) settled: bool,
+    /// The largest number of live nodes (this one included) seen so far.
+    pub(crate) largest_seen: u32,
+    /// Every limit of the dependency (requests per window), all classes.
+    pub(crate) limits: &'a [u32],
+    /// Whether every live peer announced the same set of live nodes as
+    /// this node sees: only then may a share grow.
+    pub(crate) agreed: bool,
+}
+
+/// The share this node may hold now, given what it holds (`current`).
+pub(crate) fn plan(view: &View<'_>, current: FleetShare) -> FleetShare {
+    if view.peers.is_empty() {
+        // Alone: cut off (or the last one left); the safe share.
+        return if view.settled {
+            FleetShare::safe(view.largest_seen)
+        } else {
+            FleetShare::NONE
+        };
+    }
+    let target = target(view);
+    let fits = |share: FleetShare| {
+        view.limits.iter().all(|&limit| {
+            let others: u64 = view
+                .peers
+                .iter()
+                .filter_map(|(_, s)| s.map(|s| u64::from(s.allowance(limit))))
+                .sum();
+            others + u64::from(share.allowance(limit)) <= u64::from(limit)
+        })
+    };
+    let shrinks = |share: FleetShare| {
+        view.limits
+            .iter()
+            .all(|&limit| share.allowance(limit) <= current.allowance(limit))
+    };
+    if shrinks(target) || (view.agreed && fits(target)) {
+        return target;
+    }
+    // The target takes more somewhere and the others have not made room
+    // yet: hold no more than the smallest equal part meanwhile.
+    let interim = FleetShare::safe(target.of.max(current.of));
+    if shrinks(interim) {
+        interim
+    } else {
+        current
+    }
+}
+
+/// The split of this view: rank among the live nodes sorted by name.
+fn target(view: &View<'_>) -> FleetShare {
+    let rank = view
+        .peers
+        .iter()
+        .filter(|(name, _)| *name < view.me)
+        .count();
+    FleetShare {
+        rank: u32::try_from(rank).unwrap_or(u32::MAX),
+        of: u32::try_from(view.peers.len() + 1).unwrap_or(u32::MAX),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const LIMITS: &[u32] = &[10, 400, 1];
+
+    fn view<'a>(me: &'a str, peers: &'a [(&'a str, Option<FleetShare>)]) -> View<'a> {
+        View {
+            me,
+            peers,
+            settled: true,
+            largest_seen: 3,
+            limits: LIMITS,
+            agreed: true,
+        }
+    }
+
+    #[test]
+    fn test_plan_when_three_agree_then_parts_add_up_to_each_limit() {
+        let names = ["a", "b", "c"];
+        let mut shares = [FleetShare::NONE; 3];
+        // Two rounds: every node hears the others' shares of the round before.
+        for _ in 0..2 {
+            let before = shares;
+            for (i, me) in names.iter().enumerate() {
+                let peers: Vec<(&str, Option<FleetShare>)> = names
+                    .iter()
+                    .zip(before)
+                    .filter(|(n, _)| *n != me)
+                    .map(|(n, s)| (*n, Some(s)))
+                    .collect();
+                shares[i] = plan(&view(me, &peers), before[i]);
+            }
+        }
+        for &limit in LIMITS {
+            let total: u32 = shares.iter().map(|s| s.allowance(limit)).sum();
+            assert_eq!(total, limit, "{shares:?}");
+        }
+        assert_eq!(shares[0].allowance(10), 4);
+        assert_eq!(shares[2].allowance(10), 3);
+    }
+
+    #[test]
+    fn test_plan_when_joining_while_others_hold_halves_then_waits_until_they_shrink() {
+        let half = |rank| FleetShare { rank, of: 2 };
+        let peers = [("a", Some(half(0))), ("b", Some(half(1)))];
+        let mine = plan(&view("c", &peers), FleetShare::NONE);
+        assert_eq!(mine.allowance(10), 0, "grew into the others' halves");
+        let shrunk = [
+            ("a", Some(FleetShare { rank: 0, of: 3 })),
+            ("b", Some(FleetShare { rank: 1, of: 3 })),
+        ];
+        assert_eq!(plan(&view("c", &shrunk), mine).allowance(10), 3);
+    }
+
+    #[test]
+    fn test_plan_when_views_disagree_then_nobody_grows() {
+        // c is live, but b has not heard from it yet: b's view is {a, b}.
+        let peers = [("a", Some(FleetShare::NONE))];
+        let b = View {
+            agreed: false,
+            ..view("b", &peers)
+        };
+        let c_holds = FleetShare::safe(3);
+        assert_eq!(plan(&b, FleetShare::NONE).allowance(10), 0);
+        // Had b grown to its half of {a, b}, the three would overrun:
+        let greedy = target(&b).allowance(10);
+        assert!(greedy + c_holds.allowance(10) + 4 > 10);
+    }
+
+    #[test]
+    fn test_plan_when_alone_then_safe_share_and_nothing_before_joining() {
+        let cut_off = plan(&view("a", &[]), FleetShare { rank: 0, of: 2 });
+        assert_eq!(cut_off.allowance(10), 3);
+        assert_eq!(cut_off.allowance(1), 0);
+        let fresh = View {
+            settled: false,
+            ..view("a", &[])
+        };
+        assert_eq!(plan(&fresh, FleetShare::NONE).allowance(400), 0);
+    }
+
+    #[test]
+    fn test_plan_when_a_node_ignores_the_rule_then_the_sum_check_catches_it() {
+        // Planted violation: a planner that takes its target at once.
+        let greedy = |v: &View<'_>, _current: FleetShare| target(v);
+        let half = |rank| Some(FleetShare { rank, of: 2 });
+        let peers = [("a", half(0)), ("b", half(1))];
+        let v = view("c", &peers);
+        let sum = |mine: FleetShare| 5 + 5 + mine.allowance(10);
+        assert!(
+            sum(greedy(&v, FleetShare::NONE)) > 10,
+            "the check sees the greedy overrun"
+        );
+        assert!(sum(plan(&v, FleetShare::NONE)) <= 10);
+    }
+
+    proptest! {
+        /// Any membership changes, heard in any order and at any lag: the
+        /// nodes' allowances never add up past a limit, as long as each
+        /// node plans from shares the others had actually applied.
+        #[test]
+        fn prop_plan_never_oversubscribes(
+            steps in proptest::collection::vec((0usize..5, proptest::bool::ANY, 0usize..5), 1..60)
+        ) {
+            let names = ["a", "b", "c", "d", "e"];
+            let mut alive = [true, true, true, false, false];
+            let mut shares = [FleetShare::NONE; 5];
+            let mut settled = [false; 5];
+            for (who, toggle, target_node) in steps {
+                if toggle && who != target_node {
+                    // A node joins or leaves; a leaving node holds nothing.
+                    alive[target_node] = !alive[target_node];
+                    if !alive[target_node] {
+                        shares[target_node] = FleetShare::NONE;
+                        settled[target_node] = false;
+                    }
+                }
+                if !alive[who] {
+                    continue;
+                }
+                let peers: Vec<(&str, Option<FleetShare>)> = (0..5)
+                    .filter(|&j| j != who && alive[j])
+                    .map(|j| (names[j], Some(shares[j])))
+                    .collect();
+                settled[who] |= !peers.is_empty();
+                if peers.is_empty() {
+                    // Cut-off shares are the partition case, outside this model.
+                    continue;
+                }
+                let v = View { me: names[who], peers: &peers, settled: settled[who], largest_seen: 5, limits: LIMITS, agreed: true };
+                shares[who] = plan(&v, shares[who]);
+                for &limit in LIMITS {
+                    let total: u32 = (0..5).filter(|&j| alive[j]).map(|j| shares[j].allowance(limit)).sum();
+                    prop_assert!(total <= limit, "{total} > {limit}: {shares:?}");
+                }
+            }
+        }
+    }
+}
