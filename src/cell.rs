@@ -292,7 +292,8 @@ impl BreakerCell {
         self.share.store(share.pack(), Ordering::Release);
         let config = self.config.load();
         if let Some(limits) = &config.rate_limit {
-            let limits = RateLimits::new_drained(&self.name, limits, share);
+            let previous = self.limits.load_full();
+            let limits = RateLimits::new_drained(&self.name, limits, share, previous.as_deref());
             self.limits.store(Some(Arc::new(limits)));
         }
         drop(machine);
@@ -446,10 +447,15 @@ impl BreakerCell {
         self.call_timeout
             .store(nanos(config.call_timeout), Ordering::Relaxed);
         if old.rate_limit != config.rate_limit {
-            let limits = config
-                .rate_limit
-                .as_ref()
-                .map(|limits| Arc::new(RateLimits::new_drained(&self.name, limits, self.share())));
+            let limits = config.rate_limit.as_ref().map(|limits| {
+                let previous = self.limits.load_full();
+                Arc::new(RateLimits::new_drained(
+                    &self.name,
+                    limits,
+                    self.share(),
+                    previous.as_deref(),
+                ))
+            });
             self.limited.store(limits.is_some(), Ordering::Release);
             self.limits.store(limits);
         }

@@ -66,6 +66,7 @@ impl FleetShare {
     pub(crate) const WHOLE: Self = Self { rank: 0, of: 1 };
 
     /// Nothing: a node that has not yet heard what the others hold.
+    #[cfg_attr(not(feature = "fleet"), allow(dead_code))]
     pub(crate) const NONE: Self = Self {
         rank: u32::MAX,
         of: u32::MAX,
@@ -109,6 +110,24 @@ struct QuotaLimiter {
     limiter: Option<Limiter>,
     label: String,
     window: Duration,
+    /// Requests let through under a window longer than a minute, carried
+    /// over when the limits are rebuilt, so a new share or a reload does
+    /// not hand out a day's budget twice.
+    granted: AtomicU64,
+}
+
+impl QuotaLimiter {
+    fn long(&self) -> bool {
+        self.window > Duration::from_secs(60)
+    }
+
+    fn check(&self, quota: &Limiter) -> Result<(), governor::NotUntil<Duration>> {
+        quota.check()?;
+        if self.long() {
+            self.granted.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(())
+    }
 }
 
 struct ClassLimiter {
@@ -175,6 +194,7 @@ impl RateLimits {
                                 .map(|q| RateLimiter::direct_with_clock(q, clock)),
                             label,
                             window,
+                            granted: AtomicU64::new(0),
                         }
                     })
                     .collect();
@@ -196,11 +216,42 @@ impl RateLimits {
     /// Like [`Self::new`], but every quota starts with its burst spent: a
     /// reload replaces limits that were in use, and the new ones must not
     /// hand out a burst the old ones had already given (shrink before grow).
-    pub(crate) fn new_drained(service: &str, config: &RateLimitConfig, share: FleetShare) -> Self {
+    ///
+    /// Windows of a minute or less start fully drained (the first request
+    /// waits at most one pacing interval). Longer windows (a day) would
+    /// then wait hours, so they start with what `previous` had already let
+    /// through in them spent instead.
+    pub(crate) fn new_drained(
+        service: &str,
+        config: &RateLimitConfig,
+        share: FleetShare,
+        previous: Option<&RateLimits>,
+    ) -> Self {
         let limits = Self::new(service, config, share);
-        for class in limits.classes.values() {
-            for limiter in class.quotas.iter().filter_map(|q| q.limiter.as_ref()) {
-                while limiter.check().is_ok() {}
+        for (name, class) in &limits.classes {
+            for q in &class.quotas {
+                let Some(limiter) = &q.limiter else { continue };
+                if !q.long() {
+                    while limiter.check().is_ok() {}
+                    continue;
+                }
+                let used = previous
+                    .and_then(|p| p.classes.get(name))
+                    .and_then(|c| c.quotas.iter().find(|o| o.window == q.window))
+                    .map_or(0, |o| o.granted.load(Ordering::Relaxed));
+                q.granted.store(used, Ordering::Relaxed);
+                let mut left = used;
+                while left > 0 {
+                    let n = u32::try_from(left).unwrap_or(u32::MAX).min(1024);
+                    match limiter.check_n(NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN)) {
+                        Ok(Ok(())) => left -= u64::from(n),
+                        // Fewer cells left than were used: spend them all.
+                        _ => {
+                            while limiter.check().is_ok() {}
+                            break;
+                        }
+                    }
+                }
             }
         }
         limits
@@ -229,20 +280,16 @@ impl RateLimits {
             }
             tokio::time::sleep(paused - now).await;
         }
-        for QuotaLimiter {
-            limiter: quota,
-            label,
-            window,
-        } in &limiter.quotas
-        {
-            let Some(quota) = quota else {
+        for q in &limiter.quotas {
+            let label = &q.label;
+            let Some(quota) = &q.limiter else {
                 return Err(RateRefusal {
                     limit: format!("{} ({label})", limiter.key),
-                    retry_in: *window,
+                    retry_in: q.window,
                 });
             };
             loop {
-                match quota.check() {
+                match q.check(quota) {
                     Ok(()) => break,
                     Err(not_until) => {
                         let now = self.clock.now();
@@ -274,19 +321,15 @@ impl RateLimits {
                 retry_in: paused - now,
             });
         }
-        for QuotaLimiter {
-            limiter: quota,
-            label,
-            window,
-        } in &limiter.quotas
-        {
-            let Some(quota) = quota else {
+        for q in &limiter.quotas {
+            let label = &q.label;
+            let Some(quota) = &q.limiter else {
                 return Err(RateRefusal {
                     limit: format!("{} ({label})", limiter.key),
-                    retry_in: *window,
+                    retry_in: q.window,
                 });
             };
-            if let Err(not_until) = quota.check() {
+            if let Err(not_until) = q.check(quota) {
                 return Err(RateRefusal {
                     limit: format!("{} ({label})", limiter.key),
                     retry_in: not_until.wait_time_from(now),

@@ -45,6 +45,8 @@ pub(crate) struct MemberState {
     settled: bool,
     waiting_since: Instant,
     last_tick: Instant,
+    /// When the seeds were last dialled again.
+    last_dial: Option<Instant>,
     ticker: Option<tokio::task::JoinHandle<()>>,
 }
 
@@ -79,6 +81,7 @@ impl Actor for Member {
             settled: false,
             waiting_since: now,
             last_tick: now,
+            last_dial: None,
             ticker: Some(ticker),
         })
     }
@@ -226,17 +229,21 @@ impl MemberState {
         tell_all(|| Wire::Beat(Box::new(beat.clone())));
         self.publish(&live, beat, now);
         if live.is_empty() {
-            self.seq_retry_seeds();
+            self.retry_seeds(now);
         }
     }
 
-    /// Asks the node server to dial the seeds again while cut off (every
-    /// `unreachable_after`), so a node that lost every link finds its way back.
-    fn seq_retry_seeds(&self) {
-        let every = (self.args.config.unreachable_after.as_millis()
-            / self.args.config.heartbeat.as_millis().max(1))
-        .max(1) as u64;
-        if self.seq % every == 0 {
+    /// Asks the dialer to try the seeds again once this node has heard from
+    /// no one for `unreachable_after` (and every `unreachable_after` after
+    /// that), so a node that lost every link finds its way back. Not sooner:
+    /// links that are still open would only be dialled twice.
+    fn retry_seeds(&mut self, now: Instant) {
+        let after = self.args.config.unreachable_after;
+        let heard = self.peers.values().map(|p| p.last_seen).max();
+        let quiet_since = heard.map_or(self.waiting_since, |h| h.max(self.waiting_since));
+        let due = self.last_dial.map_or(quiet_since, |d| d.max(quiet_since)) + after;
+        if now >= due {
+            self.last_dial = Some(now);
             self.args.redial.notify_one();
         }
     }
