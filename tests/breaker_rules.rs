@@ -336,3 +336,82 @@ fn test_reconfigure_when_probe_slots_shrink_then_in_flight_probe_keeps_its_slot_
     b.record(p1, Outcome::Success, MS, later);
     assert_eq!(b.probes_in_flight(), 0);
 }
+
+#[test]
+fn test_hint_open_when_closed_then_opens_with_origin_and_reason_else_left_alone() {
+    let now = Instant::now();
+    let seen = TransitionReason::ConsecutiveFailures {
+        count: 5,
+        threshold: 5,
+    };
+    let mut b = CircuitBreaker::new(kite(), now);
+    let t = b
+        .hint_open("n1", seen.clone(), now)
+        .expect("a Closed breaker opens");
+    assert_eq!(t.to, BreakerState::Open);
+    assert_eq!(
+        t.reason,
+        TransitionReason::FleetHint {
+            origin: "n1".into(),
+            reason: Box::new(seen.clone()),
+        }
+    );
+    assert_eq!(b.open_until(), Some(now + Duration::from_secs(300)));
+    assert!(!t.crash);
+    // Its own open duration passes, then it probes for itself.
+    let later = now + Duration::from_secs(300);
+    assert_eq!(b.poll(later).map(|t| t.to), Some(BreakerState::HalfOpen));
+    // HalfOpen (testing for itself), forced and disabled breakers ignore hints.
+    assert!(b.hint_open("n1", seen.clone(), later).is_none());
+    b.force_open("operator", later);
+    assert!(b.hint_open("n1", seen.clone(), later).is_none());
+    assert!(
+        b.hint_probe("n1", later).is_none(),
+        "a hint never lifts an operator's hold"
+    );
+    b.disable("operator", later);
+    assert!(b.hint_open("n1", seen, later).is_none());
+}
+
+#[test]
+fn test_hint_probe_when_open_then_half_open_and_own_probes_decide() {
+    let now = Instant::now();
+    let mut b = CircuitBreaker::new(kite(), now);
+    for _ in 0..5 {
+        call(&mut b, FAIL, MS, now);
+    }
+    let t = b.hint_probe("n2", now).expect("an Open breaker probes");
+    assert_eq!(t.to, BreakerState::HalfOpen);
+    // Its own failed probe re-opens it, whatever the other node saw.
+    call(&mut b, FAIL, MS, now);
+    assert_eq!(b.state(), BreakerState::Open);
+    // A Closed breaker has nothing to probe.
+    let mut closed = CircuitBreaker::new(kite(), now);
+    assert!(closed.hint_probe("n2", now).is_none());
+}
+
+#[test]
+fn test_trip_when_last_failure_was_a_crash_then_transition_says_crash() {
+    let now = Instant::now();
+    let mut b = CircuitBreaker::new(kite(), now);
+    for _ in 0..4 {
+        call(&mut b, FAIL, MS, now);
+    }
+    let t = b.record_crash(now).expect("the fifth failure trips");
+    assert!(
+        t.crash,
+        "a crash is the service's own fault, not the dependency's"
+    );
+    let mut dependency = CircuitBreaker::new(kite(), now);
+    for _ in 0..4 {
+        call(
+            &mut dependency,
+            Outcome::Failure(FailureKind::Crash),
+            MS,
+            now,
+        );
+    }
+    let permit = dependency.try_acquire(now).unwrap();
+    let t = dependency.record(permit, FAIL, MS, now).unwrap();
+    assert!(!t.crash, "the tripping failure was the dependency's");
+}

@@ -34,7 +34,10 @@ const LAYERS: &[(&str, &[&str])] = &[
             "runtime",
         ],
     ),
-    ("5. the HTTP face and start-up", &["http", "launch"]),
+    (
+        "5. the fleet, the HTTP face and start-up",
+        &["fleet", "http", "launch"],
+    ),
 ];
 
 fn rank(module: &str) -> Option<usize> {
