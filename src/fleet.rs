@@ -61,6 +61,30 @@ pub enum FleetError {
     },
 }
 
+/// TLS for the fleet's links: nodes accept with `acceptor` and dial with
+/// `connector`, checking the peer's certificate for `server_name`.
+///
+/// ractor_cluster dials a peer's peers (transitive joining) in plaintext
+/// only, so with TLS the fleet joins in isolated mode: list every other
+/// node in `fleet.seeds`.
+#[derive(Clone)]
+pub struct FleetTls {
+    /// Accepts other nodes' connections.
+    pub acceptor: tokio_rustls::TlsAcceptor,
+    /// Dials the seeds.
+    pub connector: tokio_rustls::TlsConnector,
+    /// The name the seeds' certificates must carry.
+    pub server_name: tokio_rustls::rustls::pki_types::ServerName<'static>,
+}
+
+impl crate::SeawallBuilder {
+    /// Encrypts the fleet's links with `tls` (without it they are
+    /// plaintext, for loopback only).
+    pub fn fleet_tls(self, tls: FleetTls) -> Self {
+        self.with_extension(tls)
+    }
+}
+
 /// A running fleet membership: read its view, or let shutdown stop it.
 #[derive(Clone)]
 pub struct Fleet {
@@ -128,13 +152,24 @@ pub(crate) async fn join(
         addr: fleet.listen,
         reason,
     };
+    let tls = seawall.extension::<FleetTls>();
+    let (encryption, mode) = match &tls {
+        Some(tls) => (
+            ractor_cluster::IncomingEncryptionMode::Tls(tls.acceptor.clone()),
+            ractor_cluster::node::NodeConnectionMode::Isolated,
+        ),
+        None => (
+            ractor_cluster::IncomingEncryptionMode::Raw,
+            ractor_cluster::node::NodeConnectionMode::Transitive,
+        ),
+    };
     let server = NodeServer::new(
         fleet.listen.port(),
         cookie,
         fleet.node.clone(),
         fleet.listen.ip().to_string(),
-        None,
-        Some(ractor_cluster::node::NodeConnectionMode::Transitive),
+        Some(encryption),
+        Some(mode),
     )
     .with_listen_addr(fleet.listen.ip());
     let (server, _) = Actor::spawn(None, server, ())
@@ -172,6 +207,7 @@ pub(crate) async fn join(
     seawall.spawn_tracked(dial(
         server.clone(),
         fleet.clone(),
+        tls,
         redial,
         seawall.shutdown_token(),
     ));
@@ -197,12 +233,25 @@ fn incarnation() -> u64 {
 async fn dial(
     server: ActorRef<NodeServerMessage>,
     fleet: FleetConfig,
+    tls: Option<FleetTls>,
     redial: Arc<tokio::sync::Notify>,
     shutdown: tokio_util::sync::CancellationToken,
 ) {
     loop {
         for seed in &fleet.seeds {
-            if let Err(e) = ractor_cluster::client_connect(&server, *seed).await {
+            let dialled = match &tls {
+                Some(tls) => {
+                    ractor_cluster::client_connect_enc(
+                        &server,
+                        *seed,
+                        tls.connector.clone(),
+                        tls.server_name.clone(),
+                    )
+                    .await
+                }
+                None => ractor_cluster::client_connect(&server, *seed).await,
+            };
+            if let Err(e) = dialled {
                 tracing::debug!(%seed, error = %e, "fleet: seed not reachable yet");
             }
         }

@@ -306,6 +306,10 @@ impl Seawall {
             .insert(std::any::TypeId::of::<T>(), Box::new(part));
     }
 
+    pub(crate) fn insert_extension(&self, id: std::any::TypeId, part: Box<dyn Any + Send + Sync>) {
+        self.extensions.insert(id, part);
+    }
+
     /// The part of type `T` kept with [`Self::set_extension`].
     #[cfg_attr(not(feature = "fleet"), allow(dead_code))]
     pub(crate) fn extension<T: Any + Clone>(&self) -> Option<T> {

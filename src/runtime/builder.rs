@@ -125,6 +125,9 @@ pub struct SeawallBuilder {
     /// The file a reload re-reads, and how the engine adjusts what it reads.
     config_file: Option<std::path::PathBuf>,
     adjust: Option<super::reload::Adjust>,
+    /// Parts for the layers above the runtime (the fleet's TLS), handed to
+    /// the tree as its extensions.
+    extensions: Vec<(std::any::TypeId, Box<dyn std::any::Any + Send + Sync>)>,
 }
 
 /// Attaches one service's degradation to the running tree.
@@ -142,7 +145,17 @@ impl SeawallBuilder {
             degradations: Vec::new(),
             config_file: None,
             adjust: None,
+            extensions: Vec::new(),
         }
+    }
+
+    /// Keeps `part` for the layers above the runtime; the running tree
+    /// gives it back by type.
+    #[cfg_attr(not(feature = "fleet"), allow(dead_code))]
+    pub(crate) fn with_extension<T: std::any::Any + Send + Sync>(mut self, part: T) -> Self {
+        self.extensions
+            .push((std::any::TypeId::of::<T>(), Box::new(part)));
+        self
     }
 
     /// Registers the service `key` names, built by `factory` once per
@@ -343,6 +356,9 @@ impl SeawallBuilder {
             adjust: self.adjust,
             config: self.config,
         });
+        for (id, part) in self.extensions {
+            seawall.insert_extension(id, part);
+        }
         for attach in self.degradations {
             if let Err(e) = attach(&seawall) {
                 seawall.shutdown().await;
