@@ -70,6 +70,36 @@ impl Lifecycle for Broker {
     }
 }
 
+/// Sends orders from 8 tasks as fast as the breaker and the share allow.
+fn send_orders(handle: &seawall::ServiceHandle<Broker>) {
+    for worker in 0..8u64 {
+        let handle = handle.clone();
+        tokio::spawn(async move {
+            let mut id = worker << 40;
+            loop {
+                id += 1;
+                // A refusal is immediate: wait before the next try, or these
+                // loops would spin and starve the runtime.
+                match handle.call(id).await {
+                    Ok(()) => {}
+                    Err(CallError::RateLimited { retry_in, .. }) => {
+                        tokio::time::sleep(
+                            retry_in.clamp(Duration::from_millis(1), Duration::from_millis(100)),
+                        )
+                        .await;
+                    }
+                    Err(e) => {
+                        if id & 0xff == 1 {
+                            say(serde_json::json!({ "error": e.to_string() }));
+                        }
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                }
+            }
+        });
+    }
+}
+
 fn say(value: serde_json::Value) {
     println!("{value}");
 }
@@ -151,31 +181,20 @@ async fn main() {
     let handle = seawall
         .handle::<Broker>("kite_api")
         .expect("kite_api is registered above");
-    for worker in 0..8u64 {
+    // FLEET_NODE_IDLE=1: no orders until SIGUSR1 (the fleet bench measures
+    // the fleet's own traffic first, then trips one node for the hint).
+    if std::env::var_os("FLEET_NODE_IDLE").is_some() {
         let handle = handle.clone();
+        let mut usr1 =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1())
+                .expect("SIGUSR1");
         tokio::spawn(async move {
-            let mut id = worker << 40;
-            loop {
-                id += 1;
-                // A refusal is immediate: wait before the next try, or these
-                // loops would spin and starve the runtime.
-                match handle.call(id).await {
-                    Ok(()) => {}
-                    Err(CallError::RateLimited { retry_in, .. }) => {
-                        tokio::time::sleep(
-                            retry_in.clamp(Duration::from_millis(1), Duration::from_millis(100)),
-                        )
-                        .await;
-                    }
-                    Err(e) => {
-                        if id & 0xff == 1 {
-                            say(serde_json::json!({ "error": e.to_string() }));
-                        }
-                        tokio::time::sleep(Duration::from_millis(20)).await;
-                    }
-                }
+            if usr1.recv().await.is_some() {
+                send_orders(&handle);
             }
         });
+    } else {
+        send_orders(&handle);
     }
     let mut term =
         tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM");
