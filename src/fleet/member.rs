@@ -47,6 +47,8 @@ pub(crate) struct MemberState {
     last_tick: Instant,
     /// When the seeds were last dialled again.
     last_dial: Option<Instant>,
+    /// Another process claimed this node's name (logged once).
+    name_clash: bool,
     ticker: Option<tokio::task::JoinHandle<()>>,
 }
 
@@ -82,6 +84,7 @@ impl Actor for Member {
             waiting_since: now,
             last_tick: now,
             last_dial: None,
+            name_clash: false,
             ticker: Some(ticker),
         })
     }
@@ -149,7 +152,10 @@ impl MemberState {
 
     fn heard(&mut self, beat: Beat) {
         if beat.node == self.me() {
-            tracing::warn!(node = %beat.node, "fleet: another node uses this node's name; give each node its own fleet.node");
+            if beat.incarnation != self.args.incarnation && !self.name_clash {
+                self.name_clash = true;
+                tracing::error!(node = %beat.node, "fleet: another node uses this node's name; its beats are ignored; give each node its own fleet.node");
+            }
             return;
         }
         if let Some(known) = self.peers.get(&beat.node) {
