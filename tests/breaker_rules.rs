@@ -374,6 +374,18 @@ fn test_hint_open_when_closed_then_opens_with_origin_and_reason_else_left_alone(
 }
 
 #[test]
+fn test_hint_open_when_dependency_named_a_pause_then_every_node_keeps_it() {
+    let now = Instant::now();
+    let mut b = CircuitBreaker::new(kite(), now);
+    let pause = Duration::from_secs(42);
+    let t = b
+        .hint_open("n1", TransitionReason::OpenFor { duration: pause }, now)
+        .unwrap();
+    assert_eq!(t.open_until, Some(now + pause));
+    assert_eq!(b.open_until(), Some(now + pause));
+}
+
+#[test]
 fn test_hint_probe_when_open_then_half_open_and_own_probes_decide() {
     let now = Instant::now();
     let mut b = CircuitBreaker::new(kite(), now);

@@ -711,7 +711,8 @@ impl CircuitBreaker {
 
     /// Another node of a fleet saw the shared dependency fail (`reason` is
     /// what it saw): a Closed breaker opens as if it had tripped, for its
-    /// own open duration, and then probes for itself. Every other state is
+    /// own open duration (or the pause the dependency named, for
+    /// `OpenFor`), and then probes for itself. Every other state is
     /// left alone: a breaker already testing the dependency (HalfOpen), an
     /// operator's choice and Disabled weigh more than a hint.
     pub fn hint_open(
@@ -720,15 +721,24 @@ impl CircuitBreaker {
         reason: TransitionReason,
         now: Instant,
     ) -> Option<Transition> {
-        (self.state == BreakerState::Closed).then(|| {
-            self.open(
-                TransitionReason::FleetHint {
-                    origin: origin.to_string(),
-                    reason: Box::new(reason),
-                },
-                now,
-            )
-        })
+        if self.state != BreakerState::Closed {
+            return None;
+        }
+        // The dependency named its pause (Retry-After): every node keeps it.
+        let named = match &reason {
+            TransitionReason::OpenFor { duration } => Some(saturating_add(now, *duration)),
+            _ => None,
+        };
+        let hint = TransitionReason::FleetHint {
+            origin: origin.to_string(),
+            reason: Box::new(reason),
+        };
+        let mut t = self.open(hint, now);
+        if let Some(until) = named {
+            self.open_until = Some(until);
+            t.open_until = Some(until);
+        }
+        Some(t)
     }
 
     /// Another node closed its breaker for the shared dependency after

@@ -121,6 +121,21 @@ impl QuotaLimiter {
         self.window > Duration::from_secs(60)
     }
 
+    /// The limiter, or the refusal of a share of 0 (wait a whole window).
+    fn usable(&self, key: &str) -> Result<&Limiter, RateRefusal> {
+        self.limiter
+            .as_ref()
+            .ok_or_else(|| self.refusal(key, self.window))
+    }
+
+    /// This limit refuses for `retry_in`, naming the class key and the limit.
+    fn refusal(&self, key: &str, retry_in: Duration) -> RateRefusal {
+        RateRefusal {
+            limit: format!("{key} ({})", self.label),
+            retry_in,
+        }
+    }
+
     fn check(&self, quota: &Limiter) -> Result<(), governor::NotUntil<Duration>> {
         quota.check()?;
         if self.long() {
@@ -281,13 +296,7 @@ impl RateLimits {
             tokio::time::sleep(paused - now).await;
         }
         for q in &limiter.quotas {
-            let label = &q.label;
-            let Some(quota) = &q.limiter else {
-                return Err(RateRefusal {
-                    limit: format!("{} ({label})", limiter.key),
-                    retry_in: q.window,
-                });
-            };
+            let quota = q.usable(&limiter.key)?;
             loop {
                 match q.check(quota) {
                     Ok(()) => break,
@@ -295,10 +304,7 @@ impl RateLimits {
                         let now = self.clock.now();
                         let wait = not_until.wait_time_from(now);
                         if now + wait > deadline {
-                            return Err(RateRefusal {
-                                limit: format!("{} ({label})", limiter.key),
-                                retry_in: wait,
-                            });
+                            return Err(q.refusal(&limiter.key, wait));
                         }
                         tokio::time::sleep(wait).await;
                     }
@@ -322,18 +328,9 @@ impl RateLimits {
             });
         }
         for q in &limiter.quotas {
-            let label = &q.label;
-            let Some(quota) = &q.limiter else {
-                return Err(RateRefusal {
-                    limit: format!("{} ({label})", limiter.key),
-                    retry_in: q.window,
-                });
-            };
+            let quota = q.usable(&limiter.key)?;
             if let Err(not_until) = q.check(quota) {
-                return Err(RateRefusal {
-                    limit: format!("{} ({label})", limiter.key),
-                    retry_in: not_until.wait_time_from(now),
-                });
+                return Err(q.refusal(&limiter.key, not_until.wait_time_from(now)));
             }
         }
         Ok(())
