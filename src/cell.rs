@@ -281,6 +281,14 @@ impl BreakerCell {
         FleetShare::unpack(self.share.load(Ordering::Acquire))
     }
 
+    /// Keeps the fleet share of the rate limits valid for `for_` from now.
+    #[cfg_attr(not(feature = "fleet"), allow(dead_code))]
+    pub(crate) fn renew_share_lease(&self, for_: Duration) {
+        if let Some(limits) = self.limits() {
+            limits.renew_lease(for_);
+        }
+    }
+
     /// Paces from now on by `share` of the configured limits. Limits that
     /// change start drained: a new share never hands out a burst the old
     /// one had already given. `false` when nothing changed.

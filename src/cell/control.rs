@@ -123,6 +123,12 @@ impl BreakerControl {
         self.cell.share()
     }
 
+    /// Keeps this node's share valid for `for_` (renewed every heartbeat).
+    #[cfg_attr(not(feature = "fleet"), allow(dead_code))]
+    pub(crate) fn renew_share_lease(&self, for_: std::time::Duration) {
+        self.cell.renew_share_lease(for_);
+    }
+
     /// Paces by `share` of the rate limits from now on (drained).
     #[cfg_attr(not(feature = "fleet"), allow(dead_code))]
     pub(crate) fn set_share(&self, share: crate::cell::FleetShare) -> bool {

@@ -157,6 +157,9 @@ pub(crate) struct RateLimits {
     classes: HashMap<String, ClassLimiter>,
     max_wait: Duration,
     clock: TokioClock,
+    /// A fleet share holds only while its node keeps hearing the fleet:
+    /// until this long after `base` (nanoseconds; 0: no lease, not in a fleet).
+    lease_until: AtomicU64,
 }
 
 fn quota(limit: u32, window: Duration) -> Option<Quota> {
@@ -225,7 +228,33 @@ impl RateLimits {
             classes,
             max_wait: config.max_wait,
             clock,
+            lease_until: AtomicU64::new(0),
         }
+    }
+
+    /// Keeps this node's fleet share valid for `for_` from now. The fleet
+    /// member renews it every heartbeat; a node frozen (SIGSTOP) past it
+    /// has been written off by the others, and a request released by its
+    /// limiter on waking is refused instead of spending a share that is
+    /// no longer its own.
+    pub(crate) fn renew_lease(&self, for_: Duration) {
+        let until = self.clock.now().saturating_add(for_);
+        let nanos = u64::try_from(until.as_nanos()).unwrap_or(u64::MAX).max(1);
+        self.lease_until.store(nanos, Ordering::Release);
+    }
+
+    /// The refusal of a lapsed lease, if it has lapsed.
+    fn lapsed(&self, key: &str) -> Result<(), RateRefusal> {
+        let until = self.lease_until.load(Ordering::Acquire);
+        if until == 0 || self.clock.now() <= Duration::from_nanos(until) {
+            return Ok(());
+        }
+        Err(RateRefusal {
+            limit: format!(
+                "{key} (this node's fleet share lapsed: it has not heard the fleet for fleet.unreachable_after; it rejoins before it sends)"
+            ),
+            retry_in: Duration::from_millis(100),
+        })
     }
 
     /// Like [`Self::new`], but every quota starts with its burst spent: a
@@ -311,7 +340,7 @@ impl RateLimits {
                 }
             }
         }
-        Ok(())
+        self.lapsed(&limiter.key)
     }
 
     /// Takes a slot now or refuses: for `cast`, which cannot wait.
@@ -319,6 +348,7 @@ impl RateLimits {
         let Some(limiter) = self.class(class) else {
             return Ok(());
         };
+        self.lapsed(&limiter.key)?;
         let now = self.clock.now();
         let paused = Duration::from_nanos(limiter.paused_until.load(Ordering::Acquire));
         if paused > now {
@@ -346,5 +376,75 @@ impl RateLimits {
         let nanos = u64::try_from(until.as_nanos()).unwrap_or(u64::MAX);
         limiter.paused_until.fetch_max(nanos, Ordering::AcqRel);
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ClassLimit;
+
+    fn config(per_second: u32, per_day: Option<u32>) -> RateLimitConfig {
+        let limit = ClassLimit {
+            per_second: Some(per_second),
+            per_minute: None,
+            per_day,
+        };
+        RateLimitConfig {
+            max_wait: Duration::from_secs(1),
+            classes: [("default".to_string(), limit)].into_iter().collect(),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn test_acquire_when_share_lease_lapses_then_refused_until_renewed() {
+        let limits = RateLimits::new("kite_api", &config(10, None), FleetShare::WHOLE);
+        limits.renew_lease(Duration::from_secs(1));
+        assert!(limits.acquire("orders").await.is_ok());
+        // Frozen past the lease: what the limiter releases now is refused.
+        tokio::time::advance(Duration::from_secs(2)).await;
+        let refused = limits.acquire("orders").await.unwrap_err();
+        assert!(refused.limit.contains("lapsed"), "{}", refused.limit);
+        assert!(limits.try_acquire_now("orders").is_err());
+        limits.renew_lease(Duration::from_secs(1));
+        assert!(limits.acquire("orders").await.is_ok());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn test_new_drained_when_day_window_then_carries_what_was_granted_not_a_fresh_burst() {
+        let day = config(1000, Some(100));
+        let old = RateLimits::new("kite_api", &day, FleetShare::WHOLE);
+        for _ in 0..20 {
+            tokio::time::advance(Duration::from_millis(10)).await;
+            old.acquire("default").await.unwrap();
+        }
+        let new = RateLimits::new_drained("kite_api", &day, FleetShare::WHOLE, Some(&old));
+        // The day quota allows a burst of half (50): 20 are spent already.
+        let mut more = 0;
+        for _ in 0..100 {
+            tokio::time::advance(Duration::from_millis(10)).await;
+            if new.try_acquire_now("default").is_ok() {
+                more += 1;
+            }
+        }
+        assert_eq!(
+            more, 30,
+            "the new limiter hands out only the rest of the burst"
+        );
+    }
+
+    #[test]
+    fn test_allowance_when_split_then_parts_add_up_and_safe_share_takes_no_remainder() {
+        let total: u32 = (0..3)
+            .map(|rank| FleetShare { rank, of: 3 }.allowance(10))
+            .sum();
+        assert_eq!(total, 10);
+        assert_eq!(FleetShare::safe(3).allowance(10), 3);
+        assert_eq!(FleetShare::NONE.allowance(5000), 0);
+        assert_eq!(
+            FleetShare::unpack(FleetShare { rank: 2, of: 5 }.pack()),
+            FleetShare { rank: 2, of: 5 }
+        );
+        assert_eq!(FleetShare::unpack(0), FleetShare::WHOLE);
     }
 }
