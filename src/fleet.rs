@@ -192,7 +192,7 @@ pub(crate) async fn join(
         config: fleet.clone(),
         incarnation: incarnation(),
         health: seawall.health_shared(),
-        controls: seawall.breakers().cloned().collect(),
+        controls: seawall.controls_source(),
         published: Arc::clone(&view),
         refused,
         redial: Arc::clone(&redial),
@@ -267,7 +267,7 @@ async fn dial(
 /// subscriber: the tree never waits for the fleet.
 fn hint(seawall: &Seawall, fleet: &FleetConfig) -> impl std::future::Future<Output = ()> + Send {
     let mut events = seawall.subscribe();
-    let controls: Vec<_> = seawall.breakers().cloned().collect();
+    let controls = seawall.controls_source();
     let shutdown = seawall.shutdown_token();
     let me = fleet.node.clone();
     async move {
@@ -288,7 +288,7 @@ fn hint(seawall: &Seawall, fleet: &FleetConfig) -> impl std::future::Future<Outp
                 }
                 Err(_) => return,
             };
-            let Some(shared) = controls
+            let Some(shared) = controls()
                 .iter()
                 .find(|c| c.name() == &*service)
                 .and_then(|c| c.config().shared.clone())

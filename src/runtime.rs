@@ -52,6 +52,9 @@ use std::sync::Arc;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
+/// Lists every breaker of a running tree (see `Seawall::controls_source`).
+pub(crate) type ControlsSource = Arc<dyn Fn() -> Vec<BreakerControl> + Send + Sync>;
+
 /// A running supervision tree.
 pub struct Seawall {
     http: std::sync::Mutex<Option<(std::net::SocketAddr, tokio::task::JoinHandle<()>)>>,
@@ -297,6 +300,20 @@ impl Seawall {
         task: impl std::future::Future<Output = ()> + Send + 'static,
     ) {
         self.tasks.spawn(task);
+    }
+
+    /// Every breaker now, code-registered and added at run time, as a
+    /// function the layers above can call whenever they need the list.
+    #[cfg_attr(not(feature = "fleet"), allow(dead_code))]
+    pub(crate) fn controls_source(&self) -> ControlsSource {
+        let code: Vec<BreakerControl> = self.breakers().cloned().collect();
+        let runtime = Arc::clone(&self.runtime_breakers);
+        Arc::new(move || {
+            code.iter()
+                .cloned()
+                .chain(runtime.iter().map(|r| r.control.clone()))
+                .collect()
+        })
     }
 
     /// Keeps `part` with the tree (one per type; a second replaces the first).

@@ -45,6 +45,33 @@ async fn test_start_when_fleet_without_cookie_or_port_taken_then_error_names_the
         .unwrap();
     let fleet = seawall::fleet::Fleet::of(&seawall).expect("joined");
     assert_eq!(fleet.view().node, "solo");
+    // A breaker registered at run time is part of the node's beat too.
+    let shared = seawall::config::ServiceConfig {
+        shared: Some("db:PRIMARY".into()),
+        ..Default::default()
+    };
+    seawall
+        .register_circuit_breaker("orders_db", shared)
+        .await
+        .unwrap();
+    let mut seen = false;
+    for _ in 0..100 {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        let view = fleet.view();
+        if view
+            .dependencies
+            .get("db:PRIMARY")
+            .is_some_and(|b| b.iter().any(|b| b.service == "orders_db"))
+        {
+            seen = true;
+            break;
+        }
+    }
+    assert!(
+        seen,
+        "the run-time breaker is in the fleet view: {:?}",
+        fleet.view().dependencies
+    );
     let changed = "[fleet]\nnode = \"other\"\nlisten = \"127.0.0.1:0\"\n\n[services.kite_api]\nshared = \"kite:ACC\"\n";
     let err = seawall
         .reload_from_str(changed, |_| None)

@@ -24,7 +24,8 @@ pub(crate) struct MemberArgs {
     pub(crate) config: FleetConfig,
     pub(crate) incarnation: u64,
     pub(crate) health: Arc<HealthShared>,
-    pub(crate) controls: Vec<BreakerControl>,
+    /// Every breaker of the tree now (run-time ones come and go).
+    pub(crate) controls: crate::runtime::ControlsSource,
     pub(crate) published: Arc<ArcSwap<FleetView>>,
     pub(crate) refused: Arc<AtomicU64>,
     /// Wakes the dialer to try the seeds again.
@@ -68,7 +69,7 @@ impl Actor for Member {
         args: MemberArgs,
     ) -> Result<MemberState, ActorProcessingErr> {
         // Hold nothing of a shared budget until the fleet is heard from.
-        for control in shared_limited(&args.controls) {
+        for control in shared_limited(&(args.controls)()) {
             control.set_share(FleetShare::NONE);
         }
         ractor::pg::join(GROUP.to_string(), vec![myself.get_cell()]);
@@ -120,7 +121,7 @@ impl Actor for Member {
 }
 
 /// Services whose rate limits are a fleet budget.
-fn shared_limited(controls: &[BreakerControl]) -> impl Iterator<Item = &BreakerControl> {
+fn shared_limited(controls: &[BreakerControl]) -> impl Iterator<Item = &BreakerControl> + '_ {
     controls.iter().filter(|c| {
         let config = c.config();
         config.shared.is_some() && config.rate_limit.is_some()
@@ -181,9 +182,8 @@ impl MemberState {
                 (origin.clone(), shared.clone())
             }
         };
-        let ours = self
-            .args
-            .controls
+        let controls = (self.args.controls)();
+        let ours = controls
             .iter()
             .filter(|c| c.config().shared.as_deref() == Some(shared.as_str()));
         for control in ours {
@@ -265,8 +265,9 @@ impl MemberState {
     }
 
     fn split_budgets(&self, live: &BTreeSet<String>, view: &[String]) {
+        let all = (self.args.controls)();
         let mut by_key: BTreeMap<String, Vec<&BreakerControl>> = BTreeMap::new();
-        for control in shared_limited(&self.args.controls) {
+        for control in shared_limited(&all) {
             if let Some(key) = control.config().shared.clone() {
                 by_key.entry(key).or_default().push(control);
             }
@@ -321,9 +322,7 @@ impl MemberState {
         self.seq += 1;
         let report = self.args.health.report();
         let mut shares = BTreeMap::new();
-        let breakers = self
-            .args
-            .controls
+        let breakers = (self.args.controls)()
             .iter()
             .map(|c| {
                 let config = c.config();
