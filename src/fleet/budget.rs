@@ -8,9 +8,13 @@
 //! its own view alone: it shrinks at once, and takes more only when every
 //! live peer announces the same membership (so all targets come from one
 //! split) and the shares they announced leave room for it under every
-//! limit (shrink before you grow). A node that has not heard from the fleet
-//! yet holds nothing; one cut off from it for `unreachable_after` drops to
-//! the budget divided by the largest fleet it has seen.
+//! limit (shrink before you grow). Room is judged on every share each
+//! other node held within the dependency's longest window (a minute for
+//! Kite), including a node lost in that time: requests sent under a larger
+//! share still count at the dependency until they leave its window. A node
+//! that has not heard from the fleet yet holds nothing; one cut off from it
+//! for `unreachable_after` drops to the budget divided by the largest fleet
+//! it has seen.
 
 use crate::cell::FleetShare;
 
@@ -21,6 +25,9 @@ pub(crate) struct View<'a> {
     /// The live peers' names and the shares they announced for this
     /// dependency (`None`: they do not use it).
     pub(crate) peers: &'a [(&'a str, Option<FleetShare>)],
+    /// Every share each other node (live, or lost within the window) held
+    /// within the dependency's longest window. Empty: judge on `peers`.
+    pub(crate) held: &'a [Vec<FleetShare>],
     /// Whether this node has heard from the fleet since it started (or
     /// since it was last cut off): until then it holds nothing.
     pub(crate) settled: bool,
@@ -46,11 +53,20 @@ pub(crate) fn plan(view: &View<'_>, current: FleetShare) -> FleetShare {
     let target = target(view);
     let fits = |share: FleetShare| {
         view.limits.iter().all(|&limit| {
-            let others: u64 = view
-                .peers
-                .iter()
-                .filter_map(|(_, s)| s.map(|s| u64::from(s.allowance(limit))))
-                .sum();
+            let others: u64 = if view.held.is_empty() {
+                view.peers
+                    .iter()
+                    .filter_map(|(_, s)| s.map(|s| u64::from(s.allowance(limit))))
+                    .sum()
+            } else {
+                view.held
+                    .iter()
+                    .map(|shares| {
+                        let most = shares.iter().map(|s| s.allowance(limit)).max();
+                        u64::from(most.unwrap_or(0))
+                    })
+                    .sum()
+            };
             others + u64::from(share.allowance(limit)) <= u64::from(limit)
         })
     };
@@ -62,8 +78,16 @@ pub(crate) fn plan(view: &View<'_>, current: FleetShare) -> FleetShare {
     if shrinks(target) || (view.agreed && fits(target)) {
         return target;
     }
-    // The target takes more somewhere and the others have not made room
-    // yet: hold no more than the smallest equal part meanwhile.
+    // The others have not made room yet. A pure growth waits; a target
+    // that takes more of one limit and less of another holds no more than
+    // the smallest equal part meanwhile.
+    let grows_only = view
+        .limits
+        .iter()
+        .all(|&limit| target.allowance(limit) >= current.allowance(limit));
+    if grows_only {
+        return current;
+    }
     let interim = FleetShare::safe(target.of.max(current.of));
     if shrinks(interim) {
         interim
@@ -100,6 +124,7 @@ mod tests {
             largest_seen: 3,
             limits: LIMITS,
             agreed: true,
+            held: &[],
         }
     }
 
@@ -139,6 +164,27 @@ mod tests {
             ("b", Some(FleetShare { rank: 1, of: 3 })),
         ];
         assert_eq!(plan(&view("c", &shrunk), mine).allowance(10), 3);
+    }
+
+    #[test]
+    fn test_plan_when_others_held_more_within_the_window_then_no_growth_until_it_passes() {
+        // n3 was killed; a and b would take halves, but n3's third and the
+        // other survivor's recent half still count at the dependency.
+        let peers = [("b", Some(FleetShare { rank: 1, of: 3 }))];
+        let third = |rank| FleetShare { rank, of: 3 };
+        let held = [vec![third(1)], vec![third(2)]];
+        let v = View {
+            held: &held,
+            ..view("a", &peers)
+        };
+        assert_eq!(plan(&v, third(0)).allowance(10), 4, "no growth yet");
+        // The window has passed: only b's current share is held.
+        let held = [vec![third(1)]];
+        let v = View {
+            held: &held,
+            ..view("a", &peers)
+        };
+        assert_eq!(plan(&v, third(0)).allowance(10), 5);
     }
 
     #[test]
@@ -216,7 +262,7 @@ mod tests {
                     // Cut-off shares are the partition case, outside this model.
                     continue;
                 }
-                let v = View { me: names[who], peers: &peers, settled: settled[who], largest_seen: 5, limits: LIMITS, agreed: true };
+                let v = View { me: names[who], peers: &peers, settled: settled[who], largest_seen: 5, limits: LIMITS, agreed: true, held: &[] };
                 shares[who] = plan(&v, shares[who]);
                 for &limit in LIMITS {
                     let total: u32 = (0..5).filter(|&j| alive[j]).map(|j| shares[j].allowance(limit)).sum();

@@ -50,6 +50,10 @@ pub(crate) struct MemberState {
     last_dial: Option<Instant>,
     /// Another process claimed this node's name (logged once).
     name_clash: bool,
+    /// Per shared dependency: the shares this node held, and until when
+    /// requests sent under each still count at the dependency (`None`:
+    /// the share it holds now).
+    held: BTreeMap<String, Vec<(FleetShare, Option<Instant>)>>,
     ticker: Option<tokio::task::JoinHandle<()>>,
 }
 
@@ -86,6 +90,7 @@ impl Actor for Member {
             last_tick: now,
             last_dial: None,
             name_clash: false,
+            held: BTreeMap::new(),
             ticker: Some(ticker),
         })
     }
@@ -126,6 +131,23 @@ fn shared_limited(controls: &[BreakerControl]) -> impl Iterator<Item = &BreakerC
         let config = c.config();
         config.shared.is_some() && config.rate_limit.is_some()
     })
+}
+
+/// The longest limit window of a minute or less among `controls`' rate
+/// limits (a minute for Kite): how long a request counts at the dependency.
+/// Day windows carry what they granted instead (`RateLimits::new_drained`).
+fn longest_window(controls: &[&BreakerControl]) -> Duration {
+    let minute = controls.iter().any(|c| {
+        c.config()
+            .rate_limit
+            .as_ref()
+            .is_some_and(|r| r.classes.values().any(|l| l.per_minute.is_some()))
+    });
+    if minute {
+        Duration::from_secs(60)
+    } else {
+        Duration::from_secs(1)
+    }
 }
 
 /// The other members, as reachable actor references.
@@ -264,7 +286,8 @@ impl MemberState {
         self.live_before = live.clone();
     }
 
-    fn split_budgets(&self, live: &BTreeSet<String>, view: &[String]) {
+    fn split_budgets(&mut self, live: &BTreeSet<String>, view: &[String]) {
+        let now = Instant::now();
         let all = (self.args.controls)();
         let mut by_key: BTreeMap<String, Vec<&BreakerControl>> = BTreeMap::new();
         for control in shared_limited(&all) {
@@ -297,11 +320,14 @@ impl MemberState {
                     (n.as_str(), share)
                 })
                 .collect();
+            let window = longest_window(&controls);
+            let held = self.held_by_others(&key, window, now);
             let current = controls[0].share();
             let planned = budget::plan(
                 &View {
                     me: self.me(),
                     peers: &peers,
+                    held: &held,
                     settled: self.settled,
                     largest_seen: self.largest_seen,
                     limits: &limits,
@@ -309,12 +335,48 @@ impl MemberState {
                 },
                 current,
             );
-            for control in controls {
+            for control in &controls {
                 if control.set_share(planned) {
                     tracing::info!(service = control.name(), dependency = %key, rank = planned.rank, of = planned.of, "fleet: rate budget re-split");
                 }
                 control.renew_share_lease(self.args.config.unreachable_after);
             }
+            self.remember(key, planned, window, now);
+        }
+    }
+
+    /// What every other node held within `window`: the live ones, and a
+    /// lost one until its last requests have left the window too.
+    fn held_by_others(&self, key: &str, window: Duration, now: Instant) -> Vec<Vec<FleetShare>> {
+        let counts_until = window + self.args.config.heartbeat;
+        self.peers
+            .values()
+            .filter(|p| now.saturating_duration_since(p.last_seen) <= counts_until)
+            .map(|p| match p.beat.held.get(key) {
+                Some(shares) => shares.iter().copied().map(FleetShare::from).collect(),
+                None => p
+                    .beat
+                    .shares
+                    .get(key)
+                    .copied()
+                    .map(FleetShare::from)
+                    .into_iter()
+                    .collect(),
+            })
+            .collect()
+    }
+
+    /// Records the share held now; one it replaces counts for `window` more.
+    fn remember(&mut self, key: String, share: FleetShare, window: Duration, now: Instant) {
+        let history = self.held.entry(key).or_default();
+        history.retain(|(_, until)| until.is_none_or(|u| u > now));
+        match history.iter_mut().find(|(_, until)| until.is_none()) {
+            Some((held, _)) if *held == share => {}
+            Some(entry) => {
+                entry.1 = Some(now + window);
+                history.push((share, None));
+            }
+            None => history.push((share, None)),
         }
     }
 
@@ -346,6 +408,14 @@ impl MemberState {
             modes: serde_json::to_value(&report.trading.modes).unwrap_or_default(),
             breakers,
             shares,
+            held: self
+                .held
+                .iter()
+                .map(|(key, history)| {
+                    let shares = history.iter().map(|(s, _)| ShareWire::from(*s)).collect();
+                    (key.clone(), shares)
+                })
+                .collect(),
             view,
         }
     }

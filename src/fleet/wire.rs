@@ -42,6 +42,11 @@ pub(crate) struct Beat {
     pub(crate) breakers: BTreeMap<String, BreakerBrief>,
     /// The share it holds of each shared dependency's rate limits.
     pub(crate) shares: BTreeMap<String, ShareWire>,
+    /// Every share it held within the dependency's longest window (a
+    /// minute for Kite): requests sent under them still count at the
+    /// dependency, so the others leave room for them.
+    #[serde(default)]
+    pub(crate) held: BTreeMap<String, Vec<ShareWire>>,
     /// The live nodes it sees (itself included), sorted.
     pub(crate) view: Vec<String>,
 }
