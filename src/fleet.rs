@@ -59,6 +59,9 @@ pub enum FleetError {
         /// What failed.
         reason: String,
     },
+    /// The fleet member actor did not start.
+    #[error("the fleet member did not start ({0}); this is a seawall bug: report it with the log")]
+    Member(String),
 }
 
 /// TLS for the fleet's links: nodes accept with `acceptor` and dial with
@@ -148,10 +151,6 @@ pub(crate) async fn join(
     let cookie = cookie
         .filter(|c| !c.is_empty())
         .ok_or(FleetError::NoCookie)?;
-    let listen_error = |reason: String| FleetError::Listen {
-        addr: fleet.listen,
-        reason,
-    };
     let tls = seawall.extension::<FleetTls>();
     let (encryption, mode) = match &tls {
         Some(tls) => (
@@ -174,7 +173,10 @@ pub(crate) async fn join(
     .with_listen_addr(fleet.listen.ip());
     let (server, _) = Actor::spawn(None, server, ())
         .await
-        .map_err(|e| listen_error(e.to_string()))?;
+        .map_err(|e| FleetError::Listen {
+            addr: fleet.listen,
+            reason: e.to_string(),
+        })?;
     let refused = Arc::new(AtomicU64::new(0));
     let _ = server.cast(NodeServerMessage::SubscribeToEvents {
         id: "seawall.fleet".to_string(),
@@ -201,7 +203,7 @@ pub(crate) async fn join(
         Ok((member, _)) => member,
         Err(e) => {
             server.stop(None);
-            return Err(listen_error(format!("the fleet member did not start: {e}")));
+            return Err(FleetError::Member(e.to_string()));
         }
     };
     seawall.spawn_tracked(dial(

@@ -13,7 +13,8 @@ fn config(listen: &str) -> Config {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn test_start_when_fleet_without_cookie_or_port_taken_then_error_names_the_fix() {
+async fn test_fleet_node_when_started_then_errors_name_fixes_runtime_breakers_join_and_reload_cannot_change_it(
+) {
     // The only test in this binary that touches the environment.
     std::env::remove_var("SEAWALL_FLEET_COOKIE");
     let err = Seawall::builder(config("127.0.0.1:0"))
