@@ -100,7 +100,7 @@ impl Slot {
 impl Drop for Slot {
     #[inline]
     fn drop(&mut self) {
-        if self.cell.busy.len() > 1 {
+        if self.cell.workers > 1 {
             self.cell.busy[self.worker].fetch_sub(1, Ordering::Release);
         }
         self.cell.in_flight.fetch_sub(1, Ordering::Release);
@@ -124,35 +124,54 @@ fn intern(name: &str) -> &'static str {
 }
 
 /// One service's breaker as shared between the call path and the actors.
+///
+/// The layout is fixed (`repr(C)`) and ordered by heat: a call touches the
+/// first cache line (admission, bulkhead, deadline) and the machine right
+/// after it (the outcome), and nothing else of the cell. With thousands of
+/// services each call finds its cell cold, so every further line it touched
+/// would be one more miss (`benches/scale.rs`, N = 10,000).
+#[repr(C, align(64))]
 pub(crate) struct BreakerCell {
-    label: &'static str,
-    name: Arc<str>,
+    // ── The call path's line ──
     word: AtomicU64,
-    machine: Mutex<CircuitBreaker>,
-    rejected_unlocked: Rejections,
+    /// `call_timeout` in nanoseconds, live.
+    call_timeout: AtomicU64,
+    /// Slow start: when the ramp began (nanoseconds after `born`, 0: not
+    /// ramping).
+    ramp_from: AtomicU64,
+    /// Which of the first 64 service actors run (bit `i`: worker `i`); a
+    /// restarting one takes no calls.
+    up_first: AtomicU64,
     in_flight: AtomicU32,
     /// `max_in_flight`, live: a reload may change it.
     max_in_flight: AtomicU32,
+    /// How many service actors the service runs (`concurrency`).
+    workers: u32,
+    /// Whether `limits` holds any: the call path of an unpaced service
+    /// reads this flag, never the swap.
+    limited: AtomicBool,
+    auth_failed: AtomicBool,
+    /// The last trip's cause (`TripCause` as a byte).
+    cause: std::sync::atomic::AtomicU8,
+    // ── The outcome's lines ──
+    machine: Mutex<CircuitBreaker>,
+    // ── Everything else: read off the call path ──
+    label: &'static str,
+    name: Arc<str>,
+    rejected_unlocked: Rejections,
+    /// Calls in flight per service actor, for `concurrency > 1` only.
     busy: Box<[AtomicU32]>,
-    /// Which service actors are running; a restarting one takes no calls.
-    up: Box<[AtomicBool]>,
+    /// Workers 64 and up, 64 per word (concurrency may reach 1024).
+    up_rest: Box<[AtomicU64]>,
     next_worker: AtomicUsize,
     /// Where notices for the breaker actor go, once it runs.
     actor: OnceLock<NoticeSink>,
     pub(crate) stats: SupervisionCounters,
-    auth_failed: AtomicBool,
     gate: Arc<OrderGate>,
     /// When an Open breaker admits probes: nanoseconds after `born`, 0 for none.
     open_until: AtomicU64,
-    /// Slow start: the window in nanoseconds (0: none), and when the ramp
-    /// began (nanoseconds after `born`, 0: not ramping).
+    /// Slow start: the window in nanoseconds (0: none).
     slow_start: AtomicU64,
-    ramp_from: AtomicU64,
-    /// `call_timeout` in nanoseconds, live.
-    call_timeout: AtomicU64,
-    /// Whether `limits` holds any: the call path of an unpaced service
-    /// reads this flag, never the swap.
-    limited: AtomicBool,
     /// The dependency's request limits, if it has any.
     limits: ArcSwapOption<RateLimits>,
     /// This node's share of them when they are a fleet budget
@@ -160,8 +179,6 @@ pub(crate) struct BreakerCell {
     share: AtomicU64,
     /// `[services.NAME]` as last loaded; a reload swaps it.
     config: ArcSwap<ServiceConfig>,
-    /// The last trip's cause (`TripCause` as a byte).
-    cause: std::sync::atomic::AtomicU8,
     born: Instant,
 }
 
@@ -186,9 +203,15 @@ impl BreakerCell {
             rejected_unlocked: Rejections::new(),
             in_flight: AtomicU32::new(0),
             max_in_flight: AtomicU32::new(config.max_in_flight),
-            busy: (0..concurrency.max(1)).map(|_| AtomicU32::new(0)).collect(),
-            up: (0..concurrency.max(1))
-                .map(|_| AtomicBool::new(false))
+            workers: u32::try_from(concurrency.max(1)).unwrap_or(u32::MAX),
+            busy: if concurrency > 1 {
+                (0..concurrency).map(|_| AtomicU32::new(0)).collect()
+            } else {
+                Box::new([])
+            },
+            up_first: AtomicU64::new(0),
+            up_rest: (0..concurrency.max(1).saturating_sub(1) / 64)
+                .map(|_| AtomicU64::new(0))
                 .collect(),
             next_worker: AtomicUsize::new(0),
             actor: OnceLock::new(),
@@ -333,8 +356,31 @@ impl BreakerCell {
     /// Marks service actor `worker` as running or not. The breaker actor
     /// calls it on every start, crash and stop.
     pub(crate) fn set_worker_up(&self, worker: usize, up: bool) {
-        if let Some(flag) = self.up.get(worker) {
-            flag.store(up, Ordering::Release);
+        let Some(word) = self.up_word(worker) else {
+            return;
+        };
+        let bit = 1u64 << (worker % 64);
+        if up {
+            word.fetch_or(bit, Ordering::Release);
+        } else {
+            word.fetch_and(!bit, Ordering::Release);
+        }
+    }
+
+    /// Whether service actor `worker` is running.
+    #[inline]
+    fn worker_up(&self, worker: usize) -> bool {
+        self.up_word(worker)
+            .is_some_and(|word| word.load(Ordering::Acquire) & (1u64 << (worker % 64)) != 0)
+    }
+
+    fn up_word(&self, worker: usize) -> Option<&AtomicU64> {
+        if worker >= self.workers as usize {
+            return None;
+        }
+        match worker / 64 {
+            0 => Some(&self.up_first),
+            chunk => self.up_rest.get(chunk - 1),
         }
     }
 
@@ -355,9 +401,9 @@ impl BreakerCell {
             }
         }
         // One service actor needs no load balancing (and no busy counter).
-        let worker = if self.busy.len() > 1 {
+        let worker = if self.workers > 1 {
             self.pick_worker()
-        } else if self.up[0].load(Ordering::Acquire) {
+        } else if self.up_first.load(Ordering::Acquire) & 1 != 0 {
             Some(0)
         } else {
             None
@@ -366,7 +412,7 @@ impl BreakerCell {
             self.in_flight.fetch_sub(1, Ordering::AcqRel);
             return Err(Refusal::Unavailable);
         };
-        if self.busy.len() > 1 {
+        if self.workers > 1 {
             self.busy[worker].fetch_add(1, Ordering::AcqRel);
         }
         Ok(Slot {
@@ -406,7 +452,7 @@ impl BreakerCell {
         let mut best_load = u32::MAX;
         for i in 0..n {
             let idx = (start + i) % n;
-            if !self.up[idx].load(Ordering::Acquire) {
+            if !self.worker_up(idx) {
                 continue;
             }
             let load = self.busy[idx].load(Ordering::Acquire);
@@ -641,5 +687,56 @@ mod tests {
             TradingMode::Halted,
             "only the health actor loosens the gate, with the modes it publishes"
         );
+    }
+
+    fn cell_with_workers(workers: u32) -> Arc<BreakerCell> {
+        let config = ServiceConfig {
+            concurrency: workers,
+            max_in_flight: workers * 4,
+            ..ServiceConfig::default()
+        };
+        let machine = CircuitBreaker::new(config.breaker_settings(), now());
+        Arc::new(BreakerCell::new(
+            Arc::from("wide"),
+            machine,
+            Arc::new(config),
+            Arc::new(OrderGate::default()),
+        ))
+    }
+
+    #[test]
+    fn test_take_slot_when_only_workers_past_the_first_word_run_then_calls_go_to_them() {
+        let cell = cell_with_workers(130);
+        assert_eq!(
+            cell.take_slot().err(),
+            Some(Refusal::Unavailable),
+            "no service actor runs yet"
+        );
+        // Worker 129 lives in the third word of the up flags.
+        cell.set_worker_up(129, true);
+        let slots: Vec<Slot> = (0..3).map(|_| cell.take_slot().unwrap()).collect();
+        assert!(slots.iter().all(|slot| slot.worker() == 129));
+        cell.set_worker_up(64, true);
+        let next = cell.take_slot().unwrap();
+        assert_eq!(next.worker(), 64, "the least busy running worker");
+        cell.set_worker_up(129, false);
+        cell.set_worker_up(64, false);
+        assert_eq!(cell.take_slot().err(), Some(Refusal::Unavailable));
+        // Out of range is ignored, never a panic.
+        cell.set_worker_up(130, true);
+        assert_eq!(cell.take_slot().err(), Some(Refusal::Unavailable));
+    }
+
+    #[test]
+    fn test_take_slot_when_the_single_worker_restarts_then_calls_wait_for_it() {
+        let cell = cell_with_workers(1);
+        assert_eq!(cell.take_slot().err(), Some(Refusal::Unavailable));
+        cell.set_worker_up(0, true);
+        let slot = cell.take_slot().unwrap();
+        assert_eq!((slot.worker(), cell.in_flight()), (0, 1));
+        drop(slot);
+        assert_eq!(cell.in_flight(), 0, "a dropped slot is released");
+        cell.set_worker_up(0, false);
+        assert_eq!(cell.take_slot().err(), Some(Refusal::Unavailable));
     }
 }

@@ -148,7 +148,7 @@ impl<S: Service> ServiceHandle<S> {
         cell: C,
         unfinished: Outcome,
     ) -> Result<(Admission<C>, Slot), CallError<S::Error>> {
-        let admission = Admission::admit(cell, unfinished).map_err(|r| self.refused(r))?;
+        let admission = Admission::admit_untimed(cell, unfinished).map_err(|r| self.refused(r))?;
         match self.inner.cell.take_slot() {
             Ok(slot) => Ok((admission, slot)),
             Err(refusal) => {
@@ -174,6 +174,17 @@ impl<S: Service> ServiceHandle<S> {
                     reason,
                 }),
         }
+    }
+}
+
+/// When a timer of `timeout` ending at `deadline` was set: the call's start,
+/// without a second clock read. tokio sets a timer too long to represent
+/// to a far-future instant instead, so for those the clock is read.
+fn started_before(deadline: tokio::time::Instant, timeout: Duration) -> tokio::time::Instant {
+    const REPRESENTABLE: Duration = Duration::from_secs(365 * 24 * 3600);
+    match deadline.checked_sub(timeout) {
+        Some(started) if timeout < REPRESENTABLE => started,
+        _ => tokio::time::Instant::now(),
     }
 }
 
@@ -238,9 +249,13 @@ impl<S: Service> ServiceHandle<S> {
         }
         // A caller that stops waiting (its future dropped) leaves an outcome
         // nobody knows: recorded as Ignored, never as a success.
-        let (pending, slot) = self.admit_with_slot(cell, Outcome::Ignored)?;
+        let (mut pending, slot) = self.admit_with_slot(cell, Outcome::Ignored)?;
         let idempotent = S::is_idempotent(&request);
-        let deadline = deadline_after(pending.started(), inner.cell.call_timeout());
+        // The caller's deadline is the only timer per call, and its clock
+        // reading starts the latency clock too: one read, not two.
+        let timeout = cell.call_timeout();
+        let timer = tokio::time::sleep(timeout);
+        pending.start_clock(started_before(timer.deadline(), timeout));
         let (tx, rx) = tokio::sync::oneshot::channel();
         let worker = slot.worker();
         let msg = ServiceMsg::Call {
@@ -256,18 +271,22 @@ impl<S: Service> ServiceHandle<S> {
                 service: cell.label(),
             });
         }
-        let reply = tokio::time::timeout_at(deadline, rx).await;
+        let reply = tokio::select! {
+            biased;
+            reply = rx => Some(reply),
+            () = timer => None,
+        };
         let (outcome, result) = match reply {
-            Ok(Ok(Ok((response, outcome)))) => self.judge(response, outcome, check),
-            Ok(Ok(Err(failure))) => self.failed(failure, idempotent),
+            Some(Ok(Ok((response, outcome)))) => self.judge(response, outcome, check),
+            Some(Ok(Err(failure))) => self.failed(failure, idempotent),
             // The deadline passed: the caller's own timer is the only one.
-            Err(_) => self.failed(CallFailure::Expired, idempotent),
+            None => self.failed(CallFailure::Expired, idempotent),
             // The service actor stopped before answering: it crashed while
             // this request waited behind another, or was killed mid-call.
             // The crash itself is counted once by supervision. Which of the
             // two cannot be told here, so a request that is not idempotent
             // may have been sent: unknown.
-            Ok(Err(_)) => (
+            Some(Err(_)) => (
                 Outcome::Ignored,
                 Err(self.lost(
                     idempotent,
@@ -386,7 +405,8 @@ impl<S: Service> ServiceHandle<S> {
         }
         // A service actor that dies before finishing it records a crash.
         let crash = Outcome::Failure(FailureKind::Crash);
-        let (completion, slot) = self.admit_with_slot(Arc::clone(cell), crash)?;
+        let (mut completion, slot) = self.admit_with_slot(Arc::clone(cell), crash)?;
+        completion.start_clock(tokio::time::Instant::now());
         let worker = slot.worker();
         let msg = ServiceMsg::Cast {
             request,

@@ -76,14 +76,43 @@ impl fmt::Display for Rejected {
 /// Time is always an argument; call [`CircuitBreaker::poll`] at
 /// [`CircuitBreaker::next_deadline`] to drive Open → HalfOpen and probe
 /// deadlines (the breaker actor does this with a timer).
+#[repr(C)]
 pub struct CircuitBreaker {
+    // What every recorded outcome touches comes first, in as few cache
+    // lines as possible (the order is fixed by `repr(C)`): with thousands
+    // of services each outcome finds its breaker cold.
+    state: BreakerState,
+    /// Whether the newest failure was the service actor's own crash (not
+    /// the dependency's fault): a trip it causes is not hinted to a fleet.
+    last_failure_crash: bool,
+    consecutive_failures: u32,
+    consecutive_successes: u32,
+    epoch: u64,
+    admitted: u64,
+    in_flight: u64,
+    successes: u64,
+    last_success: Option<Instant>,
+    latency: LatencyHistogram,
+    /// Total response time per outcome (success, failure, ignored,
+    /// timeout) in saturating nanoseconds: half a `Duration`'s size, and
+    /// 584 years of summed response time before it saturates.
+    elapsed_by_outcome: [u64; 4],
+    window: Option<RateWindow>,
     settings: BreakerSettings,
+    // Failures, transitions and probes: off the success path.
+    failures: u64,
+    ignored: u64,
+    timeouts: u64,
+    rejected: u64,
+    crashes: u64,
+    last_failure: Option<Instant>,
+    probes_in_flight: u32,
+    probe_successes: u32,
+    probe_started: Box<[Option<Instant>]>,
     open_policy: OpenDurationPolicy,
     jitter: Box<dyn JitterSource>,
-    state: BreakerState,
     manual_reason: Option<String>,
     escalated: bool,
-    epoch: u64,
     state_changed_at: Instant,
     open_until: Option<Instant>,
     reopens: u32,
@@ -92,28 +121,6 @@ pub struct CircuitBreaker {
     /// How long the last open period was set to last.
     last_open_duration: Duration,
     flaps: u64,
-    probe_started: Box<[Option<Instant>]>,
-    probes_in_flight: u32,
-    probe_successes: u32,
-    consecutive_failures: u32,
-    consecutive_successes: u32,
-    window: Option<RateWindow>,
-    latency: LatencyHistogram,
-    admitted: u64,
-    in_flight: u64,
-    successes: u64,
-    failures: u64,
-    ignored: u64,
-    timeouts: u64,
-    rejected: u64,
-    crashes: u64,
-    /// Whether the newest failure was the service actor's own crash (not
-    /// the dependency's fault): a trip it causes is not hinted to a fleet.
-    last_failure_crash: bool,
-    /// Total response time per outcome: success, failure, ignored, timeout.
-    elapsed_by_outcome: [Duration; 4],
-    last_success: Option<Instant>,
-    last_failure: Option<Instant>,
 }
 
 impl fmt::Debug for CircuitBreaker {
@@ -183,7 +190,7 @@ impl CircuitBreaker {
             rejected: 0,
             crashes: 0,
             last_failure_crash: false,
-            elapsed_by_outcome: [Duration::ZERO; 4],
+            elapsed_by_outcome: [0; 4],
             last_success: None,
             last_failure: None,
             settings,
@@ -436,7 +443,8 @@ impl CircuitBreaker {
             Outcome::Failure(_) => 1,
             Outcome::Ignored => 2,
         };
-        self.elapsed_by_outcome[kind] = self.elapsed_by_outcome[kind].saturating_add(elapsed);
+        let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
+        self.elapsed_by_outcome[kind] = self.elapsed_by_outcome[kind].saturating_add(nanos);
         match outcome {
             Outcome::Success => {
                 self.successes += 1;
@@ -826,7 +834,7 @@ impl CircuitBreaker {
             timeouts: self.timeouts,
             rejected: self.rejected,
             crashes: self.crashes,
-            elapsed_by_outcome: self.elapsed_by_outcome,
+            elapsed_by_outcome: self.elapsed_by_outcome.map(Duration::from_nanos),
             consecutive_failures: self.consecutive_failures,
             consecutive_successes: self.consecutive_successes,
             success_rate: (decided > 0).then(|| self.successes as f64 / decided as f64),
