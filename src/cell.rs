@@ -34,6 +34,7 @@ use crate::stats::SupervisionCounters;
 pub(crate) use admission::{Admission, Capacity};
 use arc_swap::{ArcSwap, ArcSwapOption};
 pub use control::BreakerControl;
+use rate_limit::Unpaced;
 pub(crate) use rate_limit::{FleetShare, RateLimits, RateRefusal};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
@@ -290,6 +291,12 @@ impl BreakerCell {
         }
     }
 
+    /// Whether the dependency has request limits: one flag, no swap.
+    #[inline]
+    pub(crate) fn paced(&self) -> bool {
+        self.limited.load(Ordering::Acquire)
+    }
+
     /// The dependency's request limits, if configured.
     #[inline]
     pub(crate) fn limits(&self) -> Option<Arc<RateLimits>> {
@@ -297,6 +304,36 @@ impl BreakerCell {
             return None;
         }
         self.limits.load_full()
+    }
+
+    /// Waits for a slot in the dependency's limits for a request of
+    /// `class`, up to `max_wait`. Limits replaced while it waits (a reload,
+    /// a fleet re-split) hand it on to the new ones, with the same
+    /// deadline.
+    pub(crate) async fn pace(&self, class: &str) -> Result<(), RateRefusal> {
+        let mut until = None;
+        while let Some(limits) = self.limits() {
+            let until = *until.get_or_insert_with(|| limits.wait_limit());
+            match limits.acquire(class, until).await {
+                Ok(()) => return Ok(()),
+                Err(Unpaced::Refused(refusal)) => return Err(refusal),
+                // The new limits are stored a moment after the old retire.
+                Err(Unpaced::Retired) => tokio::task::yield_now().await,
+            }
+        }
+        Ok(())
+    }
+
+    /// A slot now or a refusal: for `cast`, which cannot wait.
+    pub(crate) fn pace_now(&self, class: &str) -> Result<(), RateRefusal> {
+        while let Some(limits) = self.limits() {
+            match limits.try_acquire_now(class) {
+                Ok(()) => return Ok(()),
+                Err(Unpaced::Refused(refusal)) => return Err(refusal),
+                Err(Unpaced::Retired) => std::thread::yield_now(),
+            }
+        }
+        Ok(())
     }
 
     /// This node's share of the rate limits (the whole when not in a fleet).
@@ -738,5 +775,54 @@ mod tests {
         assert_eq!(cell.in_flight(), 0, "a dropped slot is released");
         cell.set_worker_up(0, false);
         assert_eq!(cell.take_slot().err(), Some(Refusal::Unavailable));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn test_pace_when_a_fleet_re_splits_mid_wait_then_callers_move_to_the_new_share_without_crowding(
+    ) {
+        let limit = crate::config::ClassLimit {
+            per_second: Some(10),
+            per_minute: Some(400),
+            per_day: None,
+        };
+        let config = ServiceConfig {
+            rate_limit: Some(crate::config::RateLimitConfig {
+                max_wait: Duration::from_secs(3600),
+                classes: [("orders".to_string(), limit)].into_iter().collect(),
+            }),
+            ..ServiceConfig::default()
+        };
+        let machine = CircuitBreaker::new(config.breaker_settings(), now());
+        let cell = Arc::new(BreakerCell::new(
+            Arc::from("kite_api"),
+            machine,
+            Arc::new(config),
+            Arc::new(OrderGate::default()),
+        ));
+        let start = tokio::time::Instant::now();
+        let sent = Arc::new(Mutex::new(Vec::new()));
+        let mut callers = tokio::task::JoinSet::new();
+        for _ in 0..8 {
+            let (cell, sent) = (Arc::clone(&cell), Arc::clone(&sent));
+            callers.spawn(async move {
+                while start.elapsed() < Duration::from_secs(4) {
+                    cell.pace("orders").await.unwrap();
+                    sent.lock().unwrap().push(start.elapsed());
+                }
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(1_505)).await;
+        assert!(cell.set_share(FleetShare { rank: 0, of: 2 }));
+        while callers.join_next().await.is_some() {}
+        let mut sent = sent.lock().unwrap().clone();
+        sent.sort();
+        let gaps: Vec<Duration> = sent.windows(2).map(|w| w[1] - w[0]).collect();
+        // 400/min paces one every 150 ms; its half, one every 300 ms.
+        assert_eq!(gaps.iter().min(), Some(&Duration::from_millis(150)));
+        let late = sent
+            .iter()
+            .position(|at| *at >= Duration::from_millis(2_600))
+            .unwrap();
+        assert_eq!(gaps[late..].iter().min(), Some(&Duration::from_millis(300)));
     }
 }

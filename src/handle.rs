@@ -239,11 +239,11 @@ impl<S: Service> ServiceHandle<S> {
         self.gate(&request)?;
         let inner = &*self.inner;
         let cell = &*inner.cell;
-        if let Some(limits) = cell.limits() {
+        if cell.paced() {
             let class = S::request_class(&request);
             // Boxed: only paced services pay for the wait's state, the
             // call future of every other service stays small.
-            Box::pin(limits.acquire(class))
+            Box::pin(cell.pace(class))
                 .await
                 .map_err(|refusal| self.rate_limited(refusal))?;
         }
@@ -398,9 +398,8 @@ impl<S: Service> ServiceHandle<S> {
         self.gate(&request)?;
         let inner = &*self.inner;
         let cell = &inner.cell;
-        if let Some(limits) = cell.limits() {
-            limits
-                .try_acquire_now(S::request_class(&request))
+        if cell.paced() {
+            cell.pace_now(S::request_class(&request))
                 .map_err(|refusal| self.rate_limited(refusal))?;
         }
         // A service actor that dies before finishing it records a crash.

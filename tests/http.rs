@@ -322,6 +322,16 @@ async fn test_bad_path_or_method_when_requested_then_json_error_not_panic() {
 const TOKEN: &str = "s3cret-token-0123456789abcdef";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_fleet_health_when_engine_has_no_fleet_then_404_naming_the_table() {
+    let (seawall, base) = start(None).await;
+    let (code, body) = request("GET", format!("{base}/api/v1/fleet/health"), None, None).await;
+    assert_eq!(code, 404, "{body}");
+    let detail = json(&body)["detail"].as_str().unwrap().to_string();
+    assert!(detail.contains("[fleet]"), "{detail}");
+    seawall.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn test_admin_when_reason_too_long_or_has_control_characters_then_400_json() {
     let (seawall, base) = start(Some(TOKEN)).await;
     let url = format!("{base}/api/v1/system/health/circuit-breakers/kite_api/force-open");

@@ -1,47 +1,42 @@
-//! Rate limits per service and per request class, paced with governor.
+//! Rate limits per service and per request class.
 //!
 //! A broker counts requests per window (Kite: quotes 1/s, orders 10/s and
 //! 400/min, everything else 10/s). Requests are paced to stay inside every
 //! limit of their class instead of collecting 429s: one that would break a
 //! limit waits for its slot, up to `max_wait`, and is otherwise refused at
-//! once with `CallError::RateLimited`
-//! naming the limit. Each quota is a GCRA cell (governor) on tokio's clock,
-//! so paused-time tests pace exactly like real time.
+//! once with `CallError::RateLimited` naming the limit. Time is tokio's
+//! clock, so paused-time tests pace exactly like real time.
+//!
+//! Each quota is a GCRA schedule (the algorithm governor implements), kept
+//! here because a class has several quotas at once (orders: 10/s *and*
+//! 400/min) and a request must take its slot in all of them at the same
+//! instant. A request **reserves** the earliest instant every quota of its
+//! class allows, in one step under one lock, and is sent at that instant;
+//! nothing is consumed in one quota while the request still waits for
+//! another, so the send times themselves keep every quota's spacing.
 //!
 //! Windows of a minute or less pace with a burst of one: one request every
-//! `window / limit`, which never puts more than `limit` requests in any
-//! calendar window (how Kite counts). Longer windows (a day) allow half the
-//! budget at once and replenish the other half evenly, which also never
+//! `window / limit` (rounded up), which never puts more than `limit`
+//! requests in any window of that length. Longer windows (a day) allow half
+//! the budget at once and replenish the other half evenly, which also never
 //! exceeds the limit over any window of that length.
+//!
+//! Limits are rebuilt when a reload changes them or a fleet re-splits its
+//! budget. The old schedule is retired under its lock (a request that finds
+//! it retired takes its slot from the new one) and the new schedule starts
+//! where the old one's reservations end, so the two never overlap: across a
+//! hand-over the requests in any window stay within the larger of the old
+//! and the new limit.
 //!
 //! A dependency that names a pause (a 429 with `Retry-After`) pauses the
 //! request's class for exactly that long.
 
 use crate::config::{ClassLimit, RateLimitConfig};
-use governor::clock::Clock;
-use governor::middleware::NoOpMiddleware;
-use governor::state::{InMemoryState, NotKeyed};
-use governor::{Quota, RateLimiter};
 use std::collections::HashMap;
-use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::time::Instant;
-
-/// governor's clock, read from tokio's: time elapsed since the limits were built.
-#[derive(Debug, Clone, Copy)]
-struct TokioClock {
-    base: Instant,
-}
-
-impl Clock for TokioClock {
-    type Instant = Duration;
-    fn now(&self) -> Duration {
-        self.base.elapsed()
-    }
-}
-
-type Limiter = RateLimiter<NotKeyed, InMemoryState, TokioClock, NoOpMiddleware<Duration>>;
 
 /// Why a request was not let through.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,6 +45,21 @@ pub(crate) struct RateRefusal {
     pub(crate) limit: String,
     /// When a slot would have been free.
     pub(crate) retry_in: Duration,
+}
+
+/// What keeps a request from its slot in these limits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Unpaced {
+    /// A limit refuses it.
+    Refused(RateRefusal),
+    /// These limits were replaced: take the slot from the new ones.
+    Retired,
+}
+
+impl From<RateRefusal> for Unpaced {
+    fn from(refusal: RateRefusal) -> Self {
+        Self::Refused(refusal)
+    }
 }
 
 /// This node's part of a fleet budget: `rank` among `of` live nodes (the
@@ -105,27 +115,91 @@ impl FleetShare {
     }
 }
 
-/// One limit of a class: `None` when this node's fleet share of it is 0.
-struct QuotaLimiter {
-    limiter: Option<Limiter>,
-    label: String,
-    window: Duration,
-    /// Requests let through under a window longer than a minute, carried
-    /// over when the limits are rebuilt, so a new share or a reload does
-    /// not hand out a day's budget twice.
-    granted: AtomicU64,
+/// One limit's schedule: GCRA in nanoseconds after the limits' `base`.
+#[derive(Debug, Clone, Copy)]
+struct Schedule {
+    /// Nanoseconds between requests.
+    period: u64,
+    /// How far ahead of its turn a request may go (the burst, less one,
+    /// times the period): 0 for windows of a minute or less.
+    tolerance: u64,
+    /// The theoretical arrival time: the next request's turn.
+    tat: u64,
 }
 
-impl QuotaLimiter {
-    fn long(&self) -> bool {
-        self.window > Duration::from_secs(60)
+impl Schedule {
+    /// `limit` per `window`, or `None` for a limit of 0 (this node's
+    /// fleet share of it is nothing).
+    fn new(limit: u32, window: Duration) -> Option<Self> {
+        if limit == 0 {
+            return None;
+        }
+        let window = nanos(window);
+        let (cells, burst) = if window <= nanos(Duration::from_secs(60)) {
+            (limit, 1)
+        } else {
+            let half = (limit / 2).max(1);
+            (half, half)
+        };
+        // Rounded up: `limit` periods never fit in less than the window.
+        let period = window.div_ceil(u64::from(cells)).max(1);
+        Some(Self {
+            period,
+            tolerance: period.saturating_mul(u64::from(burst - 1)),
+            tat: 0,
+        })
     }
 
-    /// The limiter, or the refusal of a share of 0 (wait a whole window).
-    fn usable(&self, key: &str) -> Result<&Limiter, RateRefusal> {
-        self.limiter
-            .as_ref()
-            .ok_or_else(|| self.refusal(key, self.window))
+    /// The earliest instant this schedule lets a request go, at or after `now`.
+    fn earliest(&self, now: u64) -> u64 {
+        now.max(self.tat.saturating_sub(self.tolerance))
+    }
+
+    /// A request goes at `at` (never before [`Self::earliest`]).
+    fn take(&mut self, at: u64) {
+        self.tat = self.tat.max(at).saturating_add(self.period);
+    }
+
+    /// This schedule, continued from `old`'s at `now`. Short windows start
+    /// one of their own periods after the last request `old` let go (or has
+    /// promised to a waiting request), so the two never crowd each other.
+    /// Long windows keep what `old` had spent of its budget.
+    fn continue_from(&mut self, old: &Schedule, now: u64, long: bool) {
+        self.tat = if long {
+            let debt = old.tat.saturating_sub(now) as u128;
+            let scaled = debt * u128::from(self.period) / u128::from(old.period.max(1));
+            now.saturating_add(u64::try_from(scaled).unwrap_or(u64::MAX))
+        } else {
+            let last = old.tat.saturating_sub(old.period);
+            now.max(last.saturating_add(self.period))
+        };
+    }
+
+    /// Drained: the first request waits one period (a rebuild with
+    /// nothing to continue from never hands out a fresh burst).
+    fn drain(&mut self, now: u64) {
+        self.tat = now
+            .saturating_add(self.period)
+            .saturating_add(self.tolerance);
+    }
+}
+
+/// A duration as saturating nanoseconds.
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// One limit of a class, as configured and as this node's share.
+struct Quota {
+    label: String,
+    window: Duration,
+    /// `None` when this node's fleet share of the limit is 0.
+    schedule: Option<Schedule>,
+}
+
+impl Quota {
+    fn long(&self) -> bool {
+        self.window > Duration::from_secs(60)
     }
 
     /// This limit refuses for `retry_in`, naming the class key and the limit.
@@ -135,41 +209,32 @@ impl QuotaLimiter {
             retry_in,
         }
     }
-
-    fn check(&self, quota: &Limiter) -> Result<(), governor::NotUntil<Duration>> {
-        quota.check()?;
-        if self.long() {
-            self.granted.fetch_add(1, Ordering::Relaxed);
-        }
-        Ok(())
-    }
 }
 
-struct ClassLimiter {
+struct Class {
     key: String,
-    quotas: Vec<QuotaLimiter>,
     /// Paused by the dependency until this long after `base` (0: not paused).
     paused_until: AtomicU64,
 }
 
+/// Every class's schedules, under one lock: a reservation and a retirement
+/// each happen in one step.
+struct Schedules {
+    quotas: HashMap<String, Vec<Quota>>,
+    /// Replaced by newer limits: nothing more is reserved here.
+    retired: bool,
+}
+
 /// One service's limits.
 pub(crate) struct RateLimits {
-    classes: HashMap<String, ClassLimiter>,
+    classes: HashMap<String, Class>,
+    schedules: Mutex<Schedules>,
     max_wait: Duration,
-    clock: TokioClock,
+    /// Time zero for every schedule and pause.
+    base: Instant,
     /// A fleet share holds only while its node keeps hearing the fleet:
     /// until this long after `base` (nanoseconds; 0: no lease, not in a fleet).
     lease_until: AtomicU64,
-}
-
-fn quota(limit: u32, window: Duration) -> Option<Quota> {
-    let limit = NonZeroU32::new(limit)?;
-    if window <= Duration::from_secs(60) {
-        Some(Quota::with_period(window / limit.get())?.allow_burst(NonZeroU32::MIN))
-    } else {
-        let half = NonZeroU32::new(limit.get() / 2).unwrap_or(NonZeroU32::MIN);
-        Some(Quota::with_period(window / half.get())?.allow_burst(half))
-    }
 }
 
 impl ClassLimit {
@@ -189,47 +254,50 @@ impl RateLimits {
     /// The limits of `[services.NAME.rate_limit]` (call after validation),
     /// or this node's `share` of them when they are a fleet budget.
     pub(crate) fn new(service: &str, config: &RateLimitConfig, share: FleetShare) -> Self {
-        let clock = TokioClock {
-            base: Instant::now(),
-        };
-        let classes = config
-            .classes
-            .iter()
-            .map(|(class, limit)| {
-                let key = format!("services.{service}.rate_limit.classes.{class}");
-                let quotas = limit
-                    .quotas()
-                    .into_iter()
-                    .map(|(n, window, unit)| {
-                        let part = share.allowance(n);
-                        let label = if share == FleetShare::WHOLE {
-                            format!("{n}/{unit}")
-                        } else {
-                            format!("{part}/{unit}, this node's share of {n}/{unit}")
-                        };
-                        QuotaLimiter {
-                            limiter: quota(part, window)
-                                .map(|q| RateLimiter::direct_with_clock(q, clock)),
-                            label,
-                            window,
-                            granted: AtomicU64::new(0),
-                        }
-                    })
-                    .collect();
-                let limiter = ClassLimiter {
-                    key,
-                    quotas,
-                    paused_until: AtomicU64::new(0),
-                };
-                (class.clone(), limiter)
-            })
-            .collect();
+        let mut classes = HashMap::new();
+        let mut quotas = HashMap::new();
+        for (class, limit) in &config.classes {
+            let key = format!("services.{service}.rate_limit.classes.{class}");
+            let parts = limit
+                .quotas()
+                .into_iter()
+                .map(|(n, window, unit)| {
+                    let part = share.allowance(n);
+                    let label = if share == FleetShare::WHOLE {
+                        format!("{n}/{unit}")
+                    } else {
+                        format!("{part}/{unit}, this node's share of {n}/{unit}")
+                    };
+                    Quota {
+                        label,
+                        window,
+                        schedule: Schedule::new(part, window),
+                    }
+                })
+                .collect();
+            quotas.insert(class.clone(), parts);
+            let paused_until = AtomicU64::new(0);
+            classes.insert(class.clone(), Class { key, paused_until });
+        }
         Self {
             classes,
+            schedules: Mutex::new(Schedules {
+                quotas,
+                retired: false,
+            }),
             max_wait: config.max_wait,
-            clock,
+            base: Instant::now(),
             lease_until: AtomicU64::new(0),
         }
+    }
+
+    fn now(&self) -> u64 {
+        nanos(self.base.elapsed())
+    }
+
+    fn schedules(&self) -> MutexGuard<'_, Schedules> {
+        // Nothing panics under this lock; carry on rather than poison.
+        self.schedules.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Keeps this node's fleet share valid for `for_` from now. The fleet
@@ -238,15 +306,14 @@ impl RateLimits {
     /// limiter on waking is refused instead of spending a share that is
     /// no longer its own.
     pub(crate) fn renew_lease(&self, for_: Duration) {
-        let until = self.clock.now().saturating_add(for_);
-        let nanos = u64::try_from(until.as_nanos()).unwrap_or(u64::MAX).max(1);
-        self.lease_until.store(nanos, Ordering::Release);
+        let until = self.now().saturating_add(nanos(for_)).max(1);
+        self.lease_until.store(until, Ordering::Release);
     }
 
     /// The refusal of a lapsed lease, if it has lapsed.
     fn lapsed(&self, key: &str) -> Result<(), RateRefusal> {
         let until = self.lease_until.load(Ordering::Acquire);
-        if until == 0 || self.clock.now() <= Duration::from_nanos(until) {
+        if until == 0 || self.now() <= until {
             return Ok(());
         }
         Err(RateRefusal {
@@ -257,14 +324,15 @@ impl RateLimits {
         })
     }
 
-    /// Like [`Self::new`], but every quota starts with its burst spent: a
-    /// reload replaces limits that were in use, and the new ones must not
-    /// hand out a burst the old ones had already given (shrink before grow).
+    /// Like [`Self::new`], but continuing `previous` (the limits these
+    /// replace), which is retired here: nothing more is reserved in it.
     ///
-    /// Windows of a minute or less start fully drained (the first request
-    /// waits at most one pacing interval). Longer windows (a day) would
-    /// then wait hours, so they start with what `previous` had already let
-    /// through in them spent instead.
+    /// Short windows start where `previous` left off: one of the new
+    /// periods after its last reservation (a request still waiting on it
+    /// keeps its turn). With no `previous` they start drained (the first
+    /// request waits one period). Long windows (a day) carry over what
+    /// `previous` had spent, so a day's budget is neither refilled by a
+    /// reload nor frozen for hours.
     pub(crate) fn new_drained(
         service: &str,
         config: &RateLimitConfig,
@@ -272,28 +340,62 @@ impl RateLimits {
         previous: Option<&RateLimits>,
     ) -> Self {
         let limits = Self::new(service, config, share);
-        for (name, class) in &limits.classes {
-            for q in &class.quotas {
-                let Some(limiter) = &q.limiter else { continue };
-                if !q.long() {
-                    while limiter.check().is_ok() {}
-                    continue;
+        let now = limits.now();
+        let old = previous.map(|p| {
+            let mut old = p.schedules();
+            old.retired = true;
+            // The old schedules, moved onto this one's time base.
+            let shift = p.base.saturating_duration_since(limits.base);
+            let back = limits.base.saturating_duration_since(p.base);
+            let mut moved: HashMap<String, Vec<(Duration, Schedule)>> = HashMap::new();
+            for (class, quotas) in &old.quotas {
+                for q in quotas {
+                    if let Some(mut s) = q.schedule {
+                        s.tat = s
+                            .tat
+                            .saturating_add(nanos(shift))
+                            .saturating_sub(nanos(back));
+                        moved.entry(class.clone()).or_default().push((q.window, s));
+                    }
                 }
-                let used = previous
-                    .and_then(|p| p.classes.get(name))
-                    .and_then(|c| c.quotas.iter().find(|o| o.window == q.window))
-                    .map_or(0, |o| o.granted.load(Ordering::Relaxed));
-                q.granted.store(used, Ordering::Relaxed);
-                let mut left = used;
-                while left > 0 {
-                    let n = u32::try_from(left).unwrap_or(u32::MAX).min(1024);
-                    match limiter.check_n(NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN)) {
-                        Ok(Ok(())) => left -= u64::from(n),
-                        // Fewer cells left than were used: spend them all.
-                        _ => {
-                            while limiter.check().is_ok() {}
-                            break;
-                        }
+            }
+            for (name, class) in &p.classes {
+                if let Some(new) = limits.classes.get(name) {
+                    let paused = class.paused_until.load(Ordering::Acquire);
+                    if paused != 0 {
+                        let rebased = paused
+                            .saturating_add(nanos(shift))
+                            .saturating_sub(nanos(back));
+                        new.paused_until.store(rebased.max(1), Ordering::Release);
+                    }
+                }
+            }
+            let lease = p.lease_until.load(Ordering::Acquire);
+            if lease != 0 {
+                let rebased = lease
+                    .saturating_add(nanos(shift))
+                    .saturating_sub(nanos(back));
+                limits.lease_until.store(rebased.max(1), Ordering::Release);
+            }
+            moved
+        });
+        {
+            let mut new = limits.schedules();
+            for (class, quotas) in &mut new.quotas {
+                for q in quotas.iter_mut() {
+                    let long = q.long();
+                    let window = q.window;
+                    let Some(schedule) = &mut q.schedule else {
+                        continue;
+                    };
+                    let before = old
+                        .as_ref()
+                        .and_then(|old| old.get(class))
+                        .and_then(|quotas| quotas.iter().find(|(w, _)| *w == window));
+                    match before {
+                        Some((_, before)) => schedule.continue_from(before, now, long),
+                        None if long => {}
+                        None => schedule.drain(now),
                     }
                 }
             }
@@ -301,80 +403,114 @@ impl RateLimits {
         limits
     }
 
-    fn class(&self, class: &str) -> Option<&ClassLimiter> {
+    fn class(&self, class: &str) -> Option<(&str, &Class)> {
         self.classes
-            .get(class)
-            .or_else(|| self.classes.get("default"))
+            .get_key_value(class)
+            .or_else(|| self.classes.get_key_value("default"))
+            .map(|(name, class)| (name.as_str(), class))
     }
 
-    /// Waits for a slot in every limit of `class`, up to `max_wait`.
-    pub(crate) async fn acquire(&self, class: &str) -> Result<(), RateRefusal> {
-        let Some(limiter) = self.class(class) else {
+    /// Reserves the earliest instant (nanoseconds after `base`) every limit
+    /// of `class` allows, if it is no later than `latest`.
+    fn reserve(&self, name: &str, class: &Class, latest: u64) -> Result<u64, Unpaced> {
+        let now = self.now();
+        let latest = latest.max(now);
+        let mut schedules = self.schedules();
+        if schedules.retired {
+            return Err(Unpaced::Retired);
+        }
+        let quotas = schedules
+            .quotas
+            .get_mut(name)
+            .map_or(&mut [][..], |q| &mut q[..]);
+        let mut at = now;
+        let mut holding = None;
+        for q in quotas.iter() {
+            let Some(schedule) = &q.schedule else {
+                // A share of 0: refused, for a whole window.
+                return Err(q.refusal(&class.key, q.window).into());
+            };
+            let earliest = schedule.earliest(now);
+            if earliest > at {
+                at = earliest;
+                holding = Some(q);
+            }
+        }
+        if let (true, Some(q)) = (at > latest, holding) {
+            // Named: the limit that holds the request longest.
+            return Err(q.refusal(&class.key, Duration::from_nanos(at - now)).into());
+        }
+        for q in quotas.iter_mut() {
+            if let Some(schedule) = &mut q.schedule {
+                schedule.take(at);
+            }
+        }
+        Ok(at)
+    }
+
+    /// The dependency's own pause of `class`, past `latest`: refused.
+    fn paused(&self, class: &Class, now: u64, latest: u64) -> Result<u64, RateRefusal> {
+        let paused = class.paused_until.load(Ordering::Acquire);
+        if paused > latest {
+            return Err(RateRefusal {
+                limit: format!("{} (paused by the dependency's Retry-After)", class.key),
+                retry_in: Duration::from_nanos(paused.saturating_sub(now)),
+            });
+        }
+        Ok(paused)
+    }
+
+    /// When a request that starts waiting now must be refused: `max_wait`
+    /// from now.
+    pub(crate) fn wait_limit(&self) -> tokio::time::Instant {
+        crate::cell::deadline_after(tokio::time::Instant::now(), self.max_wait)
+    }
+
+    /// Waits for a slot in every limit of `class`, refused past `until`
+    /// (see [`Self::wait_limit`]). [`Unpaced::Retired`] when these limits
+    /// were replaced meanwhile: the caller takes its slot from the new ones.
+    pub(crate) async fn acquire(
+        &self,
+        class: &str,
+        until: tokio::time::Instant,
+    ) -> Result<(), Unpaced> {
+        let Some((name, limiter)) = self.class(class) else {
             return Ok(());
         };
-        let deadline = self.clock.now() + self.max_wait;
-        let paused = Duration::from_nanos(limiter.paused_until.load(Ordering::Acquire));
-        let now = self.clock.now();
+        let latest = nanos(until.saturating_duration_since(self.base));
+        let paused = self.paused(limiter, self.now(), latest)?;
+        let now = self.now();
         if paused > now {
-            if paused > deadline {
-                return Err(RateRefusal {
-                    limit: format!("{} (paused by the dependency's Retry-After)", limiter.key),
-                    retry_in: paused - now,
-                });
-            }
-            tokio::time::sleep(paused - now).await;
+            tokio::time::sleep(Duration::from_nanos(paused - now)).await;
         }
-        for q in &limiter.quotas {
-            let quota = q.usable(&limiter.key)?;
-            loop {
-                match q.check(quota) {
-                    Ok(()) => break,
-                    Err(not_until) => {
-                        let now = self.clock.now();
-                        let wait = not_until.wait_time_from(now);
-                        if now + wait > deadline {
-                            return Err(q.refusal(&limiter.key, wait));
-                        }
-                        tokio::time::sleep(wait).await;
-                    }
-                }
-            }
+        let at = self.reserve(name, limiter, latest)?;
+        let now = self.now();
+        if at > now {
+            tokio::time::sleep(Duration::from_nanos(at - now)).await;
         }
-        self.lapsed(&limiter.key)
+        Ok(self.lapsed(&limiter.key)?)
     }
 
     /// Takes a slot now or refuses: for `cast`, which cannot wait.
-    pub(crate) fn try_acquire_now(&self, class: &str) -> Result<(), RateRefusal> {
-        let Some(limiter) = self.class(class) else {
+    pub(crate) fn try_acquire_now(&self, class: &str) -> Result<(), Unpaced> {
+        let Some((name, limiter)) = self.class(class) else {
             return Ok(());
         };
         self.lapsed(&limiter.key)?;
-        let now = self.clock.now();
-        let paused = Duration::from_nanos(limiter.paused_until.load(Ordering::Acquire));
-        if paused > now {
-            return Err(RateRefusal {
-                limit: format!("{} (paused by the dependency's Retry-After)", limiter.key),
-                retry_in: paused - now,
-            });
-        }
-        for q in &limiter.quotas {
-            let quota = q.usable(&limiter.key)?;
-            if let Err(not_until) = q.check(quota) {
-                return Err(q.refusal(&limiter.key, not_until.wait_time_from(now)));
-            }
-        }
+        let now = self.now();
+        self.paused(limiter, now, now)?;
+        self.reserve(name, limiter, now)?;
         Ok(())
     }
 
     /// Pauses `class` for `duration` (the dependency's Retry-After);
     /// `false` when the class has no limits here to pause.
     pub(crate) fn pause(&self, class: &str, duration: Duration) -> bool {
-        let Some(limiter) = self.class(class) else {
+        let Some((_, limiter)) = self.class(class) else {
             return false;
         };
-        let until = self.clock.now().saturating_add(duration);
-        let nanos = u64::try_from(until.as_nanos()).unwrap_or(u64::MAX);
-        limiter.paused_until.fetch_max(nanos, Ordering::AcqRel);
+        let until = self.now().saturating_add(nanos(duration));
+        limiter.paused_until.fetch_max(until, Ordering::AcqRel);
         true
     }
 }
@@ -383,6 +519,7 @@ impl RateLimits {
 mod tests {
     use super::*;
     use crate::config::ClassLimit;
+    use std::sync::Arc;
 
     fn config(per_second: u32, per_day: Option<u32>) -> RateLimitConfig {
         let limit = ClassLimit {
@@ -396,18 +533,72 @@ mod tests {
         }
     }
 
+    /// Kite's orders: 10/s and 400/min.
+    fn orders() -> RateLimitConfig {
+        let limit = ClassLimit {
+            per_second: Some(10),
+            per_minute: Some(400),
+            per_day: None,
+        };
+        RateLimitConfig {
+            max_wait: Duration::from_secs(3600),
+            classes: [("orders".to_string(), limit)].into_iter().collect(),
+        }
+    }
+
+    async fn take(limits: &RateLimits, class: &str) -> Result<(), Unpaced> {
+        limits.acquire(class, limits.wait_limit()).await
+    }
+
+    /// The most requests in any half-open window of `window` (the sorted
+    /// instants are where they went out).
+    fn busiest(sent: &[Duration], window: Duration) -> usize {
+        let mut sent = sent.to_vec();
+        sent.sort();
+        let mut first = 0;
+        let mut most = 0;
+        for (last, at) in sent.iter().enumerate() {
+            while *at - sent[first] >= window {
+                first += 1;
+            }
+            most = most.max(last + 1 - first);
+        }
+        most
+    }
+
+    /// The shortest gap between two sends.
+    fn closest(sent: &[Duration]) -> Duration {
+        let mut sent = sent.to_vec();
+        sent.sort();
+        sent.windows(2)
+            .map(|w| w[1] - w[0])
+            .min()
+            .unwrap_or(Duration::MAX)
+    }
+
+    #[test]
+    fn test_busiest_when_a_window_holds_one_too_many_then_counts_it() {
+        // A planted violation: 11 sends inside one second.
+        let sent: Vec<Duration> = (0..11).map(|i| Duration::from_millis(i * 99)).collect();
+        assert_eq!(busiest(&sent, Duration::from_secs(1)), 11);
+        let spaced: Vec<Duration> = (0..11).map(|i| Duration::from_millis(i * 100)).collect();
+        assert_eq!(busiest(&spaced, Duration::from_secs(1)), 10);
+    }
+
     #[tokio::test(start_paused = true)]
     async fn test_acquire_when_share_lease_lapses_then_refused_until_renewed() {
         let limits = RateLimits::new("kite_api", &config(10, None), FleetShare::WHOLE);
         limits.renew_lease(Duration::from_secs(1));
-        assert!(limits.acquire("orders").await.is_ok());
+        assert!(take(&limits, "orders").await.is_ok());
         // Frozen past the lease: what the limiter releases now is refused.
         tokio::time::advance(Duration::from_secs(2)).await;
-        let refused = limits.acquire("orders").await.unwrap_err();
+        let Err(Unpaced::Refused(refused)) = take(&limits, "orders").await else {
+            panic!("a lapsed lease refuses");
+        };
         assert!(refused.limit.contains("lapsed"), "{}", refused.limit);
         assert!(limits.try_acquire_now("orders").is_err());
         limits.renew_lease(Duration::from_secs(1));
-        assert!(limits.acquire("orders").await.is_ok());
+        assert!(take(&limits, "orders").await.is_ok());
     }
 
     #[tokio::test(start_paused = true)]
@@ -416,7 +607,7 @@ mod tests {
         let old = RateLimits::new("kite_api", &day, FleetShare::WHOLE);
         for _ in 0..20 {
             tokio::time::advance(Duration::from_millis(10)).await;
-            old.acquire("default").await.unwrap();
+            take(&old, "default").await.unwrap();
         }
         let new = RateLimits::new_drained("kite_api", &day, FleetShare::WHOLE, Some(&old));
         // The day quota allows a burst of half (50): 20 are spent already.
@@ -430,6 +621,133 @@ mod tests {
         assert_eq!(
             more, 30,
             "the new limiter hands out only the rest of the burst"
+        );
+        assert_eq!(
+            old.try_acquire_now("default"),
+            Err(Unpaced::Retired),
+            "the replaced limits reserve nothing more"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn test_acquire_when_eight_callers_wait_on_two_limits_then_every_window_holds() {
+        let limits = Arc::new(RateLimits::new("kite_api", &orders(), FleetShare::WHOLE));
+        let sent = Arc::new(Mutex::new(Vec::new()));
+        let start = Instant::now();
+        let mut callers = tokio::task::JoinSet::new();
+        for _ in 0..8 {
+            let (limits, sent) = (Arc::clone(&limits), Arc::clone(&sent));
+            callers.spawn(async move {
+                while start.elapsed() < Duration::from_secs(150) {
+                    take(&limits, "orders").await.unwrap();
+                    sent.lock().unwrap().push(start.elapsed());
+                }
+            });
+        }
+        while callers.join_next().await.is_some() {}
+        let sent = sent.lock().unwrap().clone();
+        // 400/min binds: one every 150 ms, so 7 in any second (of 10).
+        assert_eq!(closest(&sent), Duration::from_millis(150));
+        assert_eq!(busiest(&sent, Duration::from_secs(1)), 7);
+        assert_eq!(busiest(&sent, Duration::from_secs(60)), 400);
+        assert!(
+            sent.len() >= 950,
+            "paced at the limit, not below: {}",
+            sent.len()
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn test_new_drained_when_waiters_hold_turns_in_the_old_limits_then_the_two_never_crowd() {
+        // Eight callers pace at 10/s; the limits are rebuilt as a share of
+        // 5/s (a fleet re-split) while turns are promised in the old ones.
+        let whole = Arc::new(RateLimits::new("kite_api", &orders(), FleetShare::WHOLE));
+        let current = Arc::new(arc_swap::ArcSwap::new(Arc::clone(&whole)));
+        let sent = Arc::new(Mutex::new(Vec::new()));
+        let start = Instant::now();
+        let mut callers = tokio::task::JoinSet::new();
+        for _ in 0..8 {
+            let (current, sent) = (Arc::clone(&current), Arc::clone(&sent));
+            callers.spawn(async move {
+                while start.elapsed() < Duration::from_secs(4) {
+                    // What `BreakerCell::pace` does.
+                    loop {
+                        let limits = current.load_full();
+                        match take(&limits, "orders").await {
+                            Ok(()) => break,
+                            Err(Unpaced::Retired) => tokio::task::yield_now().await,
+                            Err(Unpaced::Refused(r)) => panic!("{r:?}"),
+                        }
+                    }
+                    sent.lock().unwrap().push(start.elapsed());
+                }
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(1_505)).await;
+        let half = FleetShare { rank: 0, of: 2 };
+        let rebuilt = RateLimits::new_drained("kite_api", &orders(), half, Some(&whole));
+        current.store(Arc::new(rebuilt));
+        while callers.join_next().await.is_some() {}
+        let sent = sent.lock().unwrap().clone();
+        // Old: 400/min binds, one every 150 ms. New: 200/min, every 300 ms.
+        assert_eq!(
+            closest(&sent),
+            Duration::from_millis(150),
+            "the old turns and the new ones never crowd each other"
+        );
+        assert_eq!(busiest(&sent, Duration::from_secs(1)), 7);
+        let after: Vec<Duration> = sent
+            .iter()
+            .copied()
+            .filter(|at| *at >= Duration::from_millis(2_600))
+            .collect();
+        assert_eq!(
+            closest(&after),
+            Duration::from_millis(300),
+            "then the new share"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn test_new_drained_when_callers_wait_out_a_pause_in_the_old_limits_then_they_pace_in_the_new(
+    ) {
+        let whole = Arc::new(RateLimits::new("kite_api", &orders(), FleetShare::WHOLE));
+        assert!(whole.pause("orders", Duration::from_secs(1)));
+        let current = Arc::new(arc_swap::ArcSwap::new(Arc::clone(&whole)));
+        let sent = Arc::new(Mutex::new(Vec::new()));
+        let start = Instant::now();
+        let mut callers = tokio::task::JoinSet::new();
+        for _ in 0..8 {
+            let (current, sent) = (Arc::clone(&current), Arc::clone(&sent));
+            callers.spawn(async move {
+                while start.elapsed() < Duration::from_secs(4) {
+                    loop {
+                        let limits = current.load_full();
+                        match take(&limits, "orders").await {
+                            Ok(()) => break,
+                            Err(Unpaced::Retired) => tokio::task::yield_now().await,
+                            Err(Unpaced::Refused(r)) => panic!("{r:?}"),
+                        }
+                    }
+                    sent.lock().unwrap().push(start.elapsed());
+                }
+            });
+        }
+        // Every caller now sleeps out the pause, holding the old limits.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let half = FleetShare { rank: 0, of: 2 };
+        let rebuilt = RateLimits::new_drained("kite_api", &orders(), half, Some(&whole));
+        current.store(Arc::new(rebuilt));
+        while callers.join_next().await.is_some() {}
+        let sent = sent.lock().unwrap().clone();
+        assert!(
+            sent.iter().all(|at| *at >= Duration::from_secs(1)),
+            "the pause carries over to the new limits"
+        );
+        assert_eq!(
+            closest(&sent),
+            Duration::from_millis(300),
+            "every caller woke into the new limits: none took a turn in the old"
         );
     }
 
