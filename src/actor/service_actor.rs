@@ -262,6 +262,22 @@ impl<S: Service> ServiceActor<S> {
         Ok(())
     }
 
+    /// Reconnects this actor's connection, unless its caller stops waiting.
+    async fn reconnect(
+        &self,
+        service: &mut S,
+        mut reply: oneshot::Sender<Result<crate::service::Evidence, S::Error>>,
+    ) -> Result<(), ActorProcessingErr> {
+        tokio::select! {
+            biased;
+            result = self.factory.reconnect(service) => {
+                let _ = reply.send(result);
+            }
+            () = reply.closed() => {}
+        }
+        Ok(())
+    }
+
     /// Runs one fire-and-forget call within its deadline and records it.
     async fn run_cast(
         &self,
@@ -350,37 +366,34 @@ impl<S: Service> Actor for ServiceActor<S> {
         Ok(service)
     }
 
-    async fn handle(
+    // Not an `async fn`: rustc keeps an async fn's arguments twice in its
+    // future (as passed and as bound), and ractor keeps room for this future
+    // in the actor's task for the actor's whole life. Choosing the work
+    // before the future starts keeps the message once.
+    fn handle(
         &self,
         _myself: ActorRef<Self::Msg>,
         message: Self::Msg,
         service: &mut S,
-    ) -> Result<(), ActorProcessingErr> {
+    ) -> impl std::future::Future<Output = Result<(), ActorProcessingErr>> + Send {
+        use futures_util::future::Either;
         match message {
             ServiceMsg::Call {
                 request,
                 reply,
                 slot,
-            } => self.answer(service, request, reply, slot).await?,
+            } => Either::Left(self.answer(service, request, reply, slot)),
             ServiceMsg::Cast {
                 request,
                 deadline,
                 completion,
                 slot,
-            } => {
-                self.run_cast(service, request, deadline, completion, slot)
-                    .await?
-            }
-            ServiceMsg::Reconnect { mut reply } => {
-                tokio::select! {
-                    biased;
-                    result = self.factory.reconnect(service) => {
-                        let _ = reply.send(result);
-                    }
-                    () = reply.closed() => {}
-                }
+            } => Either::Right(Either::Left(
+                self.run_cast(service, request, deadline, completion, slot),
+            )),
+            ServiceMsg::Reconnect { reply } => {
+                Either::Right(Either::Right(self.reconnect(service, reply)))
             }
         }
-        Ok(())
     }
 }
