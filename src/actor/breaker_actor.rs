@@ -346,34 +346,6 @@ impl<S: Service> BreakerActor<S> {
         let _ = recovery.cast(msg);
     }
 
-    /// Attaches to the cell, spawns the service actors and arms the timer.
-    async fn start(
-        myself: ActorRef<BreakerMsg>,
-        args: BreakerArgs<S>,
-    ) -> Result<BreakerActorState<S>, ActorProcessingErr> {
-        let inbox = myself.clone();
-        args.cell.attach(Box::new(move |notice| {
-            let _ = inbox.cast(BreakerMsg::from(notice));
-        }));
-        let mut state = BreakerActorState {
-            intensity: RestartIntensity::new(args.restart.max_restarts, args.restart.period),
-            restart_backoff: args.restart.backoff(),
-            jitter: SeededJitter::new(args.seed),
-            suspended: false,
-            closed_hooks: Vec::new(),
-            args,
-            timer: None,
-            closing: false,
-        };
-        for worker in 0..state.args.actors.len() {
-            if let Err(error) = Box::pin(Self::spawn_worker(&myself, &mut state, worker)).await {
-                Self::on_crash(&myself, &mut state, worker, error, false);
-            }
-        }
-        Self::reschedule(&myself, &mut state);
-        Ok(state)
-    }
-
     /// What a message does (see [`Actor::handle`] for why this is boxed).
     async fn dispatch(
         myself: ActorRef<BreakerMsg>,
@@ -441,9 +413,27 @@ impl<S: Service> Actor for BreakerActor<S> {
         myself: ActorRef<BreakerMsg>,
         args: BreakerArgs<S>,
     ) -> Result<Self::State, ActorProcessingErr> {
-        // Boxed for the reason `handle` is: ractor's task for this actor is
-        // sized for its largest phase, start-up included, for good.
-        Box::pin(Self::start(myself, args)).await
+        let inbox = myself.clone();
+        args.cell.attach(Box::new(move |notice| {
+            let _ = inbox.cast(BreakerMsg::from(notice));
+        }));
+        let mut state = BreakerActorState {
+            intensity: RestartIntensity::new(args.restart.max_restarts, args.restart.period),
+            restart_backoff: args.restart.backoff(),
+            jitter: SeededJitter::new(args.seed),
+            suspended: false,
+            closed_hooks: Vec::new(),
+            args,
+            timer: None,
+            closing: false,
+        };
+        for worker in 0..state.args.actors.len() {
+            if let Err(error) = Box::pin(Self::spawn_worker(&myself, &mut state, worker)).await {
+                Self::on_crash(&myself, &mut state, worker, error, false);
+            }
+        }
+        Self::reschedule(&myself, &mut state);
+        Ok(state)
     }
 
     async fn post_stop(

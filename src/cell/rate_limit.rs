@@ -657,12 +657,11 @@ mod tests {
         );
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn test_new_drained_when_waiters_hold_turns_in_the_old_limits_then_the_two_never_crowd() {
-        // Eight callers pace at 10/s; the limits are rebuilt as a share of
-        // 5/s (a fleet re-split) while turns are promised in the old ones.
-        let whole = Arc::new(RateLimits::new("kite_api", &orders(), FleetShare::WHOLE));
-        let current = Arc::new(arc_swap::ArcSwap::new(Arc::clone(&whole)));
+    /// Eight callers pace `orders` for 4 s through `limits`, taking their
+    /// turns as `BreakerCell::pace` does; at `at` the limits are rebuilt as
+    /// a share of one half (a fleet re-split). When each request went out.
+    async fn re_split_while_pacing(limits: Arc<RateLimits>, at: Duration) -> Vec<Duration> {
+        let current = Arc::new(arc_swap::ArcSwap::new(Arc::clone(&limits)));
         let sent = Arc::new(Mutex::new(Vec::new()));
         let start = Instant::now();
         let mut callers = tokio::task::JoinSet::new();
@@ -670,10 +669,8 @@ mod tests {
             let (current, sent) = (Arc::clone(&current), Arc::clone(&sent));
             callers.spawn(async move {
                 while start.elapsed() < Duration::from_secs(4) {
-                    // What `BreakerCell::pace` does.
                     loop {
-                        let limits = current.load_full();
-                        match take(&limits, "orders").await {
+                        match take(&current.load_full(), "orders").await {
                             Ok(()) => break,
                             Err(Unpaced::Retired) => tokio::task::yield_now().await,
                             Err(Unpaced::Refused(r)) => panic!("{r:?}"),
@@ -683,12 +680,21 @@ mod tests {
                 }
             });
         }
-        tokio::time::sleep(Duration::from_millis(1_505)).await;
+        tokio::time::sleep(at).await;
         let half = FleetShare { rank: 0, of: 2 };
-        let rebuilt = RateLimits::new_drained("kite_api", &orders(), half, Some(&whole));
+        let rebuilt = RateLimits::new_drained("kite_api", &orders(), half, Some(&limits));
         current.store(Arc::new(rebuilt));
         while callers.join_next().await.is_some() {}
         let sent = sent.lock().unwrap().clone();
+        sent
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn test_new_drained_when_waiters_hold_turns_in_the_old_limits_then_the_two_never_crowd() {
+        // Eight callers pace at 10/s; the limits are rebuilt as a share of
+        // 5/s (a fleet re-split) while turns are promised in the old ones.
+        let whole = Arc::new(RateLimits::new("kite_api", &orders(), FleetShare::WHOLE));
+        let sent = re_split_while_pacing(whole, Duration::from_millis(1_505)).await;
         // Old: 400/min binds, one every 150 ms. New: 200/min, every 300 ms.
         assert_eq!(
             closest(&sent),
@@ -713,33 +719,8 @@ mod tests {
     ) {
         let whole = Arc::new(RateLimits::new("kite_api", &orders(), FleetShare::WHOLE));
         assert!(whole.pause("orders", Duration::from_secs(1)));
-        let current = Arc::new(arc_swap::ArcSwap::new(Arc::clone(&whole)));
-        let sent = Arc::new(Mutex::new(Vec::new()));
-        let start = Instant::now();
-        let mut callers = tokio::task::JoinSet::new();
-        for _ in 0..8 {
-            let (current, sent) = (Arc::clone(&current), Arc::clone(&sent));
-            callers.spawn(async move {
-                while start.elapsed() < Duration::from_secs(4) {
-                    loop {
-                        let limits = current.load_full();
-                        match take(&limits, "orders").await {
-                            Ok(()) => break,
-                            Err(Unpaced::Retired) => tokio::task::yield_now().await,
-                            Err(Unpaced::Refused(r)) => panic!("{r:?}"),
-                        }
-                    }
-                    sent.lock().unwrap().push(start.elapsed());
-                }
-            });
-        }
-        // Every caller now sleeps out the pause, holding the old limits.
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        let half = FleetShare { rank: 0, of: 2 };
-        let rebuilt = RateLimits::new_drained("kite_api", &orders(), half, Some(&whole));
-        current.store(Arc::new(rebuilt));
-        while callers.join_next().await.is_some() {}
-        let sent = sent.lock().unwrap().clone();
+        // At 500 ms every caller sleeps out the pause, holding the old limits.
+        let sent = re_split_while_pacing(whole, Duration::from_millis(500)).await;
         assert!(
             sent.iter().all(|at| *at >= Duration::from_secs(1)),
             "the pause carries over to the new limits"
