@@ -151,12 +151,14 @@ pub(crate) struct BreakerCell {
     /// Whether `limits` holds any: the call path of an unpaced service
     /// reads this flag, never the swap.
     limited: AtomicBool,
-    auth_failed: AtomicBool,
     /// The last trip's cause (`TripCause` as a byte).
     cause: std::sync::atomic::AtomicU8,
     // ── The outcome's lines ──
     machine: Mutex<CircuitBreaker>,
-    // ── Everything else: read off the call path ──
+    // ── Everything else: off the caller's path ──
+    /// Read by the service actor on every success; kept off the callers'
+    /// line, which its thread would otherwise pull across on every call.
+    auth_failed: AtomicBool,
     label: &'static str,
     name: Arc<str>,
     rejected_unlocked: Rejections,

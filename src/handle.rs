@@ -273,7 +273,9 @@ impl<S: Service> ServiceHandle<S> {
         }
         let reply = tokio::select! {
             biased;
-            reply = rx => Some(reply),
+            // The slot comes back with the answer: released here, on the
+            // caller's thread (see `Answer`).
+            reply = rx => Some(reply.map(|(result, _slot)| result)),
             () = timer => None,
         };
         let (outcome, result) = match reply {

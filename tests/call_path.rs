@@ -463,3 +463,77 @@ async fn test_call_when_caller_drops_a_half_open_probe_then_slot_freed_and_next_
     assert_eq!(kite.metrics().ignored, 1);
     seawall.shutdown().await;
 }
+
+/// A service whose call with request 0 blocks its thread until the test
+/// lets it go: code that cannot be cancelled (a blocking client, a stuck
+/// foreign call), so the service actor cannot notice its caller leave.
+struct Stuck {
+    gate: Arc<std::sync::Mutex<std::sync::mpsc::Receiver<()>>>,
+}
+
+impl seawall::Service for Stuck {
+    type Request = u64;
+    type Response = u64;
+    type Error = TestError;
+    type Policy = seawall::DefaultPolicy;
+    async fn call(&mut self, n: u64) -> Result<u64, TestError> {
+        if n == 0 {
+            let _ = self.gate.lock().unwrap().recv();
+        }
+        Ok(n)
+    }
+}
+
+impl seawall::Lifecycle for Stuck {}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_call_when_callers_give_up_on_a_stuck_service_then_their_slots_stay_held_until_it_is_done(
+) {
+    let (release, gate) = std::sync::mpsc::channel();
+    let gate = Arc::new(std::sync::Mutex::new(gate));
+    let mut config = kite_config(|s| {
+        s.concurrency = 1;
+        s.max_in_flight = 2;
+        s.call_timeout = Duration::from_millis(50);
+    });
+    config.runtime.auto_recovery_enabled = false;
+    let seawall = Seawall::builder(config)
+        .service("kite_api", move || Stuck {
+            gate: Arc::clone(&gate),
+        })
+        .start()
+        .await
+        .expect("tree starts");
+    let kite: ServiceHandle<Stuck> = seawall.handle("kite_api").unwrap();
+    // The first request blocks the service actor; its caller gives up.
+    assert!(kite.call(0).await.is_err());
+    // The second waits in the mailbox behind it; its caller gives up too.
+    assert!(kite.call(1).await.is_err());
+    assert_eq!(
+        kite.in_flight(),
+        2,
+        "both requests are still with the stuck service actor: the callers' giving up frees nothing"
+    );
+    let err = kite.call(2).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            CallError::Shed {
+                max_in_flight: 2,
+                ..
+            }
+        ),
+        "a stuck dependency cannot queue more than max_in_flight: {err}"
+    );
+    release.send(()).unwrap();
+    // Once the service actor is done with them, their slots are free.
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while kite.in_flight() > 0 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    })
+    .await
+    .expect("the slots are released once the service actor is done");
+    assert_eq!(kite.call(3).await.unwrap(), 3);
+    seawall.shutdown().await;
+}

@@ -113,11 +113,19 @@ fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
 pub(crate) type CallResult<S> =
     Result<(<S as Service>::Response, Outcome), CallFailure<<S as Service>::Error>>;
 
+/// The answer travels back with the call's bulkhead slot, so the caller
+/// releases it: the cell's call-path line is then written by the caller's
+/// thread alone, not bounced to the service actor's thread and back on
+/// every call. A caller that stopped waiting never receives it, and the
+/// slot is released where the undelivered answer is dropped, once the
+/// service actor is done with the request, as before.
+pub(crate) type Answer<S> = (CallResult<S>, Slot);
+
 /// What a service actor is asked to do.
 pub(crate) enum ServiceMsg<S: Service> {
     Call {
         request: S::Request,
-        reply: oneshot::Sender<CallResult<S>>,
+        reply: oneshot::Sender<Answer<S>>,
         slot: Slot,
     },
     Cast {
@@ -230,7 +238,7 @@ impl<S: Service> ServiceActor<S> {
         &self,
         service: &mut S,
         request: S::Request,
-        mut reply: oneshot::Sender<CallResult<S>>,
+        mut reply: oneshot::Sender<Answer<S>>,
         slot: Slot,
     ) -> Result<(), ActorProcessingErr> {
         let result = if reply.is_closed() {
@@ -249,16 +257,14 @@ impl<S: Service> ServiceActor<S> {
                     Ok(Released::Refused(reason)) => Err(CallFailure::Refused(reason)),
                     Ok(Released::Ran(ran)) => self.settle(class, ran),
                     Err(payload) => {
-                        drop(slot);
-                        let _ = reply.send(Err(CallFailure::Panicked));
+                        let _ = reply.send((Err(CallFailure::Panicked), slot));
                         return Err(Box::new(CountedCrash(panic_text(&*payload))));
                     }
                 },
                 () = reply.closed() => Err(CallFailure::Expired),
             }
         };
-        drop(slot);
-        let _ = reply.send(result);
+        let _ = reply.send((result, slot));
         Ok(())
     }
 
