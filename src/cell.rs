@@ -351,9 +351,10 @@ impl BreakerCell {
         }
     }
 
-    /// Paces from now on by `share` of the configured limits. Limits that
-    /// change start drained: a new share never hands out a burst the old
-    /// one had already given. `false` when nothing changed.
+    /// Paces from now on by `share` of the configured limits. The new
+    /// limits continue the old ones' schedule ([`RateLimits::replacing`]):
+    /// a new share never hands out a burst the old one had already given.
+    /// `false` when nothing changed.
     pub(crate) fn set_share(&self, share: FleetShare) -> bool {
         let machine = self.lock();
         if self.share() == share {
@@ -363,7 +364,7 @@ impl BreakerCell {
         let config = self.config.load();
         if let Some(limits) = &config.rate_limit {
             let previous = self.limits.load_full();
-            let limits = RateLimits::new_drained(&self.name, limits, share, previous.as_deref());
+            let limits = RateLimits::replacing(&self.name, limits, share, previous.as_deref());
             self.limits.store(Some(Arc::new(limits)));
         }
         drop(machine);
@@ -524,9 +525,10 @@ impl BreakerCell {
     /// Runs `config` from now on, keeping the breaker's state, metrics,
     /// window contents and counters ([`CircuitBreaker::reconfigure`]).
     ///
-    /// Rate limits that changed start over *empty*, so a reload never
-    /// grants a fresh burst on top of what was just sent: a raised limit
-    /// takes effect as its tokens refill, a lowered one at once.
+    /// Rate limits that changed continue the old ones' schedule
+    /// ([`RateLimits::replacing`]), so a reload never grants a fresh burst
+    /// on top of what was just sent: the new pace starts after the last
+    /// turn the old limits gave.
     pub(crate) fn reconfigure(&self, config: Arc<ServiceConfig>) {
         let mut machine = self.lock();
         machine.reconfigure(config.breaker_settings(), now());
@@ -542,7 +544,7 @@ impl BreakerCell {
         if old.rate_limit != config.rate_limit {
             let limits = config.rate_limit.as_ref().map(|limits| {
                 let previous = self.limits.load_full();
-                Arc::new(RateLimits::new_drained(
+                Arc::new(RateLimits::replacing(
                     &self.name,
                     limits,
                     self.share(),

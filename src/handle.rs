@@ -148,7 +148,7 @@ impl<S: Service> ServiceHandle<S> {
         cell: C,
         unfinished: Outcome,
     ) -> Result<(Admission<C>, Slot), CallError<S::Error>> {
-        let admission = Admission::admit_untimed(cell, unfinished).map_err(|r| self.refused(r))?;
+        let admission = Admission::admit(cell, unfinished).map_err(|r| self.refused(r))?;
         match self.inner.cell.take_slot() {
             Ok(slot) => Ok((admission, slot)),
             Err(refusal) => {
@@ -174,17 +174,6 @@ impl<S: Service> ServiceHandle<S> {
                     reason,
                 }),
         }
-    }
-}
-
-/// When a timer of `timeout` ending at `deadline` was set: the call's start,
-/// without a second clock read. tokio sets a timer too long to represent
-/// to a far-future instant instead, so for those the clock is read.
-fn started_before(deadline: tokio::time::Instant, timeout: Duration) -> tokio::time::Instant {
-    const REPRESENTABLE: Duration = Duration::from_secs(365 * 24 * 3600);
-    match deadline.checked_sub(timeout) {
-        Some(started) if timeout < REPRESENTABLE => started,
-        _ => tokio::time::Instant::now(),
     }
 }
 
@@ -249,13 +238,11 @@ impl<S: Service> ServiceHandle<S> {
         }
         // A caller that stops waiting (its future dropped) leaves an outcome
         // nobody knows: recorded as Ignored, never as a success.
-        let (mut pending, slot) = self.admit_with_slot(cell, Outcome::Ignored)?;
+        let (pending, slot) = self.admit_with_slot(cell, Outcome::Ignored)?;
         let idempotent = S::is_idempotent(&request);
-        // The caller's deadline is the only timer per call, and its clock
-        // reading starts the latency clock too: one read, not two.
-        let timeout = cell.call_timeout();
-        let timer = tokio::time::sleep(timeout);
-        pending.start_clock(started_before(timer.deadline(), timeout));
+        // The deadline comes from the admission's clock reading: the timer
+        // below reads no clock of its own.
+        let deadline = deadline_after(pending.started(), cell.call_timeout());
         let (tx, rx) = tokio::sync::oneshot::channel();
         let worker = slot.worker();
         let msg = ServiceMsg::Call {
@@ -271,24 +258,22 @@ impl<S: Service> ServiceHandle<S> {
                 service: cell.label(),
             });
         }
-        let reply = tokio::select! {
-            biased;
-            // The slot comes back with the answer: released here, on the
-            // caller's thread (see `Answer`).
-            reply = rx => Some(reply.map(|(result, _slot)| result)),
-            () = timer => None,
-        };
+        // The slot comes back with the answer: released here, on the
+        // caller's thread (see `Answer`).
+        let reply = tokio::time::timeout_at(deadline, rx)
+            .await
+            .map(|answer| answer.map(|(result, _slot)| result));
         let (outcome, result) = match reply {
-            Some(Ok(Ok((response, outcome)))) => self.judge(response, outcome, check),
-            Some(Ok(Err(failure))) => self.failed(failure, idempotent),
+            Ok(Ok(Ok((response, outcome)))) => self.judge(response, outcome, check),
+            Ok(Ok(Err(failure))) => self.failed(failure, idempotent),
             // The deadline passed: the caller's own timer is the only one.
-            None => self.failed(CallFailure::Expired, idempotent),
+            Err(_) => self.failed(CallFailure::Expired, idempotent),
             // The service actor stopped before answering: it crashed while
             // this request waited behind another, or was killed mid-call.
             // The crash itself is counted once by supervision. Which of the
             // two cannot be told here, so a request that is not idempotent
             // may have been sent: unknown.
-            Some(Err(_)) => (
+            Ok(Err(_)) => (
                 Outcome::Ignored,
                 Err(self.lost(
                     idempotent,
@@ -406,8 +391,7 @@ impl<S: Service> ServiceHandle<S> {
         }
         // A service actor that dies before finishing it records a crash.
         let crash = Outcome::Failure(FailureKind::Crash);
-        let (mut completion, slot) = self.admit_with_slot(Arc::clone(cell), crash)?;
-        completion.start_clock(tokio::time::Instant::now());
+        let (completion, slot) = self.admit_with_slot(Arc::clone(cell), crash)?;
         let worker = slot.worker();
         let msg = ServiceMsg::Cast {
             request,

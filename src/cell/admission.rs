@@ -20,8 +20,7 @@ use tokio::time::Instant;
 pub(crate) struct Admission<C: Deref<Target = BreakerCell>> {
     cell: C,
     permit: Option<Permit>,
-    /// `None` until the caller starts the clock ([`Self::start_clock`]).
-    started: Option<Instant>,
+    started: Instant,
     /// Recorded if the guard is dropped without an outcome.
     unfinished: Outcome,
 }
@@ -31,35 +30,18 @@ impl<C: Deref<Target = BreakerCell>> Admission<C> {
     /// `unfinished` is what a drop without an outcome records.
     #[inline]
     pub(crate) fn admit(cell: C, unfinished: Outcome) -> Result<Self, Refusal> {
-        let mut admission = Self::admit_untimed(cell, unfinished)?;
-        admission.start_clock(Instant::now());
-        Ok(admission)
-    }
-
-    /// [`Self::admit`] without reading the clock: the caller starts it with
-    /// [`Self::start_clock`] from a reading it takes anyway (the call path
-    /// takes it from its timer, so a call reads the clock twice, not three
-    /// times). An outcome recorded before the clock starts counts as instant.
-    #[inline]
-    pub(crate) fn admit_untimed(cell: C, unfinished: Outcome) -> Result<Self, Refusal> {
         let permit = cell.admit(now)?;
         Ok(Self {
             cell,
             permit: Some(permit),
-            started: None,
+            started: Instant::now(),
             unfinished,
         })
     }
 
-    /// The call's latency is timed from `at`.
-    #[inline]
-    pub(crate) fn start_clock(&mut self, at: Instant) {
-        self.started = Some(at);
-    }
-
-    /// When the call's clock started.
+    /// When the call was admitted.
     pub(crate) fn started(&self) -> Instant {
-        self.started.unwrap_or_else(Instant::now)
+        self.started
     }
 
     /// Records the call's outcome, timed from admission.
@@ -79,8 +61,8 @@ impl<C: Deref<Target = BreakerCell>> Admission<C> {
     fn record(&mut self, outcome: Outcome) {
         if let Some(permit) = self.permit.take() {
             let at = Instant::now();
-            let elapsed = at - self.started.unwrap_or(at);
-            self.cell.record(permit, outcome, elapsed, at.into_std());
+            self.cell
+                .record(permit, outcome, at - self.started, at.into_std());
         }
     }
 }

@@ -31,6 +31,7 @@
 //! A dependency that names a pause (a 429 with `Retry-After`) pauses the
 //! request's class for exactly that long.
 
+use super::nanos;
 use crate::config::{ClassLimit, RateLimitConfig};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -134,13 +135,13 @@ impl Schedule {
         if limit == 0 {
             return None;
         }
-        let window = nanos(window);
-        let (cells, burst) = if window <= nanos(Duration::from_secs(60)) {
+        let (cells, burst) = if window <= SHORT_WINDOW {
             (limit, 1)
         } else {
             let half = (limit / 2).max(1);
             (half, half)
         };
+        let window = nanos(window);
         // Rounded up: `limit` periods never fit in less than the window.
         let period = window.div_ceil(u64::from(cells)).max(1);
         Some(Self {
@@ -184,10 +185,9 @@ impl Schedule {
     }
 }
 
-/// A duration as saturating nanoseconds.
-fn nanos(d: Duration) -> u64 {
-    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
-}
+/// Windows up to this long pace with a burst of one; longer ones (a day)
+/// allow half their budget at once.
+const SHORT_WINDOW: Duration = Duration::from_secs(60);
 
 /// One limit of a class, as configured and as this node's share.
 struct Quota {
@@ -199,7 +199,7 @@ struct Quota {
 
 impl Quota {
     fn long(&self) -> bool {
-        self.window > Duration::from_secs(60)
+        self.window > SHORT_WINDOW
     }
 
     /// This limit refuses for `retry_in`, naming the class key and the limit.
@@ -325,15 +325,16 @@ impl RateLimits {
     }
 
     /// Like [`Self::new`], but continuing `previous` (the limits these
-    /// replace), which is retired here: nothing more is reserved in it.
+    /// replace: a reload, a fleet re-split), which is retired here: nothing
+    /// more is reserved in it.
     ///
-    /// Short windows start where `previous` left off: one of the new
-    /// periods after its last reservation (a request still waiting on it
-    /// keeps its turn). With no `previous` they start drained (the first
-    /// request waits one period). Long windows (a day) carry over what
-    /// `previous` had spent, so a day's budget is neither refilled by a
-    /// reload nor frozen for hours.
-    pub(crate) fn new_drained(
+    /// Short windows start one of the new periods after the last turn
+    /// `previous` let go or promised to a waiting request; with no
+    /// `previous` they start drained (the first request waits one period).
+    /// Long windows (a day) carry over what `previous` had spent, so a
+    /// day's budget is neither refilled by a reload nor frozen for hours.
+    /// The dependency's pauses and the fleet lease carry over too.
+    pub(crate) fn replacing(
         service: &str,
         config: &RateLimitConfig,
         share: FleetShare,
@@ -341,66 +342,52 @@ impl RateLimits {
     ) -> Self {
         let limits = Self::new(service, config, share);
         let now = limits.now();
-        let old = previous.map(|p| {
-            let mut old = p.schedules();
-            old.retired = true;
-            // The old schedules, moved onto this one's time base.
-            let shift = p.base.saturating_duration_since(limits.base);
-            let back = limits.base.saturating_duration_since(p.base);
-            let mut moved: HashMap<String, Vec<(Duration, Schedule)>> = HashMap::new();
-            for (class, quotas) in &old.quotas {
-                for q in quotas {
-                    if let Some(mut s) = q.schedule {
-                        s.tat = s
-                            .tat
-                            .saturating_add(nanos(shift))
-                            .saturating_sub(nanos(back));
-                        moved.entry(class.clone()).or_default().push((q.window, s));
-                    }
-                }
-            }
-            for (name, class) in &p.classes {
-                if let Some(new) = limits.classes.get(name) {
-                    let paused = class.paused_until.load(Ordering::Acquire);
-                    if paused != 0 {
-                        let rebased = paused
-                            .saturating_add(nanos(shift))
-                            .saturating_sub(nanos(back));
-                        new.paused_until.store(rebased.max(1), Ordering::Release);
-                    }
-                }
-            }
-            let lease = p.lease_until.load(Ordering::Acquire);
-            if lease != 0 {
-                let rebased = lease
-                    .saturating_add(nanos(shift))
-                    .saturating_sub(nanos(back));
-                limits.lease_until.store(rebased.max(1), Ordering::Release);
-            }
-            moved
-        });
+        let mut old = previous.map(|p| (p, p.schedules()));
         {
             let mut new = limits.schedules();
             for (class, quotas) in &mut new.quotas {
                 for q in quotas.iter_mut() {
-                    let long = q.long();
-                    let window = q.window;
+                    let (long, window) = (q.long(), q.window);
                     let Some(schedule) = &mut q.schedule else {
                         continue;
                     };
-                    let before = old
-                        .as_ref()
-                        .and_then(|old| old.get(class))
-                        .and_then(|quotas| quotas.iter().find(|(w, _)| *w == window));
+                    let before = old.as_ref().and_then(|(p, old)| {
+                        let q = old.quotas.get(class)?.iter().find(|o| o.window == window)?;
+                        let mut s = q.schedule?;
+                        s.tat = limits.rebase(p, s.tat);
+                        Some(s)
+                    });
                     match before {
-                        Some((_, before)) => schedule.continue_from(before, now, long),
+                        Some(before) => schedule.continue_from(&before, now, long),
                         None if long => {}
                         None => schedule.drain(now),
                     }
                 }
             }
         }
+        if let Some((p, old)) = &mut old {
+            old.retired = true;
+            for (name, class) in &p.classes {
+                let paused = class.paused_until.load(Ordering::Acquire);
+                if let (Some(new), true) = (limits.classes.get(name), paused != 0) {
+                    let paused = limits.rebase(p, paused).max(1);
+                    new.paused_until.store(paused, Ordering::Release);
+                }
+            }
+            let lease = p.lease_until.load(Ordering::Acquire);
+            if lease != 0 {
+                let lease = limits.rebase(p, lease).max(1);
+                limits.lease_until.store(lease, Ordering::Release);
+            }
+        }
+        drop(old);
         limits
+    }
+
+    /// An instant `t` of `older`'s clock (nanoseconds after its base) on
+    /// this one's, which starts later.
+    fn rebase(&self, older: &RateLimits, t: u64) -> u64 {
+        t.saturating_sub(nanos(self.base.saturating_duration_since(older.base)))
     }
 
     fn class(&self, class: &str) -> Option<(&str, &Class)> {
@@ -602,14 +589,14 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn test_new_drained_when_day_window_then_carries_what_was_granted_not_a_fresh_burst() {
+    async fn test_replacing_when_day_window_then_carries_what_was_granted_not_a_fresh_burst() {
         let day = config(1000, Some(100));
         let old = RateLimits::new("kite_api", &day, FleetShare::WHOLE);
         for _ in 0..20 {
             tokio::time::advance(Duration::from_millis(10)).await;
             take(&old, "default").await.unwrap();
         }
-        let new = RateLimits::new_drained("kite_api", &day, FleetShare::WHOLE, Some(&old));
+        let new = RateLimits::replacing("kite_api", &day, FleetShare::WHOLE, Some(&old));
         // The day quota allows a burst of half (50): 20 are spent already.
         let mut more = 0;
         for _ in 0..100 {
@@ -632,20 +619,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn test_acquire_when_eight_callers_wait_on_two_limits_then_every_window_holds() {
         let limits = Arc::new(RateLimits::new("kite_api", &orders(), FleetShare::WHOLE));
-        let sent = Arc::new(Mutex::new(Vec::new()));
-        let start = Instant::now();
-        let mut callers = tokio::task::JoinSet::new();
-        for _ in 0..8 {
-            let (limits, sent) = (Arc::clone(&limits), Arc::clone(&sent));
-            callers.spawn(async move {
-                while start.elapsed() < Duration::from_secs(150) {
-                    take(&limits, "orders").await.unwrap();
-                    sent.lock().unwrap().push(start.elapsed());
-                }
-            });
-        }
-        while callers.join_next().await.is_some() {}
-        let sent = sent.lock().unwrap().clone();
+        let sent = pace_for(limits, Duration::from_secs(150), None).await;
         // 400/min binds: one every 150 ms, so 7 in any second (of 10).
         assert_eq!(closest(&sent), Duration::from_millis(150));
         assert_eq!(busiest(&sent, Duration::from_secs(1)), 7);
@@ -657,10 +631,15 @@ mod tests {
         );
     }
 
-    /// Eight callers pace `orders` for 4 s through `limits`, taking their
-    /// turns as `BreakerCell::pace` does; at `at` the limits are rebuilt as
-    /// a share of one half (a fleet re-split). When each request went out.
-    async fn re_split_while_pacing(limits: Arc<RateLimits>, at: Duration) -> Vec<Duration> {
+    /// Eight callers pace `orders` through `limits` for `for_`, taking
+    /// their turns as `BreakerCell::pace` does. At `re_split_at`, if given,
+    /// the limits are replaced by a share of one half (a fleet re-split).
+    /// When each request went out.
+    async fn pace_for(
+        limits: Arc<RateLimits>,
+        for_: Duration,
+        re_split_at: Option<Duration>,
+    ) -> Vec<Duration> {
         let current = Arc::new(arc_swap::ArcSwap::new(Arc::clone(&limits)));
         let sent = Arc::new(Mutex::new(Vec::new()));
         let start = Instant::now();
@@ -668,7 +647,7 @@ mod tests {
         for _ in 0..8 {
             let (current, sent) = (Arc::clone(&current), Arc::clone(&sent));
             callers.spawn(async move {
-                while start.elapsed() < Duration::from_secs(4) {
+                while start.elapsed() < for_ {
                     loop {
                         match take(&current.load_full(), "orders").await {
                             Ok(()) => break,
@@ -680,21 +659,28 @@ mod tests {
                 }
             });
         }
-        tokio::time::sleep(at).await;
-        let half = FleetShare { rank: 0, of: 2 };
-        let rebuilt = RateLimits::new_drained("kite_api", &orders(), half, Some(&limits));
-        current.store(Arc::new(rebuilt));
+        if let Some(at) = re_split_at {
+            tokio::time::sleep(at).await;
+            let half = FleetShare { rank: 0, of: 2 };
+            let rebuilt = RateLimits::replacing("kite_api", &orders(), half, Some(&limits));
+            current.store(Arc::new(rebuilt));
+        }
         while callers.join_next().await.is_some() {}
         let sent = sent.lock().unwrap().clone();
         sent
     }
 
     #[tokio::test(start_paused = true)]
-    async fn test_new_drained_when_waiters_hold_turns_in_the_old_limits_then_the_two_never_crowd() {
+    async fn test_replacing_when_waiters_hold_turns_in_the_old_limits_then_the_two_never_crowd() {
         // Eight callers pace at 10/s; the limits are rebuilt as a share of
         // 5/s (a fleet re-split) while turns are promised in the old ones.
         let whole = Arc::new(RateLimits::new("kite_api", &orders(), FleetShare::WHOLE));
-        let sent = re_split_while_pacing(whole, Duration::from_millis(1_505)).await;
+        let sent = pace_for(
+            whole,
+            Duration::from_secs(4),
+            Some(Duration::from_millis(1_505)),
+        )
+        .await;
         // Old: 400/min binds, one every 150 ms. New: 200/min, every 300 ms.
         assert_eq!(
             closest(&sent),
@@ -715,12 +701,17 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn test_new_drained_when_callers_wait_out_a_pause_in_the_old_limits_then_they_pace_in_the_new(
+    async fn test_replacing_when_callers_wait_out_a_pause_in_the_old_limits_then_they_pace_in_the_new(
     ) {
         let whole = Arc::new(RateLimits::new("kite_api", &orders(), FleetShare::WHOLE));
         assert!(whole.pause("orders", Duration::from_secs(1)));
         // At 500 ms every caller sleeps out the pause, holding the old limits.
-        let sent = re_split_while_pacing(whole, Duration::from_millis(500)).await;
+        let sent = pace_for(
+            whole,
+            Duration::from_secs(4),
+            Some(Duration::from_millis(500)),
+        )
+        .await;
         assert!(
             sent.iter().all(|at| *at >= Duration::from_secs(1)),
             "the pause carries over to the new limits"

@@ -135,7 +135,7 @@ fn shared_limited(controls: &[BreakerControl]) -> impl Iterator<Item = &BreakerC
 
 /// The longest limit window of a minute or less among `controls`' rate
 /// limits (a minute for Kite): how long a request counts at the dependency.
-/// Day windows carry what they granted instead (`RateLimits::new_drained`).
+/// Day windows carry what they granted instead (`RateLimits::replacing`).
 fn longest_window(controls: &[&BreakerControl]) -> Duration {
     let minute = controls.iter().any(|c| {
         c.config()
