@@ -147,8 +147,11 @@ tokio::task_local! {
 }
 
 /// Runs `call` with `release` as its [`order_release`].
-pub(crate) async fn with_release<F: std::future::Future>(release: Release, call: F) -> F::Output {
-    RELEASED.scope(release, call).await
+pub(crate) fn with_release<F: std::future::Future>(
+    release: Release,
+    call: F,
+) -> impl std::future::Future<Output = F::Output> {
+    RELEASED.scope(release, call)
 }
 
 /// Inside [`Service::call`](crate::Service::call) for an order: when and

@@ -32,6 +32,7 @@ mod key;
 mod registration;
 mod reload;
 mod resilience;
+mod running_config;
 
 pub use crate::cell::BreakerControl;
 pub use builder::{SeawallBuilder, StartError};
@@ -140,8 +141,12 @@ impl Seawall {
 
     /// The effective configuration (file plus environment overrides), as
     /// last loaded: a reload replaces it.
+    ///
+    /// The running tree keeps each service's table once, shared with its
+    /// breaker, so this copies the tables into a fresh [`Config`] on each
+    /// call: keep the result rather than calling it per request.
     pub fn config(&self) -> Arc<Config> {
-        self.reloader.config()
+        Arc::new(self.reloader.running().to_config())
     }
 
     /// Re-reads the config file ([`SeawallBuilder::config_file`]) and the
@@ -345,7 +350,7 @@ impl Seawall {
     /// (within `runtime.shutdown_grace`) before it stops.
     pub async fn shutdown(self) {
         self.shutdown.cancel();
-        let grace = self.config().runtime.shutdown_grace;
+        let grace = self.reloader.running().runtime.shutdown_grace;
         self.tasks.close();
         let _ = tokio::time::timeout(grace, self.tasks.wait()).await;
         for service in self.services.iter().rev() {

@@ -35,7 +35,9 @@ impl RestartIntensity {
         Self {
             max_restarts,
             period,
-            crashes: VecDeque::with_capacity(max_restarts as usize + 1),
+            // Allocated at the first crash: most services never crash,
+            // and a tree may hold thousands of them.
+            crashes: VecDeque::new(),
         }
     }
 

@@ -342,6 +342,52 @@ async fn test_cast_when_failures_then_recorded_by_service_actor() {
     seawall.shutdown().await;
 }
 
+/// A cast's deadline is the service actor's one reused timer: each cast must
+/// time out at its own deadline, never at an earlier cast's, and a cast
+/// that finishes in time must not be cut short by a timer left over.
+#[tokio::test(start_paused = true)]
+async fn test_cast_when_the_service_outlives_call_timeout_then_each_cast_times_out_at_its_own_deadline(
+) {
+    // One service actor, so every cast runs on the same timer.
+    let (seawall, kite, _) = start(|s| {
+        s.call_timeout = Duration::from_secs(1);
+        s.concurrency = 1;
+    })
+    .await;
+    let settled = |kite: &ServiceHandle<Scripted>| {
+        let m = kite.metrics();
+        (m.successes, m.timeouts)
+    };
+
+    kite.cast(Req::Sleep(Duration::from_secs(5))).unwrap();
+    tokio::time::sleep(Duration::from_millis(990)).await;
+    assert_eq!(settled(&kite), (0, 0), "not before its deadline");
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert_eq!(
+        settled(&kite),
+        (0, 1),
+        "at its deadline, not the service's 5 s"
+    );
+
+    // The timer has fired once; this cast needs it re-armed, 1 s from now.
+    kite.cast(Req::Sleep(Duration::from_millis(600))).unwrap();
+    tokio::time::sleep(Duration::from_millis(610)).await;
+    assert_eq!(settled(&kite), (1, 1), "finished in time, not cut short");
+
+    // Its timer was left armed for 0.4 s from now: the next cast's own
+    // deadline must replace it.
+    kite.cast(Req::Sleep(Duration::from_millis(900))).unwrap();
+    tokio::time::sleep(Duration::from_millis(910)).await;
+    assert_eq!(settled(&kite), (2, 1), "a left-over deadline cut it short");
+
+    kite.cast(Req::Sleep(Duration::from_secs(5))).unwrap();
+    tokio::time::sleep(Duration::from_millis(990)).await;
+    assert_eq!(settled(&kite), (2, 1));
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert_eq!(settled(&kite), (2, 2));
+    seawall.shutdown().await;
+}
+
 #[tokio::test(start_paused = true)]
 async fn test_call_when_caller_gives_up_then_outcome_ignored_and_nothing_leaks() {
     let (seawall, kite, _) = start(|_| {}).await;

@@ -17,11 +17,10 @@
 use super::health_actor::HealthMsg;
 use super::recovery_actor::RecoveryMsg;
 use super::service_actor::{CountedCrash, Factory, ServiceActor, ServiceActors};
-use crate::backoff::Backoff;
 use crate::breaker::{BreakerState, SeededJitter, Transition, TransitionReason};
 use crate::cell::{BreakerCell, CellNotice};
 use crate::clock::now;
-use crate::config::RestartConfig;
+use crate::config::ServiceConfig;
 use crate::event::Event;
 use crate::service::Service;
 use crate::stats::SupervisionCounters;
@@ -88,7 +87,6 @@ pub(crate) struct BreakerArgs<S: Service> {
     pub(crate) actors: Arc<ServiceActors<S>>,
     pub(crate) factory: Factory<S>,
     pub(crate) events: broadcast::Sender<Event>,
-    pub(crate) restart: RestartConfig,
     pub(crate) recovery: Option<ActorRef<RecoveryMsg>>,
     /// The health actor, once it runs (it starts after the breakers).
     pub(crate) health: Arc<OnceLock<ActorRef<HealthMsg>>>,
@@ -99,7 +97,9 @@ pub(crate) struct BreakerActorState<S: Service> {
     args: BreakerArgs<S>,
     timer: Option<(Instant, TimerHandle)>,
     intensity: RestartIntensity,
-    restart_backoff: Backoff,
+    /// The table the restart rules were last read from (the cell's own,
+    /// shared): a reload that changes `restart` starts a fresh history.
+    config: Arc<ServiceConfig>,
     jitter: SeededJitter,
     /// Restart intensity was exceeded: no automatic restarts until a
     /// recovery succeeds or an operator resets the breaker.
@@ -257,7 +257,7 @@ impl<S: Service> BreakerActor<S> {
         }
         match state.intensity.crash(now()) {
             RestartDecision::Restart { nth } => {
-                let delay = state.restart_backoff.delay(nth, &mut state.jitter);
+                let delay = state.config.restart.backoff().delay(nth, &mut state.jitter);
                 myself.send_after(delay, move || BreakerMsg::Respawn { worker });
             }
             RestartDecision::Escalate { crashes } => {
@@ -364,13 +364,13 @@ impl<S: Service> BreakerActor<S> {
             BreakerMsg::Rearm => Self::reschedule(&myself, state),
             BreakerMsg::OnClosed(hook) => state.closed_hooks.push(hook),
             BreakerMsg::Reconfigured => {
-                let restart = state.args.cell.config().restart.clone();
-                if restart != state.args.restart {
+                let config = state.args.cell.config();
+                if config.restart != state.config.restart {
                     // The crash history restarts with the new limits.
+                    let restart = &config.restart;
                     state.intensity = RestartIntensity::new(restart.max_restarts, restart.period);
-                    state.restart_backoff = restart.backoff();
-                    state.args.restart = restart;
                 }
+                state.config = config;
                 Self::reschedule(&myself, state);
             }
             BreakerMsg::Respawn { worker } => {
@@ -417,9 +417,10 @@ impl<S: Service> Actor for BreakerActor<S> {
         args.cell.attach(Box::new(move |notice| {
             let _ = inbox.cast(BreakerMsg::from(notice));
         }));
+        let config = args.cell.config();
         let mut state = BreakerActorState {
-            intensity: RestartIntensity::new(args.restart.max_restarts, args.restart.period),
-            restart_backoff: args.restart.backoff(),
+            intensity: RestartIntensity::new(config.restart.max_restarts, config.restart.period),
+            config,
             jitter: SeededJitter::new(args.seed),
             suspended: false,
             closed_hooks: Vec::new(),

@@ -225,6 +225,18 @@ enum Released<S: Service> {
     Refused(String),
 }
 
+/// What a service actor keeps between messages.
+pub(crate) struct Worker<S> {
+    service: S,
+    /// The deadline of the cast being run: made on the first cast and reset
+    /// for each one after. A cast's deadline then costs no allocation, and
+    /// an actor never cast to reserves no room for a timer; a timer inside
+    /// the message's future would be reserved, twice, in every service
+    /// actor's task for its life (ractor sizes the task for the largest
+    /// message future; `benches/scale.rs`, memory).
+    cast_timer: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
+}
+
 /// The actor around one service value.
 pub(crate) struct ServiceActor<S: Service> {
     pub(crate) factory: Factory<S>,
@@ -234,38 +246,46 @@ pub(crate) struct ServiceActor<S: Service> {
 impl<S: Service> ServiceActor<S> {
     /// Runs one call and answers it, unless its caller has stopped waiting.
     /// A panic is answered first, then fails the actor (already counted).
-    async fn answer(
-        &self,
-        service: &mut S,
+    ///
+    /// Not an `async fn`, for the reason [`Actor::handle`] gives below: the
+    /// block captures each argument once (an `async fn` would keep them twice).
+    #[allow(clippy::manual_async_fn)]
+    fn answer<'s, 'v>(
+        &'s self,
+        service: &'v mut S,
         request: S::Request,
         mut reply: oneshot::Sender<Answer<S>>,
         slot: Slot,
-    ) -> Result<(), ActorProcessingErr> {
-        let result = if reply.is_closed() {
-            // The caller gave up (deadline passed, or cancelled)
-            // while this waited in the mailbox: never send a request
-            // nobody is waiting for.
-            Err(CallFailure::Expired)
-        } else {
-            // Stop working on it the moment the caller stops waiting.
-            // The caller's own deadline is the only timer per call.
-            let class = S::request_class(&request);
-            let call = AssertUnwindSafe(self.release(service, request)).catch_unwind();
-            tokio::select! {
-                biased;
-                result = call => match result {
-                    Ok(Released::Refused(reason)) => Err(CallFailure::Refused(reason)),
-                    Ok(Released::Ran(ran)) => self.settle(class, ran),
-                    Err(payload) => {
-                        let _ = reply.send((Err(CallFailure::Panicked), slot));
-                        return Err(Box::new(CountedCrash(panic_text(&*payload))));
-                    }
-                },
-                () = reply.closed() => Err(CallFailure::Expired),
-            }
-        };
-        let _ = reply.send((result, slot));
-        Ok(())
+    ) -> impl std::future::Future<Output = Result<(), ActorProcessingErr>> + Send + use<'s, 'v, S>
+    {
+        async move {
+            let result = if reply.is_closed() {
+                // The caller gave up (deadline passed, or cancelled)
+                // while this waited in the mailbox: never send a request
+                // nobody is waiting for.
+                Err(CallFailure::Expired)
+            } else {
+                // Stop working on it the moment the caller stops waiting.
+                // The caller's own deadline is the only timer per call.
+                let class = S::request_class(&request);
+                let call = AssertUnwindSafe(self.release(service, request)).catch_unwind();
+                tokio::select! {
+                    biased;
+                    result = call => match result {
+                        Ok(Released::Refused(reason)) => Err(CallFailure::Refused(reason)),
+                        Ok(Released::Ran(ran)) => self.settle(class, ran),
+                        Err(payload) => {
+                            let _ = reply.send((Err(CallFailure::Panicked), slot));
+                            let crash: ActorProcessingErr = Box::new(CountedCrash(panic_text(&*payload)));
+                            return Err(crash);
+                        }
+                    },
+                    () = reply.closed() => Err(CallFailure::Expired),
+                }
+            };
+            let _ = reply.send((result, slot));
+            Ok(())
+        }
     }
 
     /// Reconnects this actor's connection, unless its caller stops waiting.
@@ -285,44 +305,76 @@ impl<S: Service> ServiceActor<S> {
     }
 
     /// Runs one fire-and-forget call within its deadline and records it.
-    async fn run_cast(
-        &self,
-        service: &mut S,
+    ///
+    /// The deadline is the worker's one cast timer, reset for this cast, so
+    /// the future holds a reference to it instead of a timer of its own.
+    fn run_cast<'s, 'v>(
+        &'s self,
+        worker: &'v mut Worker<S>,
         request: S::Request,
         deadline: Instant,
         completion: CastCompletion,
         slot: Slot,
-    ) -> Result<(), ActorProcessingErr> {
-        let class = S::request_class(&request);
-        let call = AssertUnwindSafe(self.release(service, request)).catch_unwind();
-        let outcome = match tokio::time::timeout_at(deadline, call).await {
-            Ok(Ok(Released::Refused(_))) => Outcome::Ignored,
-            Ok(Ok(Released::Ran(ran))) => match self.settle(class, ran) {
-                Ok((_, outcome)) | Err(CallFailure::Service(_, outcome)) => outcome,
-                Err(_) => Outcome::Ignored,
-            },
-            Ok(Err(payload)) => {
-                drop(slot);
-                completion.finish(Outcome::Failure(FailureKind::Crash));
-                return Err(Box::new(CountedCrash(panic_text(&*payload))));
+    ) -> impl std::future::Future<Output = Result<(), ActorProcessingErr>> + Send + use<'s, 'v, S>
+    {
+        let Worker {
+            service,
+            cast_timer,
+        } = worker;
+        let timer = match cast_timer {
+            Some(timer) => {
+                timer.as_mut().reset(deadline);
+                timer
             }
-            Err(_) => Outcome::Failure(FailureKind::Timeout),
+            None => cast_timer.insert(Box::pin(tokio::time::sleep_until(deadline))),
         };
-        drop(slot);
-        completion.finish(outcome);
-        Ok(())
+        async move {
+            let class = S::request_class(&request);
+            let call = AssertUnwindSafe(self.release(service, request)).catch_unwind();
+            let outcome = tokio::select! {
+                biased;
+                result = call => match result {
+                    Ok(Released::Refused(_)) => Outcome::Ignored,
+                    Ok(Released::Ran(ran)) => match self.settle(class, ran) {
+                        Ok((_, outcome)) | Err(CallFailure::Service(_, outcome)) => outcome,
+                        Err(_) => Outcome::Ignored,
+                    },
+                    Err(payload) => {
+                        drop(slot);
+                        completion.finish(Outcome::Failure(FailureKind::Crash));
+                        let crash: ActorProcessingErr =
+                            Box::new(CountedCrash(panic_text(&*payload)));
+                        return Err(crash);
+                    }
+                },
+                () = timer.as_mut() => Outcome::Failure(FailureKind::Timeout),
+            };
+            drop(slot);
+            completion.finish(outcome);
+            Ok(())
+        }
     }
 
     /// Checks an order against the gate once more, right before it leaves,
     /// then runs the call; a request that is not an order goes straight on.
-    async fn release(&self, service: &mut S, request: S::Request) -> Released<S> {
+    ///
+    /// The gate is checked when this is called, right before the call's
+    /// future is first polled. A plain fn choosing among futures, not an
+    /// `async fn`: the service's call future is kept once, not once per arm
+    /// and argument (its room is reserved in every service actor's task).
+    fn release<'v>(
+        &self,
+        service: &'v mut S,
+        request: S::Request,
+    ) -> impl std::future::Future<Output = Released<S>> + Send + use<'v, S> {
+        use futures_util::future::{ready, Either};
         match S::order_intent(&request) {
-            None => Released::Ran(service.call(request).await),
+            None => Either::Left(service.call(request).map(Released::Ran)),
             Some(intent) => match self.cell.gate().release(intent) {
-                Ok(at) => {
-                    Released::Ran(crate::modes::with_release(at, service.call(request)).await)
-                }
-                Err(reason) => Released::Refused(reason),
+                Ok(at) => Either::Right(Either::Left(
+                    crate::modes::with_release(at, service.call(request)).map(Released::Ran),
+                )),
+                Err(reason) => Either::Right(Either::Right(ready(Released::Refused(reason)))),
             },
         }
     }
@@ -356,20 +408,23 @@ impl<S: Service> ServiceActor<S> {
 
 impl<S: Service> Actor for ServiceActor<S> {
     type Msg = ServiceMsg<S>;
-    type State = S;
+    type State = Worker<S>;
     type Arguments = ();
 
     async fn pre_start(
         &self,
         _myself: ActorRef<Self::Msg>,
         _args: (),
-    ) -> Result<S, ActorProcessingErr> {
+    ) -> Result<Worker<S>, ActorProcessingErr> {
         let mut service = self.factory.make();
         self.factory
             .start(&mut service)
             .await
             .map_err(|e| Box::new(e) as ActorProcessingErr)?;
-        Ok(service)
+        Ok(Worker {
+            service,
+            cast_timer: None,
+        })
     }
 
     // Not an `async fn`: rustc keeps an async fn's arguments twice in its
@@ -380,7 +435,7 @@ impl<S: Service> Actor for ServiceActor<S> {
         &self,
         _myself: ActorRef<Self::Msg>,
         message: Self::Msg,
-        service: &mut S,
+        worker: &mut Worker<S>,
     ) -> impl std::future::Future<Output = Result<(), ActorProcessingErr>> + Send {
         use futures_util::future::Either;
         match message {
@@ -388,17 +443,17 @@ impl<S: Service> Actor for ServiceActor<S> {
                 request,
                 reply,
                 slot,
-            } => Either::Left(self.answer(service, request, reply, slot)),
+            } => Either::Left(self.answer(&mut worker.service, request, reply, slot)),
             ServiceMsg::Cast {
                 request,
                 deadline,
                 completion,
                 slot,
             } => Either::Right(Either::Left(
-                self.run_cast(service, request, deadline, completion, slot),
+                self.run_cast(worker, request, deadline, completion, slot),
             )),
             ServiceMsg::Reconnect { reply } => {
-                Either::Right(Either::Right(self.reconnect(service, reply)))
+                Either::Right(Either::Right(self.reconnect(&mut worker.service, reply)))
             }
         }
     }

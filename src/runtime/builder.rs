@@ -1,5 +1,6 @@
 //! [`SeawallBuilder`]: registering services and spawning the tree.
 
+use super::running_config::RunningConfig;
 use super::{BreakerControl, Registered, Seawall, ServiceKey};
 use crate::actor::{
     AttemptFn, BreakerActor, BreakerArgs, BreakerMsg, CheckFn, HealthActor, HealthArgs,
@@ -302,6 +303,7 @@ impl SeawallBuilder {
     pub(crate) async fn spawn_tree(self) -> Result<(Seawall, Option<String>), StartError> {
         self.config.validate("actors.toml")?;
         self.check_registrations()?;
+        let config = RunningConfig::new(self.config);
         let (root, _) = Actor::spawn(None, RootActor, ())
             .await
             .map_err(spawn_error("root"))?;
@@ -315,13 +317,13 @@ impl SeawallBuilder {
             root: root.get_cell(),
             events: events.clone(),
             recovery: recovery.clone(),
-            seed: self.config.runtime.seed,
-            breakers_enabled: self.config.runtime.circuit_breaker_enabled,
-            auto_recovery: self.config.runtime.auto_recovery_enabled,
+            seed: config.runtime.seed,
+            breakers_enabled: config.runtime.circuit_breaker_enabled,
+            auto_recovery: config.runtime.auto_recovery_enabled,
             gate: Arc::clone(&gate),
             health: Arc::default(),
         };
-        let services = match spawn_services(&self.config, self.services, &parts).await {
+        let services = match spawn_services(&config, self.services, &parts).await {
             Ok(services) => services,
             Err(e) => {
                 root.stop(None);
@@ -330,15 +332,8 @@ impl SeawallBuilder {
         };
         let (modes_tx, modes_rx) = watch::channel(Modes::normal(std::time::SystemTime::now()));
         gate.attach(modes_rx.clone());
-        let shared = health_shared(&self.config, &services, modes_rx.clone());
-        let health_args = health_args(
-            &self.config,
-            &services,
-            &shared,
-            modes_tx,
-            &parts,
-            self.sampler,
-        );
+        let shared = health_shared(&config, &services, modes_rx.clone());
+        let health_args = health_args(&config, &services, &shared, modes_tx, &parts, self.sampler);
         let (health, _) = Actor::spawn_linked(None, HealthActor, health_args, root.get_cell())
             .await
             .map_err(spawn_error("health"))?;
@@ -354,7 +349,7 @@ impl SeawallBuilder {
             parts,
             file: self.config_file,
             adjust: self.adjust,
-            config: self.config,
+            config,
         });
         for (id, part) in self.extensions {
             seawall.insert_extension(id, part);
@@ -371,14 +366,14 @@ impl SeawallBuilder {
 
 /// Each registered service's breaker and service actors, in registration order.
 async fn spawn_services(
-    config: &Config,
+    config: &RunningConfig,
     spawners: Vec<(String, &'static str, Spawner)>,
     parts: &SpawnParts,
 ) -> Result<Vec<Registered>, StartError> {
     let mut services = Vec::with_capacity(spawners.len());
     for (name, _, spawner) in spawners {
         let ctx = SpawnContext {
-            config: Arc::new(config.services[&name].clone()),
+            config: Arc::clone(&config.services[&name]),
             name: Arc::from(name.as_str()),
             parts: parts.clone(),
         };
@@ -400,7 +395,7 @@ struct Assembly {
     parts: SpawnParts,
     file: Option<std::path::PathBuf>,
     adjust: Option<super::reload::Adjust>,
-    config: Config,
+    config: RunningConfig,
 }
 
 /// The running tree: its parts, and the reloader that shares them.
@@ -438,7 +433,7 @@ fn assemble(a: Assembly) -> Seawall {
 
 /// What the health actor starts with.
 fn health_args(
-    config: &Config,
+    config: &RunningConfig,
     services: &[Registered],
     shared: &Arc<HealthShared>,
     modes: watch::Sender<Modes>,
@@ -473,7 +468,7 @@ fn spawn_error(what: &'static str) -> impl Fn(SpawnErr) -> StartError {
 
 /// The health read model: an empty cache, every control, the modes.
 fn health_shared(
-    config: &Config,
+    config: &RunningConfig,
     services: &[Registered],
     modes: watch::Receiver<Modes>,
 ) -> Arc<HealthShared> {
@@ -489,7 +484,7 @@ fn health_shared(
         },
         check_interval: runtime.health_check_interval,
         config: std::sync::Mutex::new(crate::health::ConfigVersion {
-            version: config.version(),
+            version: config.version.clone(),
             loaded_at: std::time::SystemTime::now(),
             last_reload_at: None,
             reloads: 0,
@@ -516,7 +511,6 @@ pub(super) async fn spawn_service<S: Lifecycle, R: RecoveryStrategy<S>>(
         actors: Arc::clone(&actors),
         factory,
         events: ctx.parts.events.clone(),
-        restart: ctx.config.restart.clone(),
         recovery: ctx.parts.auto_recovery.then(|| ctx.parts.recovery.clone()),
         health: Arc::clone(&ctx.parts.health),
         seed: seed.rotate_left(17),

@@ -28,10 +28,11 @@
 //! its deadline); `call_timeout`, `max_in_flight`, retries and slow start
 //! with the next call; the recovery schedule with the next attempt; restart
 //! rules with the next crash; mode effects at once. Changed rate limits
-//! start with their burst spent, so a reload never grants a fresh burst.
+//! continue the old limits' schedule, so a reload never grants a fresh burst.
 
 use super::builder::SpawnParts;
 use super::registration::spawn_detached;
+use super::running_config::RunningConfig;
 use super::{BreakerControl, Registered};
 use crate::actor::HealthMsg;
 use crate::config::{Config, ConfigError, Problem, ServiceConfig, StrategyKind};
@@ -82,7 +83,7 @@ pub(crate) type Adjust = Arc<dyn Fn(&mut Config) + Send + Sync>;
 
 /// Everything a reload touches, shared by the tree and its HTTP face.
 pub(crate) struct Reloader {
-    config: ArcSwap<Config>,
+    config: ArcSwap<RunningConfig>,
     file: Option<PathBuf>,
     adjust: Option<Adjust>,
     /// Services registered in code, in registration order.
@@ -99,7 +100,7 @@ pub(crate) struct Reloader {
 
 /// What [`Reloader::new`] is built from.
 pub(super) struct ReloaderParts {
-    pub(super) config: Config,
+    pub(super) config: RunningConfig,
     pub(super) file: Option<PathBuf>,
     pub(super) adjust: Option<Adjust>,
     pub(super) code: Vec<BreakerControl>,
@@ -133,8 +134,8 @@ impl Reloader {
         self.spawner.clone()
     }
 
-    /// The config the tree runs now.
-    pub(crate) fn config(&self) -> Arc<Config> {
+    /// The config the tree runs now, its service tables shared with the cells.
+    pub(crate) fn running(&self) -> Arc<RunningConfig> {
         self.config.load_full()
     }
 
@@ -208,7 +209,8 @@ impl Reloader {
                 return Err(self.refused(who, e.into()));
             }
         }
-        let old = self.config();
+        let old = self.running();
+        let new = RunningConfig::reusing(new, Some(&old));
         let problems = self.unchangeable(&old, &new);
         if !problems.is_empty() {
             let error = ConfigError::Invalid {
@@ -224,7 +226,7 @@ impl Reloader {
         };
         let changed = self.apply_changed(&old, &new);
         let removed = self.stop_removed(&old, &new).await;
-        let version = new.version();
+        let version = new.version.clone();
         self.config.store(Arc::new(new));
         let _ = self.health.cast(HealthMsg::Reconfigured);
         {
@@ -266,7 +268,7 @@ impl Reloader {
     }
 
     /// What the new config asks for that a running tree cannot do.
-    fn unchangeable(&self, old: &Config, new: &Config) -> Vec<Problem> {
+    fn unchangeable(&self, old: &RunningConfig, new: &RunningConfig) -> Vec<Problem> {
         let mut problems = runtime_changes(old, new);
         for control in &self.code {
             let name = control.name();
@@ -310,15 +312,15 @@ impl Reloader {
     /// failure the ones already started are stopped again.
     async fn start_added(
         &self,
-        old: &Config,
-        new: &Config,
+        old: &RunningConfig,
+        new: &RunningConfig,
     ) -> Result<BTreeSet<String>, ReloadError> {
         let mut started = BTreeSet::new();
         for (name, table) in &new.services {
             if old.services.contains_key(name) || self.is_running(name) {
                 continue;
             }
-            match spawn_detached(name, Arc::new(table.clone()), self.spawner.clone()).await {
+            match spawn_detached(name, Arc::clone(table), self.spawner.clone()).await {
                 Ok(registered) => {
                     self.runtime.insert(name.clone(), registered);
                     started.insert(name.clone());
@@ -344,7 +346,7 @@ impl Reloader {
     }
 
     /// Hands every changed table to its running breaker.
-    fn apply_changed(&self, old: &Config, new: &Config) -> Vec<String> {
+    fn apply_changed(&self, old: &RunningConfig, new: &RunningConfig) -> Vec<String> {
         let mut changed = Vec::new();
         let runtime: Vec<BreakerControl> = self.runtime.iter().map(|r| r.control.clone()).collect();
         for control in self.code.iter().chain(runtime.iter()) {
@@ -354,7 +356,7 @@ impl Reloader {
                 continue;
             };
             if before != after {
-                control.reconfigure(Arc::new(after.clone()));
+                control.reconfigure(Arc::clone(after));
                 changed.push(name.to_string());
             }
         }
@@ -363,7 +365,7 @@ impl Reloader {
 
     /// Stops the run-time breakers whose tables the new file dropped.
     /// Breakers registered through the API, never in a file, are kept.
-    async fn stop_removed(&self, old: &Config, new: &Config) -> Vec<String> {
+    async fn stop_removed(&self, old: &RunningConfig, new: &RunningConfig) -> Vec<String> {
         let mut removed = Vec::new();
         for name in old.services.keys() {
             if new.services.contains_key(name) {
@@ -386,8 +388,8 @@ async fn stop(registered: Registered, grace: std::time::Duration) {
 
 /// `[runtime]` keys that differ: the tree's shape and its actors' intervals
 /// are fixed at start.
-fn runtime_changes(old: &Config, new: &Config) -> Vec<Problem> {
-    let as_map = |c: &Config| match serde_json::to_value(&c.runtime) {
+fn runtime_changes(old: &RunningConfig, new: &RunningConfig) -> Vec<Problem> {
+    let as_map = |c: &RunningConfig| match serde_json::to_value(&c.runtime) {
         Ok(serde_json::Value::Object(map)) => map,
         _ => serde_json::Map::new(),
     };

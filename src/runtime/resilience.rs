@@ -78,9 +78,9 @@ impl Seawall {
     ) -> Result<DegradedHandle<S>, DegradationError> {
         let handle = self.handle::<S>(name)?;
         let configured = self
-            .config()
-            .services
-            .get(name)
+            .reloader
+            .running()
+            .service(name)
             .map(|s| s.degradation.strategy)
             .unwrap_or_default();
         let registered = strategy.kind();
@@ -96,15 +96,15 @@ impl Seawall {
             handle,
             strategy,
             self.modes(),
-            self.config().runtime.graceful_degradation_enabled,
+            self.reloader.running().runtime.graceful_degradation_enabled,
         )
         .with_failover(self.failover_for::<S>(name)?);
         self.degradations
             .insert(name.to_string(), Box::new(degraded.clone()));
         let failover = self
-            .config()
-            .services
-            .get(name)
+            .reloader
+            .running()
+            .service(name)
             .and_then(|s| s.degradation.failover_to.clone());
         self.reloader
             .degradation_registered(name, registered, failover);
@@ -161,7 +161,7 @@ impl Seawall {
             handle,
             Arc::new(NoFallback),
             self.modes(),
-            self.config().runtime.graceful_degradation_enabled,
+            self.reloader.running().runtime.graceful_degradation_enabled,
         )
         .with_failover(self.failover_for::<S>(name)?))
     }
@@ -172,9 +172,9 @@ impl Seawall {
         name: &str,
     ) -> Result<Option<crate::ServiceHandle<S>>, DegradationError> {
         let Some(to) = self
-            .config()
-            .services
-            .get(name)
+            .reloader
+            .running()
+            .service(name)
             .and_then(|s| s.degradation.failover_to.clone())
         else {
             return Ok(None);
@@ -210,9 +210,9 @@ impl Seawall {
         E: std::error::Error + 'static,
     {
         let sends_orders = self
-            .config()
-            .services
-            .get(name)
+            .reloader
+            .running()
+            .service(name)
             .is_some_and(|s| s.degradation.strategy == StrategyKind::DisableOrders);
         let intent = sends_orders.then_some(OrderIntent::Open);
         self.execute_with_resilience_for(name, intent, f, fallback)
@@ -278,7 +278,7 @@ impl Seawall {
             Err(e @ CallError::Service { outcome, .. }) if !outcome.is_failure() => return Err(e),
             Err(e) => e,
         };
-        if !self.config().runtime.graceful_degradation_enabled {
+        if !self.reloader.running().runtime.graceful_degradation_enabled {
             return Err(error);
         }
         match fallback(&error) {
