@@ -144,7 +144,7 @@ pub(crate) async fn join(
     seawall: &Seawall,
     cookie: Option<String>,
 ) -> Result<Option<Fleet>, FleetError> {
-    let config = seawall.config();
+    let config = seawall.running_config();
     let Some(fleet) = config.fleet.clone() else {
         return Ok(None);
     };

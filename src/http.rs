@@ -144,7 +144,7 @@ pub(crate) async fn serve_tree(
     seawall: &Seawall,
     admin_token: Option<String>,
 ) -> Result<(), StartError> {
-    let Some(http) = seawall.config().runtime.http.clone() else {
+    let Some(http) = seawall.running_config().runtime.http.clone() else {
         return Ok(());
     };
     let state = HttpState {

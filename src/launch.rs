@@ -38,7 +38,7 @@ impl SeawallBuilder {
             return Err(e);
         }
         #[cfg(not(feature = "http"))]
-        if seawall.config().runtime.http.is_some() {
+        if seawall.running_config().runtime.http.is_some() {
             drop(admin_token);
             tracing::warn!(
                 "[runtime.http] is set, but seawall was built without its `http` feature: no endpoints"

@@ -33,6 +33,7 @@ mod registration;
 mod reload;
 mod resilience;
 mod running_config;
+pub(crate) use running_config::RunningConfig;
 
 pub use crate::cell::BreakerControl;
 pub use builder::{SeawallBuilder, StartError};
@@ -147,6 +148,12 @@ impl Seawall {
     /// call: keep the result rather than calling it per request.
     pub fn config(&self) -> Arc<Config> {
         Arc::new(self.reloader.running().to_config())
+    }
+
+    /// The config the tree runs now, without copying it: what the layers
+    /// above read (`[runtime.http]`, `[fleet]`) instead of [`Self::config`].
+    pub(crate) fn running_config(&self) -> Arc<RunningConfig> {
+        self.reloader.running()
     }
 
     /// Re-reads the config file ([`SeawallBuilder::config_file`]) and the

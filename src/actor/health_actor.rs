@@ -189,7 +189,7 @@ impl HealthActor {
     }
 
     fn check_score(state: &mut HealthState) {
-        let report = state.args.shared.report();
+        let report = state.args.shared.summary();
         let below = u32::from(report.health_score) < state.args.alert_threshold;
         if state.below_threshold != Some(below) {
             let first = state.below_threshold.is_none();
@@ -470,7 +470,7 @@ impl HealthActor {
             tracker.push(at, ok, bad, latency);
             computed.insert(name, Arc::new(tracker.trends()));
         }
-        let score = state.args.shared.report().health_score;
+        let score = state.args.shared.summary().health_score;
         if let Ok(mut cache) = state.args.shared.cache.lock() {
             cache.trends = Arc::new(computed);
             cache.scores.push_front(score);
