@@ -67,7 +67,9 @@ struct Job {
 }
 
 pub(crate) struct RecoveryState {
-    jobs: HashMap<Arc<str>, Job>,
+    /// Boxed: the table of a tree of 10,000 services then grows by a
+    /// pointer per slot, not by a whole job.
+    jobs: HashMap<Arc<str>, Box<Job>>,
     pending_open: Vec<(Arc<str>, bool)>,
     events: broadcast::Sender<Event>,
     /// Confirmations by health check after a recovery: owned, so stopping
@@ -163,14 +165,14 @@ impl Actor for RecoveryActor {
                 recoverable,
             } => {
                 let seed = recoverable.seed;
-                let mut job = Job {
+                let mut job = Box::new(Job {
                     recoverable: *recoverable,
                     jitter: SeededJitter::new(seed),
                     attempts: 0,
                     attempts_this_open: 0,
                     generation: 0,
                     running: None,
-                };
+                });
                 if let Some(i) = state.pending_open.iter().position(|(s, _)| *s == service) {
                     state.pending_open.swap_remove(i);
                     Self::schedule(&myself, &service, &mut job);

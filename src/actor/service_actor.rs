@@ -371,8 +371,12 @@ impl<S: Service> ServiceActor<S> {
         match S::order_intent(&request) {
             None => Either::Left(service.call(request).map(Released::Ran)),
             Some(intent) => match self.cell.gate().release(intent) {
+                // Boxed: an order is a network round trip, and its task-local
+                // release would otherwise widen the room every service actor
+                // keeps for its message future, orders or not (64 bytes).
                 Ok(at) => Either::Right(Either::Left(
-                    crate::modes::with_release(at, service.call(request)).map(Released::Ran),
+                    Box::pin(crate::modes::with_release(at, service.call(request)))
+                        .map(Released::Ran),
                 )),
                 Err(reason) => Either::Right(Either::Right(ready(Released::Refused(reason)))),
             },

@@ -109,7 +109,6 @@ pub struct CircuitBreaker {
     probes_in_flight: u32,
     probe_successes: u32,
     probe_started: Box<[Option<Instant>]>,
-    open_policy: OpenDurationPolicy,
     jitter: Box<dyn JitterSource>,
     manual_reason: Option<String>,
     escalated: bool,
@@ -150,19 +149,12 @@ impl CircuitBreaker {
         now: Instant,
         jitter: Box<dyn JitterSource>,
     ) -> Self {
-        let open_policy = OpenDurationPolicy {
-            base: settings.open_timeout,
-            max: settings.max_open_timeout,
-            multiplier: settings.open_backoff_multiplier,
-            jitter: settings.open_jitter,
-        };
         let window = settings
             .rate_rule
             .as_ref()
             .map(|rule| RateWindow::new(rule.window, now));
         let probes = settings.half_open_max_calls.clamp(1, u32::from(u16::MAX)) as usize;
         Self {
-            open_policy,
             jitter,
             state: BreakerState::Closed,
             manual_reason: None,
@@ -207,12 +199,6 @@ impl CircuitBreaker {
     /// open period; the current one keeps its deadline. Probes in flight
     /// keep their slots even when `half_open_max_calls` shrinks below them.
     pub fn reconfigure(&mut self, settings: BreakerSettings, now: Instant) {
-        self.open_policy = OpenDurationPolicy {
-            base: settings.open_timeout,
-            max: settings.max_open_timeout,
-            multiplier: settings.open_backoff_multiplier,
-            jitter: settings.open_jitter,
-        };
         self.window = match (&self.window, &settings.rate_rule) {
             (_, None) => None,
             (Some(window), Some(rule)) => Some(window.resized(rule.window, now)),
@@ -547,9 +533,15 @@ impl CircuitBreaker {
     }
 
     fn open(&mut self, reason: TransitionReason, now: Instant) -> Transition {
-        let duration = self
-            .open_policy
-            .duration(self.reopens, self.jitter.as_mut());
+        // Read from the settings each time rather than kept beside them:
+        // one copy of the rule, and 48 bytes less in every breaker.
+        let policy = OpenDurationPolicy {
+            base: self.settings.open_timeout,
+            max: self.settings.max_open_timeout,
+            multiplier: self.settings.open_backoff_multiplier,
+            jitter: self.settings.open_jitter,
+        };
+        let duration = policy.duration(self.reopens, self.jitter.as_mut());
         self.last_open_duration = duration;
         self.open_until = Some(saturating_add(now, duration));
         self.enter(BreakerState::Open, reason, now)

@@ -372,9 +372,14 @@ async fn spawn_services(
 ) -> Result<Vec<Registered>, StartError> {
     let mut services = Vec::with_capacity(spawners.len());
     for (name, _, spawner) in spawners {
+        // The name's `Arc` is the config's key: its text is kept once.
+        let (name, table) = config
+            .services
+            .get_key_value(name.as_str())
+            .ok_or(StartError::NotConfigured { name })?;
         let ctx = SpawnContext {
-            config: Arc::clone(&config.services[&name]),
-            name: Arc::from(name.as_str()),
+            config: Arc::clone(table),
+            name: Arc::clone(name),
             parts: parts.clone(),
         };
         services.push(spawner(ctx).await?);

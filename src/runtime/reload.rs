@@ -297,7 +297,7 @@ impl Reloader {
             }
         }
         for entry in self.runtime.iter() {
-            if let Some(table) = new.services.get(entry.key()) {
+            if let Some(table) = new.services.get(entry.key().as_str()) {
                 problems.extend(start_only_changes(
                     entry.key(),
                     &entry.control.config(),
@@ -322,8 +322,8 @@ impl Reloader {
             }
             match spawn_detached(name, Arc::clone(table), self.spawner.clone()).await {
                 Ok(registered) => {
-                    self.runtime.insert(name.clone(), registered);
-                    started.insert(name.clone());
+                    self.runtime.insert(name.to_string(), registered);
+                    started.insert(name.to_string());
                 }
                 Err(source) => {
                     for name in &started {
@@ -332,7 +332,7 @@ impl Reloader {
                         }
                     }
                     return Err(ReloadError::Start {
-                        name: name.clone(),
+                        name: name.to_string(),
                         source,
                     });
                 }
@@ -371,9 +371,9 @@ impl Reloader {
             if new.services.contains_key(name) {
                 continue;
             }
-            if let Some((_, registered)) = self.runtime.remove(name) {
+            if let Some((_, registered)) = self.runtime.remove(&**name) {
                 stop(registered, old.runtime.shutdown_grace).await;
-                removed.push(name.clone());
+                removed.push(name.to_string());
             }
         }
         removed

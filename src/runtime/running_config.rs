@@ -14,7 +14,8 @@ use std::sync::Arc;
 pub(crate) struct RunningConfig {
     pub(crate) runtime: RuntimeConfig,
     pub(crate) fleet: Option<FleetConfig>,
-    pub(crate) services: BTreeMap<String, Arc<ServiceConfig>>,
+    /// Keyed by the name its cell and registry share (`Arc<str>`).
+    pub(crate) services: BTreeMap<Arc<str>, Arc<ServiceConfig>>,
     /// [`Config::version`], computed once.
     pub(crate) version: String,
 }
@@ -38,8 +39,12 @@ impl RunningConfig {
         let services = services
             .into_iter()
             .map(|(name, table)| {
-                let kept = previous
-                    .and_then(|p| p.services.get(&name))
+                let kept = previous.and_then(|p| p.services.get_key_value(name.as_str()));
+                // The name's text is kept once: a name the previous config
+                // had reuses its `Arc`, as the table does when unchanged.
+                let name = kept.map_or_else(|| Arc::from(name), |(key, _)| Arc::clone(key));
+                let kept = kept
+                    .map(|(_, kept)| kept)
                     .filter(|kept| ***kept == table)
                     .map(Arc::clone);
                 let table = kept.unwrap_or_else(|| Arc::new(table));
@@ -66,7 +71,7 @@ impl RunningConfig {
             services: self
                 .services
                 .iter()
-                .map(|(name, table)| (name.clone(), ServiceConfig::clone(table)))
+                .map(|(name, table)| (name.to_string(), ServiceConfig::clone(table)))
                 .collect(),
             fleet: self.fleet.clone(),
         }
