@@ -405,10 +405,6 @@ pub(crate) fn build(
     now: Instant,
 ) -> HealthReport {
     let clock = WallClock::new(now);
-    let mut rows = Rows::with_capacity(controls.len(), true);
-    for control in controls {
-        rows.push(control, cache, &ctx, &clock, now);
-    }
     let Rows {
         inputs,
         breakers,
@@ -417,7 +413,7 @@ pub(crate) fn build(
         services,
         mut recommendations,
         ..
-    } = rows;
+    } = Rows::of(controls, cache, &ctx, &clock, now, true);
     let system = cache.system.as_ref();
     let (cpu, memory, disk) = (
         system.and_then(|s| s.cpu_percent),
@@ -475,11 +471,7 @@ pub(crate) fn summary(
     ctx: ReportContext<'_>,
     now: Instant,
 ) -> Summary {
-    let clock = WallClock::new(now);
-    let mut rows = Rows::with_capacity(controls.len(), false);
-    for control in controls {
-        rows.push(control, cache, &ctx, &clock, now);
-    }
+    let rows = Rows::of(controls, cache, &ctx, &WallClock::new(now), now, false);
     let mut recommendations = rows.recommendations;
     let (breakdown, status) = assess(rows.inputs, &mut recommendations, cache, &ctx);
     Summary {
@@ -535,6 +527,23 @@ struct Rows {
 }
 
 impl Rows {
+    /// Every service's rows: all of them for a report (`full`), or only
+    /// the score's inputs and the advice for a [`summary`].
+    fn of(
+        controls: &[BreakerControl],
+        cache: &HealthCache,
+        ctx: &ReportContext<'_>,
+        clock: &WallClock,
+        now: Instant,
+        full: bool,
+    ) -> Self {
+        let mut rows = Self::with_capacity(controls.len(), full);
+        for control in controls {
+            rows.push(control, cache, ctx, clock, now);
+        }
+        rows
+    }
+
     fn with_capacity(n: usize, full: bool) -> Self {
         let sections = if full { n } else { 0 };
         Self {
