@@ -218,7 +218,7 @@ impl SeawallBuilder {
     /// (`concurrency` times, and again after each restart).
     ///
     /// Its recovery strategy is [`Reconnect`]: restart what is not running
-    /// and call [`Lifecycle::reconnect`](crate::Lifecycle::reconnect) on every service actor.
+    /// and call [`Lifecycle::reconnect`] on every service actor.
     pub fn service<S, F>(self, name: &str, factory: F) -> Self
     where
         S: Lifecycle,

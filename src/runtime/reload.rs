@@ -1,4 +1,4 @@
-//! Reconfiguration without a restart: [`Seawall::reload`].
+//! Reconfiguration without a restart: [`Seawall::reload`](super::Seawall::reload).
 //!
 //! A trading day cannot stop to change a threshold. A reload re-reads
 //! `actors.toml` and the environment, validates the new config *as a
