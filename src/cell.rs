@@ -137,8 +137,8 @@ fn intern(name: &str) -> &'static str {
 /// (its bulkhead slot holds one), which sits right before these fields, so
 /// count and call-path fields are 62 contiguous bytes either way; and an
 /// over-aligned allocation went through glibc's aligned path, which left
-/// about 200 bytes of slack per service (stop 13: 2 MiB over 10,000
-/// services, with no throughput difference in the interleaved rounds).
+/// about 200 bytes of slack per service (2 MiB over 10,000 services, with
+/// no throughput difference in the interleaved rounds; BENCHMARKS.md).
 #[repr(C)]
 pub(crate) struct BreakerCell {
     // ── The call path's line ──
@@ -240,6 +240,14 @@ impl BreakerCell {
             cause: std::sync::atomic::AtomicU8::new(0),
             born: now(),
         }
+    }
+
+    /// A cell for `config` with a fresh machine: for unit tests above the
+    /// cell that need a breaker without a tree.
+    #[cfg(test)]
+    pub(crate) fn for_test(name: &str, config: ServiceConfig, gate: Arc<OrderGate>) -> Self {
+        let machine = CircuitBreaker::new(config.breaker_settings(), now());
+        Self::new(Arc::from(name), machine, Arc::new(config), gate)
     }
 
     pub(crate) fn name(&self) -> &Arc<str> {
@@ -704,13 +712,7 @@ mod tests {
 
     fn cell(service: &str, gate: &Arc<OrderGate>) -> BreakerCell {
         let config = Config::seed_defaults().services.remove(service).unwrap();
-        let machine = CircuitBreaker::new(config.breaker_settings(), now());
-        BreakerCell::new(
-            Arc::from(service),
-            machine,
-            Arc::new(config),
-            Arc::clone(gate),
-        )
+        BreakerCell::for_test(service, config, Arc::clone(gate))
     }
 
     #[test]
@@ -744,11 +746,9 @@ mod tests {
             max_in_flight: workers * 4,
             ..ServiceConfig::default()
         };
-        let machine = CircuitBreaker::new(config.breaker_settings(), now());
-        Arc::new(BreakerCell::new(
-            Arc::from("wide"),
-            machine,
-            Arc::new(config),
+        Arc::new(BreakerCell::for_test(
+            "wide",
+            config,
             Arc::new(OrderGate::default()),
         ))
     }
@@ -792,23 +792,13 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn test_pace_when_a_fleet_re_splits_mid_wait_then_callers_move_to_the_new_share_without_crowding(
     ) {
-        let limit = crate::config::ClassLimit {
-            per_second: Some(10),
-            per_minute: Some(400),
-            per_day: None,
-        };
         let config = ServiceConfig {
-            rate_limit: Some(crate::config::RateLimitConfig {
-                max_wait: Duration::from_secs(3600),
-                classes: [("orders".to_string(), limit)].into_iter().collect(),
-            }),
+            rate_limit: Some(rate_limit::kite_orders()),
             ..ServiceConfig::default()
         };
-        let machine = CircuitBreaker::new(config.breaker_settings(), now());
-        let cell = Arc::new(BreakerCell::new(
-            Arc::from("kite_api"),
-            machine,
-            Arc::new(config),
+        let cell = Arc::new(BreakerCell::for_test(
+            "kite_api",
+            config,
             Arc::new(OrderGate::default()),
         ));
         let start = tokio::time::Instant::now();

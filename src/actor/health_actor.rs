@@ -189,7 +189,7 @@ impl HealthActor {
     }
 
     fn check_score(state: &mut HealthState) {
-        let report = state.args.shared.summary();
+        let mut report = state.args.shared.summary();
         let below = u32::from(report.health_score) < state.args.alert_threshold;
         if state.below_threshold != Some(below) {
             let first = state.below_threshold.is_none();
@@ -202,7 +202,7 @@ impl HealthActor {
                 threshold: state.args.alert_threshold,
                 below,
                 status: report.status,
-                recommendations: report.recommendations.clone(),
+                recommendations: std::mem::take(&mut report.recommendations),
             };
             if below || report.status != HealthStatus::Healthy {
                 tracing::warn!(score = report.health_score, "health score below threshold");

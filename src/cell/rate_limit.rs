@@ -465,8 +465,8 @@ impl RateLimits {
             return Ok(());
         };
         let latest = nanos(until.saturating_duration_since(self.base));
-        let paused = self.paused(limiter, self.now(), latest)?;
         let now = self.now();
+        let paused = self.paused(limiter, now, latest)?;
         if paused > now {
             tokio::time::sleep(Duration::from_nanos(paused - now)).await;
         }
@@ -502,6 +502,20 @@ impl RateLimits {
     }
 }
 
+/// Kite's orders, 10/s and 400/min, waited for up to an hour: for tests.
+#[cfg(test)]
+pub(crate) fn kite_orders() -> RateLimitConfig {
+    let limit = ClassLimit {
+        per_second: Some(10),
+        per_minute: Some(400),
+        per_day: None,
+    };
+    RateLimitConfig {
+        max_wait: Duration::from_secs(3600),
+        classes: [("orders".to_string(), limit)].into_iter().collect(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -520,17 +534,8 @@ mod tests {
         }
     }
 
-    /// Kite's orders: 10/s and 400/min.
     fn orders() -> RateLimitConfig {
-        let limit = ClassLimit {
-            per_second: Some(10),
-            per_minute: Some(400),
-            per_day: None,
-        };
-        RateLimitConfig {
-            max_wait: Duration::from_secs(3600),
-            classes: [("orders".to_string(), limit)].into_iter().collect(),
-        }
+        super::kite_orders()
     }
 
     async fn take(limits: &RateLimits, class: &str) -> Result<(), Unpaced> {

@@ -415,11 +415,7 @@ pub(crate) fn build(
         ..
     } = Rows::of(controls, cache, &ctx, &clock, now, true);
     let system = cache.system.as_ref();
-    let (cpu, memory, disk) = (
-        system.and_then(|s| s.cpu_percent),
-        system.map(|s| s.memory_percent),
-        system.map(|s| s.disk_percent),
-    );
+    let (cpu, memory, disk) = usage(system);
     let (breakdown, status) = assess(inputs, &mut recommendations, cache, &ctx);
     let overall_status = resilience_status(breakdown.resilience / 40.0);
     let wall_now = clock.wall(now);
@@ -489,12 +485,7 @@ fn assess(
     cache: &HealthCache,
     ctx: &ReportContext<'_>,
 ) -> (score::ScoreBreakdown, HealthStatus) {
-    let system = cache.system.as_ref();
-    let (cpu, memory, disk) = (
-        system.and_then(|s| s.cpu_percent),
-        system.map(|s| s.memory_percent),
-        system.map(|s| s.disk_percent),
-    );
+    let (cpu, memory, disk) = usage(cache.system.as_ref());
     advise_on_resources(cpu, memory, disk, recommendations);
     let breakdown = score::score(&ScoreInputs {
         services: inputs,
@@ -615,6 +606,15 @@ impl Rows {
         self.breakers
             .push((key, breaker_report(control, &m, clock)));
     }
+}
+
+/// CPU, memory and disk use in percent from the last sample, if any.
+fn usage(system: Option<&SystemSample>) -> (Option<f64>, Option<f64>, Option<f64>) {
+    (
+        system.and_then(|s| s.cpu_percent),
+        system.map(|s| s.memory_percent),
+        system.map(|s| s.disk_percent),
+    )
 }
 
 /// CPU, memory, disk and network from the last sample, if any.

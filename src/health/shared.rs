@@ -65,7 +65,6 @@ impl HealthShared {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::breaker::CircuitBreaker;
     use crate::cell::BreakerCell;
     use crate::config::Config;
     use crate::health::report::CheckResult;
@@ -80,13 +79,7 @@ mod tests {
             .services
             .into_iter()
             .map(|(name, config)| {
-                let machine = CircuitBreaker::new(config.breaker_settings(), now());
-                let cell = BreakerCell::new(
-                    Arc::from(name.as_str()),
-                    machine,
-                    Arc::new(config),
-                    Arc::clone(&gate),
-                );
+                let cell = BreakerCell::for_test(&name, config, Arc::clone(&gate));
                 BreakerControl::new(Arc::new(cell))
             })
             .collect();
