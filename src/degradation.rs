@@ -38,7 +38,7 @@ pub use price_book::{Instrument, LastKnownPrice, PriceBook, PriceRefused, Quote}
 pub use reply::{Fallback, Reply};
 
 use crate::config::StrategyKind;
-use crate::handle::{CallError, ServiceHandle};
+use crate::handle::{CallError, Cooperative, ServiceHandle};
 use crate::modes::Modes;
 use crate::service::Service;
 use std::future::Future;
@@ -284,7 +284,8 @@ impl<S: Service> DegradedHandle<S> {
     where
         S::Request: Clone,
     {
-        let reply = self.answer(request).await;
+        // A refusal or a fallback answered at once awaited nothing.
+        let reply = Cooperative::new(self.answer(request)).await;
         if matches!(reply, Ok(Reply::Fallback(_))) {
             crate::stats::SupervisionCounters::bump(&self.handle.counters().degraded_replies);
         }

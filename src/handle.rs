@@ -19,12 +19,14 @@
 //! nothing wrong, and a HalfOpen probe slot is never leaked.
 
 mod call_error;
+mod cooperative;
 mod health_probe;
 mod retry;
 
 pub use call_error::CallError;
 pub use retry::RetryPolicy;
 
+pub(crate) use cooperative::Cooperative;
 pub(crate) use health_probe::HealthProbe;
 
 use crate::actor::{CallFailure, ServiceActors, ServiceMsg};
@@ -212,8 +214,18 @@ impl<S: Service> ServiceHandle<S> {
     /// a crash or panic after it was sent) is [`CallError::Unknown`]: it may
     /// have taken effect. An [order](crate::Policy::order_intent) the trading mode
     /// does not allow is refused before admission.
-    pub async fn call(&self, request: S::Request) -> Result<S::Response, CallError<S::Error>> {
-        self.call_checked(request, |_| Ok(())).await
+    ///
+    /// A refusal comes back at once, and still spends the task's
+    /// cooperative budget (see `handle/cooperative.rs`): a loop that
+    /// retries it without awaiting anything else cannot starve the
+    /// breaker's own timer.
+    ///
+    /// Not an `async fn`: one future less to copy the answer through.
+    pub fn call(
+        &self,
+        request: S::Request,
+    ) -> impl std::future::Future<Output = Result<S::Response, CallError<S::Error>>> + '_ {
+        Cooperative::new(self.call_checked(request, |_| Ok(())))
     }
 
     /// [`Self::call`], with `check` judging a successful reply before its
@@ -381,6 +393,10 @@ impl<S: Service> ServiceHandle<S> {
     /// Sends `request` without waiting for an answer. Admission and the
     /// bulkhead apply as for [`Self::call`]; the outcome is recorded by the
     /// service actor when the request finishes (or by its crash).
+    ///
+    /// Unlike [`Self::call`], a refusal here cannot yield to the runtime
+    /// (this is not an `async fn`): a loop that retries refused casts must
+    /// await something between attempts, or it starves the breaker's timer.
     pub fn cast(&self, request: S::Request) -> Result<(), CallError<S::Error>> {
         self.gate(&request)?;
         let inner = &*self.inner;

@@ -583,3 +583,107 @@ async fn test_call_when_callers_give_up_on_a_stuck_service_then_their_slots_stay
     assert_eq!(kite.call(3).await.unwrap(), 3);
     seawall.shutdown().await;
 }
+
+/// A refusal comes back at once. An engine loop that retries it without
+/// awaiting anything else must still give its runtime back now and then, or
+/// the breaker actor's timer (Open → HalfOpen) never runs on a
+/// current-thread runtime and the loop spins forever. Every refusal is a
+/// yield point under tokio's cooperative budget, as tokio's own resources are.
+#[test]
+fn test_call_when_the_caller_retries_refusals_without_awaiting_then_the_breaker_still_reaches_half_open(
+) {
+    let (answer, refusals, received) = support::on_own_current_thread(
+        Duration::from_secs(20),
+        "the breaker never left Open: the refusal loop starved its runtime",
+        || async {
+            let (seawall, kite, probe) =
+                start(|s| s.open_timeout = Duration::from_millis(50)).await;
+            trip(&kite).await;
+            assert_eq!(kite.state(), BreakerState::Open);
+            let mut refusals = 0u64;
+            // The careless loop: retry at once until a probe is admitted.
+            let answer = loop {
+                match kite.call(Req::Ok(7)).await {
+                    Err(CallError::Rejected { .. }) => refusals += 1,
+                    other => break other,
+                }
+            };
+            seawall.shutdown().await;
+            (
+                answer.map_err(|e| e.to_string()),
+                refusals,
+                probe.received(),
+            )
+        },
+    );
+    assert_eq!(
+        answer,
+        Ok(7),
+        "the first admitted call is the probe, and it succeeds"
+    );
+    assert!(refusals > 0, "the loop was refused while Open");
+    assert_eq!(
+        received, 6,
+        "5 failures, then only the probe reached the service"
+    );
+}
+
+/// The same loop over `execute_with_resilience` (a call that is not an
+/// order, so the order gate stays out of it): its refusals yield too.
+#[test]
+fn test_execute_with_resilience_when_retried_without_awaiting_then_the_breaker_still_reaches_half_open(
+) {
+    let (refusals, ran) = support::on_own_current_thread(
+        Duration::from_secs(20),
+        "the breaker never left Open: the refusal loop starved its runtime",
+        || async {
+            let mut config = kite_config(|s| s.open_timeout = Duration::from_millis(50));
+            config.runtime.auto_recovery_enabled = false;
+            let seawall = Seawall::builder(config)
+                .service("kite_api", || Scripted {
+                    probe: Arc::new(Probe::default()),
+                })
+                .start()
+                .await
+                .expect("tree starts");
+            let ran = std::sync::atomic::AtomicUsize::new(0);
+            let down = |fail: bool| {
+                ran.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                async move {
+                    if fail {
+                        Err(TestError::Down)
+                    } else {
+                        Ok(7u32)
+                    }
+                }
+            };
+            for _ in 0..5 {
+                let _ = seawall
+                    .execute_with_resilience_for("kite_api", None, || down(true), |_| None)
+                    .await;
+            }
+            assert_eq!(
+                seawall.handle::<Scripted>("kite_api").unwrap().state(),
+                BreakerState::Open
+            );
+            let mut refusals = 0u64;
+            loop {
+                match seawall
+                    .execute_with_resilience_for("kite_api", None, || down(false), |_| None)
+                    .await
+                {
+                    Err(CallError::Rejected { .. }) => refusals += 1,
+                    Ok(reply) => {
+                        assert_eq!(reply.into_value(), 7);
+                        break;
+                    }
+                    Err(other) => panic!("{other}"),
+                }
+            }
+            seawall.shutdown().await;
+            (refusals, ran.load(std::sync::atomic::Ordering::SeqCst))
+        },
+    );
+    assert!(refusals > 0, "the loop was refused while Open");
+    assert_eq!(ran, 6, "5 failures, then only the probe ran the function");
+}

@@ -1,6 +1,8 @@
 //! Degradation strategies end to end on paused time, and a property test of
 //! last-known prices.
 
+mod support;
+
 use proptest::prelude::*;
 use seawall::config::{Config, ServiceConfig, StrategyKind};
 use seawall::degradation::{
@@ -944,4 +946,61 @@ async fn test_start_when_key_type_differs_from_registered_type_then_start_error_
         text.contains("ai_agents") && text.contains("Agent"),
         "{text}"
     );
+}
+
+/// The engine loop a careless user writes: read the price again at once,
+/// awaiting nothing else, until a live one comes back. While the breaker is
+/// Open each read is answered from the price book without reaching the
+/// feed, so nothing in the loop waits. Every such answer is a cooperative
+/// yield point, so the breaker actor's timer and the recovery actor still
+/// run on a current-thread runtime, and the loop gets its live price once
+/// the feed is back. The shipped `market_data` table, auto-recovery on,
+/// with a short `open_timeout`.
+#[test]
+fn test_last_known_price_when_engine_rereads_without_awaiting_then_live_price_returns_after_outage()
+{
+    let (price, aged, refused_reads) = support::on_own_current_thread(
+        Duration::from_secs(20),
+        "no live price came back: the re-read loop starved its runtime",
+        || async {
+            let down = Arc::new(AtomicBool::new(false));
+            let d = Arc::clone(&down);
+            let config = one_service("market_data", |s| {
+                s.open_timeout = Duration::from_millis(100);
+            });
+            assert!(config.runtime.auto_recovery_enabled);
+            let seawall = Seawall::builder(config)
+                .service("market_data", move || Feed {
+                    down: Arc::clone(&d),
+                    price: 1520.35,
+                })
+                .start()
+                .await
+                .unwrap();
+            let book = Arc::new(PriceBook::new(Duration::from_secs(5)));
+            let feed = seawall
+                .set_degradation::<Feed>("market_data", LastKnownPrice::new(book))
+                .unwrap();
+            assert!(feed.call("NSE:INFY".to_string()).await.unwrap().is_live());
+            down.store(true, Ordering::SeqCst);
+            let (mut aged, mut refused_reads) = (0u64, 0u64);
+            let live = loop {
+                match feed.call("NSE:INFY".to_string()).await {
+                    Ok(Reply::Live(quote)) => break quote,
+                    Ok(Reply::Fallback(_)) => aged += 1,
+                    Err(_) => refused_reads += 1,
+                }
+                // The feed comes back once the breaker has opened; the
+                // breaker still has to find out.
+                if feed.handle().state() == BreakerState::Open {
+                    down.store(false, Ordering::SeqCst);
+                }
+            };
+            seawall.shutdown().await;
+            (live.price, aged, refused_reads)
+        },
+    );
+    assert_eq!(price, 1520.35);
+    assert!(aged >= 8, "the outage was answered from the book: {aged}");
+    assert_eq!(refused_reads, 0, "the price never went stale in the outage");
 }

@@ -6,7 +6,7 @@ use crate::breaker::{FailureKind, Outcome};
 use crate::cell::{Admission, BreakerCell, BreakerControl, Capacity};
 use crate::config::StrategyKind;
 use crate::degradation::{CustomFallback, Degradation, DegradedHandle, Fallback, Reply};
-use crate::handle::{refusal_error, CallError};
+use crate::handle::{refusal_error, CallError, Cooperative};
 use crate::modes::OrderIntent;
 use crate::service::Service;
 use crate::stats::SupervisionCounters;
@@ -244,6 +244,22 @@ impl Seawall {
     /// failure of the dependency. Ignored errors are never answered by the
     /// fallback: they are the caller's to see.
     pub async fn execute_with_resilience_classified<T, E, Fut>(
+        &self,
+        name: &str,
+        intent: Option<OrderIntent>,
+        classify: impl Fn(&E) -> Outcome,
+        f: impl FnOnce() -> Fut,
+        fallback: impl FnOnce(&CallError<E>) -> Option<T>,
+    ) -> Result<Reply<T>, CallError<E>>
+    where
+        Fut: Future<Output = Result<T, E>>,
+        E: std::error::Error + 'static,
+    {
+        // A refusal or an unknown name answers without awaiting anything.
+        Cooperative::new(self.execute_guarded(name, intent, classify, f, fallback)).await
+    }
+
+    async fn execute_guarded<T, E, Fut>(
         &self,
         name: &str,
         intent: Option<OrderIntent>,

@@ -180,6 +180,32 @@ pub fn kite_config(edit: impl FnOnce(&mut ServiceConfig)) -> Config {
     config
 }
 
+/// Runs `test` on a current-thread runtime of its own thread, in real time,
+/// and returns what it returns within `bound`, or fails with `starved`.
+///
+/// For loops that never await anything but seawall's answers: a runtime
+/// they starve would hang the test forever, and a paused clock never
+/// advances under a task that spins. The bound fails it instead.
+pub fn on_own_current_thread<T, F>(
+    bound: Duration,
+    starved: &str,
+    test: impl FnOnce() -> F + Send + 'static,
+) -> T
+where
+    T: Send + 'static,
+    F: std::future::Future<Output = T>,
+{
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let _ = done.send(runtime.block_on(test()));
+    });
+    finished.recv_timeout(bound).expect(starved)
+}
+
 /// The next event on the bus that `want` accepts, within an hour of virtual time.
 pub async fn wait_for(
     events: &mut tokio::sync::broadcast::Receiver<seawall::Event>,
