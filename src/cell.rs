@@ -191,6 +191,10 @@ pub(crate) struct BreakerCell {
     /// `[services.NAME]` as last loaded; a reload swaps it.
     config: ArcSwap<ServiceConfig>,
     born: Instant,
+    /// The last transition to Open, for a fleet hint sent again after the
+    /// event bus outran the hint sender (boxed: trips are rare).
+    #[cfg(feature = "fleet")]
+    last_trip: Mutex<Option<Box<Transition>>>,
 }
 
 impl BreakerCell {
@@ -239,6 +243,8 @@ impl BreakerCell {
             config: ArcSwap::new(config),
             cause: std::sync::atomic::AtomicU8::new(0),
             born: now(),
+            #[cfg(feature = "fleet")]
+            last_trip: Mutex::new(None),
         }
     }
 
@@ -627,6 +633,10 @@ impl BreakerCell {
         if let Some(cause) = TripCause::of(&t.reason) {
             self.cause.store(cause.as_u8(), Ordering::Relaxed);
         }
+        #[cfg(feature = "fleet")]
+        if t.to == BreakerState::Open {
+            *self.last_trip.lock().unwrap_or_else(|p| p.into_inner()) = Some(Box::new(t.clone()));
+        }
         if !matches!(
             state,
             BreakerState::Closed | BreakerState::Disabled | BreakerState::MetricsOnly
@@ -686,6 +696,13 @@ impl BreakerCell {
             m.failures + m.timeouts,
             machine.latency().sparse(),
         )
+    }
+
+    /// The last transition to Open, whatever the state now.
+    #[cfg(feature = "fleet")]
+    pub(crate) fn last_trip(&self) -> Option<Transition> {
+        let last = self.last_trip.lock().unwrap_or_else(|p| p.into_inner());
+        last.as_deref().cloned()
     }
 
     pub(crate) fn next_deadline(&self) -> Option<Instant> {

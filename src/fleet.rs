@@ -285,7 +285,13 @@ fn hint(seawall: &Seawall, fleet: &FleetConfig) -> impl std::future::Future<Outp
                 }) => (service, transition),
                 Ok(_) => continue,
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-                    tracing::warn!(missed = n, "fleet: the event bus outran the hint sender; beats still carry every breaker's state");
+                    // The missed events may have held an open: hint again
+                    // from what the breakers hold now.
+                    let again = open_hints(&me, &controls());
+                    tracing::warn!(missed = n, hinted_again = again.len(), "fleet: the event bus outran the hint sender; open shared breakers hinted again");
+                    for hint in again {
+                        member::tell_all(|| Wire::Hint(hint.clone()));
+                    }
                     continue;
                 }
                 Err(_) => return,
@@ -302,6 +308,20 @@ fn hint(seawall: &Seawall, fleet: &FleetConfig) -> impl std::future::Future<Outp
             }
         }
     }
+}
+
+/// The hints for every shared breaker that is Open now on this node's own
+/// evidence: sent again when the hint sender missed events. A close missed
+/// is not sent again (the others' breakers probe on their own timers).
+fn open_hints(me: &str, controls: &[crate::BreakerControl]) -> Vec<Hint> {
+    controls
+        .iter()
+        .filter(|c| c.state() == crate::BreakerState::Open)
+        .filter_map(|c| {
+            let shared = c.config().shared.clone()?;
+            hint_for(me, shared, &c.last_trip()?)
+        })
+        .collect()
 }
 
 /// The hint a local transition gives the fleet, if any: opens on the
@@ -385,5 +405,46 @@ mod tests {
             reason: Box::new(TransitionReason::ProbeFailed),
         };
         assert!(hint_for("n1", "k".into(), &opened(echoed, false)).is_none());
+    }
+
+    fn control(name: &str, shared: Option<&str>) -> crate::BreakerControl {
+        let config = crate::config::ServiceConfig {
+            shared: shared.map(str::to_string),
+            ..crate::config::ServiceConfig::default()
+        };
+        let gate = Arc::new(crate::modes::OrderGate::default());
+        let cell = crate::cell::BreakerCell::for_test(name, config, gate);
+        crate::BreakerControl::new(Arc::new(cell))
+    }
+
+    #[test]
+    fn test_open_hints_when_bus_lagged_then_only_shared_breakers_open_on_evidence_hinted_again() {
+        let asked = |c: &crate::BreakerControl| {
+            c.cell()
+                .apply(|m| m.open_for(std::time::Duration::from_secs(60), crate::clock::now()))
+        };
+        // Open on the dependency's word: hinted again.
+        let kite = control("kite_api", Some("kite:A"));
+        asked(&kite);
+        // Open, but not shared: stays local.
+        let db = control("database", None);
+        asked(&db);
+        // Shared, opened by an operator: stays local.
+        let forced = control("kite_orders", Some("kite:A"));
+        forced.force_open("maintenance");
+        // Shared, tripped once and closed again since: nothing to hint.
+        let healed = control("kite_quotes", Some("kite:A"));
+        asked(&healed);
+        healed.reset();
+        // Shared and never tripped.
+        let calm = control("kite_hist", Some("kite:A"));
+
+        let hints = open_hints("n1", &[kite, db, forced, healed, calm]);
+        assert_eq!(hints.len(), 1, "{hints:?}");
+        assert!(matches!(
+            &hints[0],
+            Hint::Opened { origin, shared, reason: TransitionReason::OpenFor { .. } }
+                if origin == "n1" && shared == "kite:A"
+        ));
     }
 }

@@ -117,6 +117,12 @@ impl BreakerControl {
         self.cell.apply(|m| m.hint_probe(origin, now()))
     }
 
+    /// The last transition to Open, whatever the state now.
+    #[cfg(feature = "fleet")]
+    pub(crate) fn last_trip(&self) -> Option<crate::breaker::Transition> {
+        self.cell.last_trip()
+    }
+
     /// This node's share of the service's rate limits.
     #[cfg_attr(not(feature = "fleet"), allow(dead_code))]
     pub(crate) fn share(&self) -> crate::cell::FleetShare {
