@@ -355,6 +355,9 @@ impl Seawall {
     /// Stops the tree: new calls are refused, services stop in reverse
     /// registration order, and each answers the calls it already holds
     /// (within `runtime.shutdown_grace`) before it stops.
+    ///
+    /// A tree dropped without it (an early return, a panic unwinding
+    /// through the engine) stops abruptly instead: see the `Drop` impl.
     pub async fn shutdown(self) {
         self.shutdown.cancel();
         let grace = self.reloader.running().runtime.shutdown_grace;
@@ -385,5 +388,32 @@ impl Seawall {
             service.stop_actor(grace).await;
         }
         let _ = self.root.stop_and_wait(None, Some(grace)).await;
+    }
+}
+
+/// A tree dropped without [`Seawall::shutdown`] (an early return with `?`,
+/// a panic unwinding through the engine) would otherwise run on with nobody
+/// holding it: its handles still calling the dependencies, its HTTP port
+/// taken from the next tree. Dropping it stops it at once: new calls are
+/// refused, the HTTP face, the fleet and the watchers stop, and the root
+/// actor stops, which kills every actor below it. Calls in flight are not
+/// drained; `shutdown()` is the graceful way. After `shutdown()` this finds
+/// everything already stopped and does nothing more.
+impl Drop for Seawall {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+        self.tasks.close();
+        for service in &self.services {
+            service.control.begin_closing();
+        }
+        for service in self.runtime_breakers.iter() {
+            service.control.begin_closing();
+        }
+        let server = self.http.get_mut().ok().and_then(Option::take);
+        if let Some((_, task)) = server {
+            task.abort();
+        }
+        self.root
+            .stop(Some("the tree was dropped without shutdown".to_string()));
     }
 }

@@ -296,3 +296,60 @@ async fn test_shutdown_when_calls_in_flight_then_answered_and_services_stop_in_r
     );
     assert_eq!(second.service(), "kite_api");
 }
+
+/// An engine that returns early with `?`, or unwinds, drops its tree
+/// without `shutdown()`. The tree must not run on unseen: its handles
+/// refuse new calls at once, its actors stop (the event bus closes when the
+/// last of them is gone), and its HTTP port is free for the next tree.
+#[tokio::test]
+async fn test_drop_when_tree_dropped_without_shutdown_then_calls_refused_actors_stop_and_port_freed(
+) {
+    let probe = Arc::new(Probe::default());
+    let mut config = kite_config(|_| {});
+    config.runtime.http = Some(seawall::config::HttpConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        ..seawall::config::HttpConfig::default()
+    });
+    let seawall = Seawall::builder(config.clone())
+        .service("kite_api", scripted(&probe))
+        .start()
+        .await
+        .expect("tree starts");
+    let addr = seawall.http_addr().expect("listening");
+    let kite = seawall.handle::<Scripted>("kite_api").unwrap();
+    let mut events = seawall.subscribe();
+    kite.call(Req::Ok(1)).await.unwrap();
+
+    drop(seawall);
+
+    let err = kite.call(Req::Ok(2)).await.unwrap_err();
+    assert!(matches!(err, CallError::ShuttingDown { .. }), "{err}");
+    assert_eq!(
+        probe.received(),
+        1,
+        "nothing reached the service after the drop"
+    );
+    let closed = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match events.recv().await {
+                Err(broadcast::error::RecvError::Closed) => return,
+                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+            }
+        }
+    })
+    .await;
+    assert!(
+        closed.is_ok(),
+        "the tree's actors kept running after the drop"
+    );
+
+    // The next tree takes the same port.
+    config.runtime.http.as_mut().unwrap().listen = addr;
+    let next = Seawall::builder(config)
+        .service("kite_api", scripted(&probe))
+        .start()
+        .await
+        .expect("the port of the dropped tree is free");
+    assert_eq!(next.http_addr(), Some(addr));
+    next.shutdown().await;
+}
