@@ -112,6 +112,8 @@ fn test_load_when_value_invalid_then_error_names_key_and_fix() {
         (svc("half_open_max_calls = 5000"), "services.kite_api.half_open_max_calls"),
         (svc("half_open_probe_timeout = \"0s\""), "services.kite_api.half_open_probe_timeout"),
         (svc("call_timeout = \"0ms\""), "services.kite_api.call_timeout"),
+        (svc("start_timeout = \"0s\""), "services.kite_api.start_timeout"),
+        (svc("start_timeout = \"2h\""), "services.kite_api.start_timeout"),
         (svc("concurrency = 0"), "services.kite_api.concurrency"),
         (svc("concurrency = 2000"), "services.kite_api.concurrency"),
         (svc("concurrency = 8\nmax_in_flight = 4"), "services.kite_api.max_in_flight"),

@@ -43,6 +43,7 @@ const KEYS: &[(&str, &str)] = &[
     ("services.kite_api", "open_timeout"),
     ("services.kite_api", "max_open_timeout"),
     ("services.kite_api", "call_timeout"),
+    ("services.kite_api", "start_timeout"),
     ("services.kite_api", "concurrency"),
     ("services.kite_api", "max_in_flight"),
     ("services.kite_api", "half_open_max_calls"),

@@ -114,6 +114,80 @@ async fn test_pre_start_when_start_fails_then_counted_and_respawned_not_lost() {
     seawall.shutdown().await;
 }
 
+/// A start that never finishes (a login or connect into a black hole)
+/// must not hold up the tree: `start()` returns after `start_timeout`, the
+/// service is unavailable meanwhile, the hang is a counted failed start
+/// naming the key, and the restart backoff brings the service up once its
+/// dependency answers.
+#[tokio::test(start_paused = true)]
+async fn test_pre_start_when_start_hangs_then_tree_starts_and_service_restarts_after_start_timeout()
+{
+    let probe = Arc::new(Probe::default());
+    probe.hanging_starts.store(1, Ordering::SeqCst);
+    let began = tokio::time::Instant::now();
+    let starting = Seawall::builder(kite_config(|s| {
+        s.concurrency = 1;
+        s.start_timeout = Duration::from_secs(5);
+    }))
+    .service("kite_api", scripted(&probe))
+    .start();
+    let seawall = tokio::time::timeout(Duration::from_secs(3600), starting)
+        .await
+        .expect("a hanging service start does not hold up the tree")
+        .expect("tree starts");
+    assert_eq!(
+        began.elapsed(),
+        Duration::from_secs(5),
+        "start waited start_timeout"
+    );
+    let mut events = seawall.subscribe();
+    let kite = seawall.handle::<Scripted>("kite_api").unwrap();
+    let err = kite.call(Req::Ok(1)).await.unwrap_err();
+    assert!(matches!(err, CallError::Unavailable { .. }), "{err}");
+    assert_eq!(
+        kite.metrics().crashes,
+        1,
+        "the hang was counted as a failed start"
+    );
+
+    next_event(&mut events, |e| {
+        matches!(e, Event::ServiceActorRestarted { .. })
+    })
+    .await;
+    assert_eq!(probe.started.load(Ordering::SeqCst), 2);
+    assert_eq!(kite.call(Req::Ok(5)).await.unwrap(), 5);
+    seawall.shutdown().await;
+}
+
+/// The hang's error names the key to raise.
+#[tokio::test(start_paused = true)]
+async fn test_pre_start_when_start_hangs_then_failure_event_names_start_timeout() {
+    let probe = Arc::new(Probe::default());
+    probe.hanging_starts.store(2, Ordering::SeqCst);
+    let seawall = Seawall::builder(kite_config(|s| {
+        s.concurrency = 1;
+        s.start_timeout = Duration::from_secs(5);
+    }))
+    .service("kite_api", scripted(&probe))
+    .start()
+    .await
+    .unwrap();
+    let mut events = seawall.subscribe();
+    // The second start hangs too: its failure comes after the tree is up.
+    let Event::ServiceActorFailed { error, .. } = next_event(&mut events, |e| {
+        matches!(e, Event::ServiceActorFailed { .. })
+    })
+    .await
+    else {
+        unreachable!()
+    };
+    assert!(
+        error.contains("services.kite_api.start_timeout") && error.contains("5s"),
+        "{error}"
+    );
+    seawall.shutdown().await;
+}
+
 #[tokio::test(start_paused = true)]
 async fn test_health_check_and_reconnect_when_called_then_reach_service() {
     let probe = Arc::new(Probe::default());

@@ -421,10 +421,18 @@ impl<S: Service> Actor for ServiceActor<S> {
         _args: (),
     ) -> Result<Worker<S>, ActorProcessingErr> {
         let mut service = self.factory.make();
-        self.factory
-            .start(&mut service)
-            .await
-            .map_err(|e| Box::new(e) as ActorProcessingErr)?;
+        let deadline = self.cell.config().start_timeout;
+        match tokio::time::timeout(deadline, self.factory.start(&mut service)).await {
+            Ok(started) => started.map_err(|e| Box::new(e) as ActorProcessingErr)?,
+            Err(_) => {
+                let service = self.cell.name();
+                return Err(format!(
+                    "start did not finish within {} (services.{service}.start_timeout); counted as a failed start and retried on the restart backoff",
+                    humantime::format_duration(deadline)
+                )
+                .into());
+            }
+        }
         Ok(Worker {
             service,
             cast_timer: None,

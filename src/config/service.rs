@@ -45,6 +45,12 @@ pub struct ServiceConfig {
     /// Deadline for one call; a timeout counts as a failure.
     #[serde(with = "humantime_serde")]
     pub call_timeout: Duration,
+    /// Deadline for a service actor's start (`Lifecycle::start`: a login,
+    /// a connect). One that outlives it is a failed start, counted and
+    /// retried on the restart backoff; without it, a connect into a black
+    /// hole would hold up the tree's start and its breaker actor for good.
+    #[serde(with = "humantime_serde")]
+    pub start_timeout: Duration,
     /// Requests handled at once, each on its own service actor.
     pub concurrency: u32,
     /// Requests admitted but not yet finished; more are shed at once.
@@ -89,6 +95,7 @@ impl Default for ServiceConfig {
             stability_window: None,
             slow_start: None,
             call_timeout: Duration::from_secs(10),
+            start_timeout: Duration::from_secs(30),
             concurrency: 1,
             max_in_flight: 64,
             rate_window: None,
@@ -297,6 +304,13 @@ impl ServiceConfig {
                 "set a duration such as \"10s\"",
             ));
         }
+        if self.start_timeout.is_zero() {
+            out.push(Problem::new(
+                key("start_timeout"),
+                "must be longer than 0",
+                "set a duration such as \"30s\": how long a login or connect may take",
+            ));
+        }
         if !(1..=1024).contains(&self.concurrency) {
             out.push(Problem::new(
                 key("concurrency"),
@@ -331,6 +345,7 @@ impl ServiceConfig {
             ("stability_window", self.stability_window, 7 * DAY),
             ("slow_start", self.slow_start, HOUR),
             ("call_timeout", Some(self.call_timeout), HOUR),
+            ("start_timeout", Some(self.start_timeout), HOUR),
         ] {
             if let Some(value) = value {
                 super::error::check_max_duration(out, key(field), value, max);

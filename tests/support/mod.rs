@@ -49,6 +49,8 @@ pub struct Probe {
     pub started: AtomicUsize,
     /// Start-ups to fail before succeeding.
     pub failing_starts: AtomicUsize,
+    /// Start-ups that never finish (a connect into a black hole).
+    pub hanging_starts: AtomicUsize,
     pub health_checks: AtomicUsize,
     /// While set, every call fails and reconnect fails.
     pub down: AtomicBool,
@@ -140,6 +142,13 @@ impl Lifecycle for Scripted {
         if left > 0 {
             self.probe.failing_starts.store(left - 1, Ordering::SeqCst);
             return Err(TestError::Connect);
+        }
+        let hanging = self.probe.hanging_starts.load(Ordering::SeqCst);
+        if hanging > 0 {
+            self.probe
+                .hanging_starts
+                .store(hanging - 1, Ordering::SeqCst);
+            std::future::pending::<()>().await;
         }
         Ok(())
     }
