@@ -26,7 +26,7 @@ mod retry;
 pub use call_error::CallError;
 pub use retry::RetryPolicy;
 
-pub(crate) use cooperative::Cooperative;
+pub(crate) use cooperative::{spends_budget, Cooperative};
 pub(crate) use health_probe::HealthProbe;
 
 use crate::actor::{CallFailure, ServiceActors, ServiceMsg};
@@ -149,13 +149,13 @@ impl<S: Service> ServiceHandle<S> {
         &self,
         cell: C,
         unfinished: Outcome,
-    ) -> Result<(Admission<C>, Slot), CallError<S::Error>> {
-        let admission = Admission::admit(cell, unfinished).map_err(|r| self.refused(r))?;
+    ) -> Result<(Admission<C>, Slot), Refusal> {
+        let admission = Admission::admit(cell, unfinished)?;
         match self.inner.cell.take_slot() {
             Ok(slot) => Ok((admission, slot)),
             Err(refusal) => {
                 admission.withdraw();
-                Err(self.refused(refusal))
+                Err(refusal)
             }
         }
     }
@@ -163,18 +163,19 @@ impl<S: Service> ServiceHandle<S> {
     /// The one order gate: an order the trading mode does not allow never
     /// reaches admission. A request that is not an order costs nothing here
     /// (`order_intent` is a static function, `None` for most services).
+    /// Its refusal is the reason, made an error by [`Self::gate_refused`].
     #[inline]
-    fn gate(&self, request: &S::Request) -> Result<(), CallError<S::Error>> {
+    fn gate(&self, request: &S::Request) -> Result<(), String> {
         match S::order_intent(request) {
             None => Ok(()),
-            Some(intent) => self
-                .inner
-                .gate
-                .check(intent)
-                .map_err(|reason| CallError::Refused {
-                    service: self.inner.cell.label(),
-                    reason,
-                }),
+            Some(intent) => self.inner.gate.check(intent),
+        }
+    }
+
+    fn gate_refused(&self, reason: String) -> CallError<S::Error> {
+        CallError::Refused {
+            service: self.inner.cell.label(),
+            reason,
         }
     }
 }
@@ -219,13 +220,8 @@ impl<S: Service> ServiceHandle<S> {
     /// cooperative budget (see `handle/cooperative.rs`): a loop that
     /// retries it without awaiting anything else cannot starve the
     /// breaker's own timer.
-    ///
-    /// Not an `async fn`: one future less to copy the answer through.
-    pub fn call(
-        &self,
-        request: S::Request,
-    ) -> impl std::future::Future<Output = Result<S::Response, CallError<S::Error>>> + '_ {
-        Cooperative::new(self.call_checked(request, |_| Ok(())))
+    pub async fn call(&self, request: S::Request) -> Result<S::Response, CallError<S::Error>> {
+        self.call_checked(request, |_| Ok(())).await
     }
 
     /// [`Self::call`], with `check` judging a successful reply before its
@@ -237,20 +233,38 @@ impl<S: Service> ServiceHandle<S> {
         request: S::Request,
         check: impl FnOnce(&S::Response) -> Result<(), String>,
     ) -> Result<S::Response, CallError<S::Error>> {
-        self.gate(&request)?;
+        // Each refusal below answers without awaiting anything, so it
+        // spends cooperative budget first (see `cooperative.rs`).
+        if let Err(reason) = self.gate(&request) {
+            if spends_budget() {
+                tokio::task::coop::consume_budget().await;
+            }
+            return Err(self.gate_refused(reason));
+        }
         let inner = &*self.inner;
         let cell = &*inner.cell;
         if cell.paced() {
             let class = S::request_class(&request);
             // Boxed: only paced services pay for the wait's state, the
             // call future of every other service stays small.
-            Box::pin(cell.pace(class))
-                .await
-                .map_err(|refusal| self.rate_limited(refusal))?;
+            if let Err(refusal) = Box::pin(cell.pace(class)).await {
+                if spends_budget() {
+                    tokio::task::coop::consume_budget().await;
+                }
+                return Err(self.rate_limited(refusal));
+            }
         }
         // A caller that stops waiting (its future dropped) leaves an outcome
         // nobody knows: recorded as Ignored, never as a success.
-        let (pending, slot) = self.admit_with_slot(cell, Outcome::Ignored)?;
+        let (pending, slot) = match self.admit_with_slot(cell, Outcome::Ignored) {
+            Ok(admitted) => admitted,
+            Err(refusal) => {
+                if spends_budget() {
+                    tokio::task::coop::consume_budget().await;
+                }
+                return Err(self.refused(refusal));
+            }
+        };
         let idempotent = S::is_idempotent(&request);
         // The deadline comes from the admission's clock reading: the timer
         // below reads no clock of its own.
@@ -266,6 +280,9 @@ impl<S: Service> ServiceHandle<S> {
             // The service actor stopped between the slot and the send: its
             // crash is counted once by supervision, not again per call.
             pending.finish(Outcome::Ignored);
+            if spends_budget() {
+                tokio::task::coop::consume_budget().await;
+            }
             return Err(CallError::Unavailable {
                 service: cell.label(),
             });
@@ -398,7 +415,8 @@ impl<S: Service> ServiceHandle<S> {
     /// (this is not an `async fn`): a loop that retries refused casts must
     /// await something between attempts, or it starves the breaker's timer.
     pub fn cast(&self, request: S::Request) -> Result<(), CallError<S::Error>> {
-        self.gate(&request)?;
+        self.gate(&request)
+            .map_err(|reason| self.gate_refused(reason))?;
         let inner = &*self.inner;
         let cell = &inner.cell;
         if cell.paced() {
@@ -407,7 +425,9 @@ impl<S: Service> ServiceHandle<S> {
         }
         // A service actor that dies before finishing it records a crash.
         let crash = Outcome::Failure(FailureKind::Crash);
-        let (completion, slot) = self.admit_with_slot(Arc::clone(cell), crash)?;
+        let (completion, slot) = self
+            .admit_with_slot(Arc::clone(cell), crash)
+            .map_err(|refusal| self.refused(refusal))?;
         let worker = slot.worker();
         let msg = ServiceMsg::Cast {
             request,
