@@ -220,6 +220,10 @@ fn test_load_when_value_invalid_then_error_names_key_and_fix() {
             "[services.kite_api.degradation]\nmax_staleness = \"0s\"\n".to_string(),
             "services.kite_api.degradation.max_staleness",
         ),
+        (
+            "[services.database.degradation]\njournal_capacity = 0\n".to_string(),
+            "services.database.degradation.journal_capacity",
+        ),
         (svc("health_impact = 1.5"), "services.kite_api.health_impact"),
         (
             "[runtime]\ndegraded_score_threshold = 90\n".to_string(),

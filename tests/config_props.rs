@@ -65,6 +65,7 @@ const KEYS: &[(&str, &str)] = &[
     ("services.database", "failure_threshold"),
     ("services.database", "open_timeout"),
     ("services.database.degradation", "cache_capacity"),
+    ("services.database.degradation", "journal_capacity"),
     ("services.database.degradation", "strategy"),
     ("services.market_data.degradation", "max_staleness"),
     ("services.market_data.degradation", "failover_to"),

@@ -145,6 +145,63 @@ async fn test_journal_when_database_down_for_1000_writes_then_replayed_in_order_
     seawall.shutdown().await;
 }
 
+/// A database out for a whole trading day must not grow the journal until
+/// the process is killed (and the journal with it). Past `journal_capacity`
+/// a write is refused, with the key to raise, and the caller still holds it;
+/// the journaled ones are replayed in order, once. Counted on the database's
+/// side (what it applied).
+#[tokio::test(start_paused = true)]
+async fn test_journal_when_full_then_write_refused_naming_the_key_and_journaled_ones_replayed() {
+    let state = Arc::new(DbState::default());
+    let s = Arc::clone(&state);
+    let seawall = Seawall::builder(one_service("database", |_| {}))
+        .service("database", move || Db(Arc::clone(&s)))
+        .start()
+        .await
+        .unwrap();
+    let cache = Arc::new(
+        ReadOnlyCache::<Db>::new(16, |_| "journaled".to_string()).with_journal_capacity(3),
+    );
+    let db = seawall
+        .set_degradation("database", SharedCache(Arc::clone(&cache)))
+        .unwrap();
+
+    state.down.store(true, Ordering::SeqCst);
+    for n in 0..3 {
+        let reply = db.call(DbReq::Put(n)).await.unwrap();
+        assert!(!reply.is_live(), "write {n} was journaled");
+    }
+    for n in 3..5 {
+        let err = db.call(DbReq::Put(n)).await.unwrap_err();
+        assert!(matches!(err, CallError::Refused { .. }), "{err}");
+        let text = err.to_string();
+        assert!(
+            text.contains("services.database.degradation.journal_capacity")
+                && text.contains("not taken"),
+            "{text}"
+        );
+    }
+    assert_eq!(cache.journal_len(), 3);
+
+    state.down.store(false, Ordering::SeqCst);
+    while db.handle().state() != BreakerState::Closed {
+        let _ = db.call(DbReq::Get("acct".into())).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    while cache.journal_len() > 0 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        *state.applied.lock().unwrap(),
+        vec![0, 1, 2],
+        "journaled ones, in order, once"
+    );
+    // The caller retries what was refused, now live.
+    assert!(db.call(DbReq::Put(3)).await.unwrap().is_live());
+    assert_eq!(*state.applied.lock().unwrap(), vec![0, 1, 2, 3]);
+    seawall.shutdown().await;
+}
+
 /// Lets the test keep a handle on the cache it registered.
 struct SharedCache(Arc<ReadOnlyCache<Db>>);
 

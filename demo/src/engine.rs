@@ -410,12 +410,11 @@ pub async fn run(
             .degradation
             .max_staleness,
     ));
-    let journal = Arc::new(ReadOnlyCache::<Chaos<SimDatabase>>::new(
-        options.config.services["database"]
-            .degradation
-            .cache_capacity,
-        |_| DbReply::Written,
-    ));
+    let database = &options.config.services["database"].degradation;
+    let journal = Arc::new(
+        ReadOnlyCache::<Chaos<SimDatabase>>::new(database.cache_capacity, |_| DbReply::Written)
+            .with_journal_capacity(database.journal_capacity),
+    );
     let seawall = start_tree(&options, &deps, &book, &journal).await?;
     #[cfg(unix)]
     if options.config_file.is_some() {

@@ -41,6 +41,11 @@ pub struct DegradationConfig {
     pub technical_only: bool,
     /// `read_only_cache`: how many recent read results to keep.
     pub cache_capacity: usize,
+    /// `read_only_cache`: how many writes the journal holds while the
+    /// database is out. A write beyond it is refused (the caller is told;
+    /// it is not lost in silence): an outage of a whole trading day must
+    /// not grow memory until the process is killed and the journal with it.
+    pub journal_capacity: usize,
     /// Another service of the same type that answers first whenever this
     /// one cannot answer live (the seed's "alternative data sources"); with
     /// any strategy, its own fallback comes after (market data: the
@@ -57,6 +62,7 @@ impl Default for DegradationConfig {
             max_staleness: Duration::from_secs(5),
             technical_only: false,
             cache_capacity: 1024,
+            journal_capacity: 100_000,
             failover_to: None,
             on_open: None,
         }
@@ -108,6 +114,16 @@ impl DegradationConfig {
                 key("cache_capacity"),
                 "must be at least 1 (got 0)",
                 "set how many recent reads to keep, such as 1024",
+            ));
+        }
+        if !(1..=10_000_000).contains(&self.journal_capacity) {
+            out.push(Problem::new(
+                key("journal_capacity"),
+                format!(
+                    "must be between 1 and 10000000 (got {})",
+                    self.journal_capacity
+                ),
+                "set how many writes to hold while the database is out, such as 100000",
             ));
         }
         match (&self.strategy, &self.failover_to) {

@@ -35,6 +35,8 @@ struct CacheState<Req, Resp> {
     reads: HashMap<String, Cached<Resp>>,
     order: VecDeque<String>,
     journal: VecDeque<Req>,
+    /// The service, once a write was journaled: named by a full journal.
+    service: Option<String>,
 }
 
 /// Reads from a bounded cache of recent results; writes, while the database
@@ -43,9 +45,13 @@ struct CacheState<Req, Resp> {
 /// removing each write only after the database accepted it, so none is lost
 /// and none is sent twice after success. Replay stops at the first failure
 /// and resumes at the next recovery. Writes made while the journal is not
-/// empty join the journal, so they never overtake it.
+/// empty join the journal, so they never overtake it. The journal holds at
+/// most [`Self::with_journal_capacity`] writes (100,000 unless set); a
+/// write beyond it is refused with an error naming the key, never dropped
+/// in silence.
 pub struct ReadOnlyCache<S: Service> {
     capacity: usize,
+    journal_capacity: usize,
     state: Mutex<CacheState<S::Request, S::Response>>,
     replaying: tokio::sync::Mutex<()>,
     #[allow(clippy::type_complexity)]
@@ -64,14 +70,40 @@ where
     ) -> Self {
         Self {
             capacity: capacity.max(1),
+            journal_capacity: 100_000,
             state: Mutex::new(CacheState {
                 reads: HashMap::new(),
                 order: VecDeque::new(),
                 journal: VecDeque::new(),
+                service: None,
             }),
             replaying: tokio::sync::Mutex::new(()),
             ack: Box::new(ack),
         }
+    }
+
+    /// Holds at most `capacity` journaled writes
+    /// (`[services.NAME.degradation] journal_capacity`).
+    pub fn with_journal_capacity(mut self, capacity: usize) -> Self {
+        self.journal_capacity = capacity.max(1);
+        self
+    }
+
+    /// Journals `request`, or says why not: the journal is full.
+    fn enqueue(
+        &self,
+        state: &mut CacheState<S::Request, S::Response>,
+        request: &S::Request,
+    ) -> Result<(), String> {
+        if state.journal.len() >= self.journal_capacity {
+            let service = state.service.as_deref().unwrap_or("NAME");
+            return Err(format!(
+                "the write journal is full ({} writes await replay); this write was not taken: retry it once the database is back, or raise services.{service}.degradation.journal_capacity",
+                state.journal.len()
+            ));
+        }
+        state.journal.push_back(request.clone());
+        Ok(())
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, CacheState<S::Request, S::Response>> {
@@ -134,7 +166,9 @@ where
         if request.db_op() == DbOp::Write {
             let mut state = self.lock();
             if !state.journal.is_empty() {
-                state.journal.push_back(request.clone());
+                if let Err(full) = self.enqueue(&mut state, request) {
+                    return Admit::Refuse(full);
+                }
                 return Admit::Answer(Fallback {
                     value: (self.ack)(request),
                     reason: "write journaled behind earlier writes awaiting replay".to_string(),
@@ -215,7 +249,14 @@ where
         if ambiguous && !S::is_idempotent(request) {
             return FallbackAnswer::Pass;
         }
-        self.lock().journal.push_back(request.clone());
+        let mut state = self.lock();
+        state
+            .service
+            .get_or_insert_with(|| error.service().to_string());
+        if let Err(full) = self.enqueue(&mut state, request) {
+            return FallbackAnswer::Refuse(full);
+        }
+        drop(state);
         FallbackAnswer::Answer(Fallback {
             value: (self.ack)(request),
             reason: format!("write journaled for replay: {error}"),
