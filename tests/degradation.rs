@@ -86,8 +86,14 @@ impl Lifecycle for Db {
     }
 }
 
-#[tokio::test(start_paused = true)]
-async fn test_journal_when_database_down_for_1000_writes_then_replayed_in_order_exactly_once() {
+/// A tree with the `database` service behind `cache`, and the database's state.
+async fn database(
+    cache: &Arc<ReadOnlyCache<Db>>,
+) -> (
+    Seawall,
+    seawall::degradation::DegradedHandle<Db>,
+    Arc<DbState>,
+) {
     let state = Arc::new(DbState::default());
     let s = Arc::clone(&state);
     let seawall = Seawall::builder(one_service("database", |_| {}))
@@ -95,10 +101,33 @@ async fn test_journal_when_database_down_for_1000_writes_then_replayed_in_order_
         .start()
         .await
         .unwrap();
-    let cache = Arc::new(ReadOnlyCache::<Db>::new(16, |_| "journaled".to_string()));
     let db = seawall
-        .set_degradation("database", SharedCache(Arc::clone(&cache)))
+        .set_degradation("database", SharedCache(Arc::clone(cache)))
         .unwrap();
+    (seawall, db, state)
+}
+
+/// The database comes back: recovery, probes (reads), close, then the
+/// journal's replay runs to its end.
+async fn bring_back(
+    state: &DbState,
+    db: &seawall::degradation::DegradedHandle<Db>,
+    cache: &ReadOnlyCache<Db>,
+) {
+    state.down.store(false, Ordering::SeqCst);
+    while db.handle().state() != BreakerState::Closed {
+        let _ = db.call(DbReq::Get("acct".into())).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    while cache.journal_len() > 0 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn test_journal_when_database_down_for_1000_writes_then_replayed_in_order_exactly_once() {
+    let cache = Arc::new(ReadOnlyCache::<Db>::new(16, |_| "journaled".to_string()));
+    let (seawall, db, state) = database(&cache).await;
 
     // A read while up is cached for later.
     assert!(db.call(DbReq::Get("acct".into())).await.unwrap().is_live());
@@ -124,16 +153,8 @@ async fn test_journal_when_database_down_for_1000_writes_then_replayed_in_order_
     let uncached = db.call(DbReq::Get("other".into())).await.unwrap_err();
     assert!(matches!(uncached, CallError::Refused { .. }), "{uncached}");
 
-    // The database comes back: recovery, probes (reads), close, replay.
-    state.down.store(false, Ordering::SeqCst);
     let mut modes = seawall.modes();
-    while db.handle().state() != BreakerState::Closed {
-        let _ = db.call(DbReq::Get("acct".into())).await;
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-    while cache.journal_len() > 0 {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    bring_back(&state, &db, &cache).await;
     let applied = state.applied.lock().unwrap().clone();
     assert_eq!(
         applied,
@@ -152,19 +173,10 @@ async fn test_journal_when_database_down_for_1000_writes_then_replayed_in_order_
 /// side (what it applied).
 #[tokio::test(start_paused = true)]
 async fn test_journal_when_full_then_write_refused_naming_the_key_and_journaled_ones_replayed() {
-    let state = Arc::new(DbState::default());
-    let s = Arc::clone(&state);
-    let seawall = Seawall::builder(one_service("database", |_| {}))
-        .service("database", move || Db(Arc::clone(&s)))
-        .start()
-        .await
-        .unwrap();
     let cache = Arc::new(
         ReadOnlyCache::<Db>::new(16, |_| "journaled".to_string()).with_journal_capacity(3),
     );
-    let db = seawall
-        .set_degradation("database", SharedCache(Arc::clone(&cache)))
-        .unwrap();
+    let (seawall, db, state) = database(&cache).await;
 
     state.down.store(true, Ordering::SeqCst);
     for n in 0..3 {
@@ -183,14 +195,7 @@ async fn test_journal_when_full_then_write_refused_naming_the_key_and_journaled_
     }
     assert_eq!(cache.journal_len(), 3);
 
-    state.down.store(false, Ordering::SeqCst);
-    while db.handle().state() != BreakerState::Closed {
-        let _ = db.call(DbReq::Get("acct".into())).await;
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-    while cache.journal_len() > 0 {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    bring_back(&state, &db, &cache).await;
     assert_eq!(
         *state.applied.lock().unwrap(),
         vec![0, 1, 2],
@@ -411,18 +416,23 @@ impl Policy<String, Quote, Down> for FeedPolicy {
 
 impl Lifecycle for Feed {}
 
-#[tokio::test(start_paused = true)]
-async fn test_last_known_price_when_feed_down_then_aged_fallback_until_max_staleness() {
-    let down = Arc::new(AtomicBool::new(false));
-    let d = Arc::clone(&down);
-    let seawall = Seawall::builder(one_service("market_data", |_| {}))
+/// A tree with `market_data` running `Feed` at `price`, down while `down` is set.
+async fn feed_tree(config: Config, down: &Arc<AtomicBool>, price: f64) -> Seawall {
+    let d = Arc::clone(down);
+    Seawall::builder(config)
         .service("market_data", move || Feed {
             down: Arc::clone(&d),
-            price: 1520.35,
+            price,
         })
         .start()
         .await
-        .unwrap();
+        .unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn test_last_known_price_when_feed_down_then_aged_fallback_until_max_staleness() {
+    let down = Arc::new(AtomicBool::new(false));
+    let seawall = feed_tree(one_service("market_data", |_| {}), &down, 1520.35).await;
     let book = Arc::new(PriceBook::new(Duration::from_secs(5)));
     let feed = seawall
         .set_degradation::<Feed>("market_data", LastKnownPrice::new(Arc::clone(&book)))
@@ -445,17 +455,9 @@ async fn test_last_known_price_when_feed_down_then_aged_fallback_until_max_stale
 #[tokio::test(start_paused = true)]
 async fn test_graceful_degradation_when_disabled_then_fail_fast_with_breaker_error() {
     let down = Arc::new(AtomicBool::new(true));
-    let d = Arc::clone(&down);
     let mut config = one_service("market_data", |_| {});
     config.runtime.graceful_degradation_enabled = false;
-    let seawall = Seawall::builder(config)
-        .service("market_data", move || Feed {
-            down: Arc::clone(&d),
-            price: 10.0,
-        })
-        .start()
-        .await
-        .unwrap();
+    let seawall = feed_tree(config, &down, 10.0).await;
     let book = Arc::new(PriceBook::new(Duration::from_secs(5)));
     book.record(&Quote {
         instrument: "X".into(),
@@ -1021,19 +1023,11 @@ fn test_last_known_price_when_engine_rereads_without_awaiting_then_live_price_re
         "no live price came back: the re-read loop starved its runtime",
         || async {
             let down = Arc::new(AtomicBool::new(false));
-            let d = Arc::clone(&down);
             let config = one_service("market_data", |s| {
                 s.open_timeout = Duration::from_millis(100);
             });
             assert!(config.runtime.auto_recovery_enabled);
-            let seawall = Seawall::builder(config)
-                .service("market_data", move || Feed {
-                    down: Arc::clone(&d),
-                    price: 1520.35,
-                })
-                .start()
-                .await
-                .unwrap();
+            let seawall = feed_tree(config, &down, 1520.35).await;
             let book = Arc::new(PriceBook::new(Duration::from_secs(5)));
             let feed = seawall
                 .set_degradation::<Feed>("market_data", LastKnownPrice::new(book))

@@ -256,59 +256,47 @@ impl Seawall {
         E: std::error::Error + 'static,
     {
         // A refusal or an unknown name answers without awaiting anything.
-        Cooperative::new(self.execute_guarded(name, intent, classify, f, fallback)).await
-    }
-
-    async fn execute_guarded<T, E, Fut>(
-        &self,
-        name: &str,
-        intent: Option<OrderIntent>,
-        classify: impl Fn(&E) -> Outcome,
-        f: impl FnOnce() -> Fut,
-        fallback: impl FnOnce(&CallError<E>) -> Option<T>,
-    ) -> Result<Reply<T>, CallError<E>>
-    where
-        Fut: Future<Output = Result<T, E>>,
-        E: std::error::Error + 'static,
-    {
-        let Some(control) = self.control(name) else {
-            return Err(CallError::Refused {
-                service: "unregistered",
-                reason: format!(
-                    "no breaker named `{name}`; configured and registered: {}; add one with register_circuit_breaker",
-                    self.names().collect::<Vec<_>>().join(", ")
-                ),
-            });
-        };
-        if let Some(intent) = intent {
-            if let Err(reason) = self.gate.check(intent) {
+        Cooperative::new(async move {
+            let Some(control) = self.control(name) else {
                 return Err(CallError::Refused {
-                    service: control.cell().label(),
-                    reason,
+                    service: "unregistered",
+                    reason: format!(
+                        "no breaker named `{name}`; configured and registered: {}; add one with register_circuit_breaker",
+                        self.names().collect::<Vec<_>>().join(", ")
+                    ),
                 });
+            };
+            if let Some(intent) = intent {
+                if let Err(reason) = self.gate.check(intent) {
+                    return Err(CallError::Refused {
+                        service: control.cell().label(),
+                        reason,
+                    });
+                }
             }
-        }
-        let error = match run_guarded(&control, classify, f).await {
-            Ok(value) => return Ok(Reply::Live(value)),
-            // Not the dependency's fault (an input error): no fallback.
-            Err(e @ CallError::Service { outcome, .. }) if !outcome.is_failure() => return Err(e),
-            Err(e) => e,
-        };
-        if !self.reloader.running().runtime.graceful_degradation_enabled {
-            return Err(error);
-        }
-        match fallback(&error) {
-            Some(value) => {
-                SupervisionCounters::bump(&control.stats().degraded_replies);
-                Ok(Reply::Fallback(Fallback {
-                    value,
-                    reason: format!("fallback: {error}"),
-                    age: None,
-                    strategy: StrategyKind::Custom,
-                }))
+            let error = match run_guarded(&control, classify, f).await {
+                Ok(value) => return Ok(Reply::Live(value)),
+                // Not the dependency's fault (an input error): no fallback.
+                Err(e @ CallError::Service { outcome, .. }) if !outcome.is_failure() => return Err(e),
+                Err(e) => e,
+            };
+            if !self.reloader.running().runtime.graceful_degradation_enabled {
+                return Err(error);
             }
-            None => Err(error),
-        }
+            match fallback(&error) {
+                Some(value) => {
+                    SupervisionCounters::bump(&control.stats().degraded_replies);
+                    Ok(Reply::Fallback(Fallback {
+                        value,
+                        reason: format!("fallback: {error}"),
+                        age: None,
+                        strategy: StrategyKind::Custom,
+                    }))
+                }
+                None => Err(error),
+            }
+        })
+        .await
     }
 }
 
