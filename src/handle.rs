@@ -26,7 +26,8 @@ mod retry;
 pub use call_error::CallError;
 pub use retry::RetryPolicy;
 
-pub(crate) use cooperative::{spends_budget, Cooperative};
+use cooperative::answered_at_once;
+pub(crate) use cooperative::Cooperative;
 pub(crate) use health_probe::HealthProbe;
 
 use crate::actor::{CallFailure, ServiceActors, ServiceMsg};
@@ -236,9 +237,7 @@ impl<S: Service> ServiceHandle<S> {
         // Each refusal below answers without awaiting anything, so it
         // spends cooperative budget first (see `cooperative.rs`).
         if let Err(reason) = self.gate(&request) {
-            if spends_budget() {
-                tokio::task::coop::consume_budget().await;
-            }
+            answered_at_once().await;
             return Err(self.gate_refused(reason));
         }
         let inner = &*self.inner;
@@ -248,9 +247,7 @@ impl<S: Service> ServiceHandle<S> {
             // Boxed: only paced services pay for the wait's state, the
             // call future of every other service stays small.
             if let Err(refusal) = Box::pin(cell.pace(class)).await {
-                if spends_budget() {
-                    tokio::task::coop::consume_budget().await;
-                }
+                answered_at_once().await;
                 return Err(self.rate_limited(refusal));
             }
         }
@@ -259,9 +256,7 @@ impl<S: Service> ServiceHandle<S> {
         let (pending, slot) = match self.admit_with_slot(cell, Outcome::Ignored) {
             Ok(admitted) => admitted,
             Err(refusal) => {
-                if spends_budget() {
-                    tokio::task::coop::consume_budget().await;
-                }
+                answered_at_once().await;
                 return Err(self.refused(refusal));
             }
         };
@@ -280,9 +275,7 @@ impl<S: Service> ServiceHandle<S> {
             // The service actor stopped between the slot and the send: its
             // crash is counted once by supervision, not again per call.
             pending.finish(Outcome::Ignored);
-            if spends_budget() {
-                tokio::task::coop::consume_budget().await;
-            }
+            answered_at_once().await;
             return Err(CallError::Unavailable {
                 service: cell.label(),
             });

@@ -16,11 +16,10 @@
 //! answer on a thread spends one unit: a loop of nothing but refusals yields
 //! every 2,048 of them, some 30 µs.
 //!
-//! Two ways in, by cost. The call path (`ServiceHandle::call`) checks
-//! [`spends_budget`] at each refusal and awaits the budget there: its
-//! success path pays nothing, and a refusal about 6 ns (BENCHMARKS.md).
-//! Wrapping the whole call in [`Cooperative`] instead measured 0.03× on
-//! every closed call. The paths that are not hot (a degraded handle's
+//! Two ways in, by cost. The call path (`ServiceHandle::call`) awaits
+//! [`answered_at_once`] at each refusal: its success path pays nothing, and
+//! a refusal about 6 ns (BENCHMARKS.md). Wrapping the whole call in
+//! [`Cooperative`] instead measured 0.03× on every closed call. The paths that are not hot (a degraded handle's
 //! answers, `execute_with_resilience`) are wrapped: every way they can
 //! answer at once is covered without listing them.
 
@@ -86,12 +85,19 @@ impl<F: Future> Future for Cooperative<F> {
     }
 }
 
-/// Every 16th answer-at-once on this thread spends a unit of budget: the
-/// caller then awaits `tokio::task::coop::consume_budget()` before
-/// answering. For the call path, whose success path must not pay for a
-/// wrapper; [`Cooperative`] wraps the paths that are not hot.
+/// Spends cooperative budget for an answer that awaited nothing: await it
+/// right before returning such an answer. For the call path, whose success
+/// path must not pay for a wrapper; [`Cooperative`] wraps the paths that are
+/// not hot.
+pub(crate) async fn answered_at_once() {
+    if spends_budget() {
+        tokio::task::coop::consume_budget().await;
+    }
+}
+
+/// Every 16th answer-at-once on this thread spends a unit of budget.
 #[inline]
-pub(crate) fn spends_budget() -> bool {
+fn spends_budget() -> bool {
     thread_local! {
         static ANSWERED: std::cell::Cell<u8> = const { std::cell::Cell::new(0) };
     }
