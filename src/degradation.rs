@@ -38,7 +38,7 @@ pub use price_book::{Instrument, LastKnownPrice, PriceBook, PriceRefused, Quote}
 pub use reply::{Fallback, Reply};
 
 use crate::config::StrategyKind;
-use crate::handle::{CallError, Cooperative, ServiceHandle};
+use crate::handle::{answered_at_once, CallError, ServiceHandle};
 use crate::modes::Modes;
 use crate::service::Service;
 use std::future::Future;
@@ -284,8 +284,7 @@ impl<S: Service> DegradedHandle<S> {
     where
         S::Request: Clone,
     {
-        // A refusal or a fallback answered at once awaited nothing.
-        let reply = Cooperative::new(self.answer(request)).await;
+        let reply = self.answer(request).await;
         if matches!(reply, Ok(Reply::Fallback(_))) {
             crate::stats::SupervisionCounters::bump(&self.handle.counters().degraded_replies);
         }
@@ -304,15 +303,22 @@ impl<S: Service> DegradedHandle<S> {
             let modes = self.modes.borrow();
             self.strategy.admit(&request, &modes)
         };
+        // The strategy's answer awaits nothing, so it spends cooperative
+        // budget first (see `handle/cooperative.rs`); a refusal of the call
+        // below spends it inside the call.
         match admitted {
             Admit::Send => {}
             Admit::Refuse(reason) => {
+                answered_at_once().await;
                 return Err(CallError::Refused {
                     service: service(),
                     reason,
-                })
+                });
             }
-            Admit::Answer(fallback) => return Ok(Reply::Fallback(fallback)),
+            Admit::Answer(fallback) => {
+                answered_at_once().await;
+                return Ok(Reply::Fallback(fallback));
+            }
         }
         let strategy = &self.strategy;
         let checked = self

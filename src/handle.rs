@@ -26,8 +26,7 @@ mod retry;
 pub use call_error::CallError;
 pub use retry::RetryPolicy;
 
-use cooperative::answered_at_once;
-pub(crate) use cooperative::Cooperative;
+pub(crate) use cooperative::answered_at_once;
 pub(crate) use health_probe::HealthProbe;
 
 use crate::actor::{CallFailure, ServiceActors, ServiceMsg};

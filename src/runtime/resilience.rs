@@ -6,7 +6,7 @@ use crate::breaker::{FailureKind, Outcome};
 use crate::cell::{Admission, BreakerCell, BreakerControl, Capacity};
 use crate::config::StrategyKind;
 use crate::degradation::{CustomFallback, Degradation, DegradedHandle, Fallback, Reply};
-use crate::handle::{refusal_error, CallError, Cooperative};
+use crate::handle::{answered_at_once, refusal_error, CallError};
 use crate::modes::OrderIntent;
 use crate::service::Service;
 use crate::stats::SupervisionCounters;
@@ -255,48 +255,48 @@ impl Seawall {
         Fut: Future<Output = Result<T, E>>,
         E: std::error::Error + 'static,
     {
-        // A refusal or an unknown name answers without awaiting anything.
-        Cooperative::new(async move {
-            let Some(control) = self.control(name) else {
+        // Each refusal here answers without awaiting anything, so it spends
+        // cooperative budget first (see `handle/cooperative.rs`).
+        let Some(control) = self.control(name) else {
+            answered_at_once().await;
+            return Err(CallError::Refused {
+                service: "unregistered",
+                reason: format!(
+                    "no breaker named `{name}`; configured and registered: {}; add one with register_circuit_breaker",
+                    self.names().collect::<Vec<_>>().join(", ")
+                ),
+            });
+        };
+        if let Some(intent) = intent {
+            if let Err(reason) = self.gate.check(intent) {
+                answered_at_once().await;
                 return Err(CallError::Refused {
-                    service: "unregistered",
-                    reason: format!(
-                        "no breaker named `{name}`; configured and registered: {}; add one with register_circuit_breaker",
-                        self.names().collect::<Vec<_>>().join(", ")
-                    ),
+                    service: control.cell().label(),
+                    reason,
                 });
-            };
-            if let Some(intent) = intent {
-                if let Err(reason) = self.gate.check(intent) {
-                    return Err(CallError::Refused {
-                        service: control.cell().label(),
-                        reason,
-                    });
-                }
             }
-            let error = match run_guarded(&control, classify, f).await {
-                Ok(value) => return Ok(Reply::Live(value)),
-                // Not the dependency's fault (an input error): no fallback.
-                Err(e @ CallError::Service { outcome, .. }) if !outcome.is_failure() => return Err(e),
-                Err(e) => e,
-            };
-            if !self.reloader.running().runtime.graceful_degradation_enabled {
-                return Err(error);
+        }
+        let error = match run_guarded(&control, classify, f).await {
+            Ok(value) => return Ok(Reply::Live(value)),
+            // Not the dependency's fault (an input error): no fallback.
+            Err(e @ CallError::Service { outcome, .. }) if !outcome.is_failure() => return Err(e),
+            Err(e) => e,
+        };
+        if !self.reloader.running().runtime.graceful_degradation_enabled {
+            return Err(error);
+        }
+        match fallback(&error) {
+            Some(value) => {
+                SupervisionCounters::bump(&control.stats().degraded_replies);
+                Ok(Reply::Fallback(Fallback {
+                    value,
+                    reason: format!("fallback: {error}"),
+                    age: None,
+                    strategy: StrategyKind::Custom,
+                }))
             }
-            match fallback(&error) {
-                Some(value) => {
-                    SupervisionCounters::bump(&control.stats().degraded_replies);
-                    Ok(Reply::Fallback(Fallback {
-                        value,
-                        reason: format!("fallback: {error}"),
-                        age: None,
-                        strategy: StrategyKind::Custom,
-                    }))
-                }
-                None => Err(error),
-            }
-        })
-        .await
+            None => Err(error),
+        }
     }
 }
 
@@ -314,9 +314,15 @@ where
     let cell: &BreakerCell = control.cell();
     let service = cell.label();
     let timeout = control.config().call_timeout;
-    let (_room, admission) = Capacity::take(cell)
-        .and_then(|room| Ok((room, Admission::admit(cell, Outcome::Ignored)?)))
-        .map_err(|refusal| refusal_error(cell, refusal))?;
+    let admitted =
+        Capacity::take(cell).and_then(|room| Ok((room, Admission::admit(cell, Outcome::Ignored)?)));
+    let (_room, admission) = match admitted {
+        Ok(admitted) => admitted,
+        Err(refusal) => {
+            answered_at_once().await;
+            return Err(refusal_error(cell, refusal));
+        }
+    };
     match tokio::time::timeout(timeout, f()).await {
         Ok(Ok(value)) => {
             admission.finish(Outcome::Success);
