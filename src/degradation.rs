@@ -38,7 +38,7 @@ pub use price_book::{Instrument, LastKnownPrice, PriceBook, PriceRefused, Quote}
 pub use reply::{Fallback, Reply};
 
 use crate::config::StrategyKind;
-use crate::handle::{answered_at_once, CallError, ServiceHandle};
+use crate::handle::{return_at_once, CallError, ServiceHandle};
 use crate::modes::Modes;
 use crate::service::Service;
 use std::future::Future;
@@ -308,17 +308,11 @@ impl<S: Service> DegradedHandle<S> {
         // below spends it inside the call.
         match admitted {
             Admit::Send => {}
-            Admit::Refuse(reason) => {
-                answered_at_once().await;
-                return Err(CallError::Refused {
-                    service: service(),
-                    reason,
-                });
-            }
-            Admit::Answer(fallback) => {
-                answered_at_once().await;
-                return Ok(Reply::Fallback(fallback));
-            }
+            Admit::Refuse(reason) => return_at_once!(Err(CallError::Refused {
+                service: service(),
+                reason,
+            })),
+            Admit::Answer(fallback) => return_at_once!(Ok(Reply::Fallback(fallback))),
         }
         let strategy = &self.strategy;
         let checked = self

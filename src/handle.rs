@@ -26,7 +26,7 @@ mod retry;
 pub use call_error::CallError;
 pub use retry::RetryPolicy;
 
-pub(crate) use cooperative::answered_at_once;
+pub(crate) use cooperative::{return_at_once, spends_budget};
 pub(crate) use health_probe::HealthProbe;
 
 use crate::actor::{CallFailure, ServiceActors, ServiceMsg};
@@ -236,8 +236,7 @@ impl<S: Service> ServiceHandle<S> {
         // Each refusal below answers without awaiting anything, so it
         // spends cooperative budget first (see `cooperative.rs`).
         if let Err(reason) = self.gate(&request) {
-            answered_at_once().await;
-            return Err(self.gate_refused(reason));
+            return_at_once!(Err(self.gate_refused(reason)));
         }
         let inner = &*self.inner;
         let cell = &*inner.cell;
@@ -246,18 +245,14 @@ impl<S: Service> ServiceHandle<S> {
             // Boxed: only paced services pay for the wait's state, the
             // call future of every other service stays small.
             if let Err(refusal) = Box::pin(cell.pace(class)).await {
-                answered_at_once().await;
-                return Err(self.rate_limited(refusal));
+                return_at_once!(Err(self.rate_limited(refusal)));
             }
         }
         // A caller that stops waiting (its future dropped) leaves an outcome
         // nobody knows: recorded as Ignored, never as a success.
         let (pending, slot) = match self.admit_with_slot(cell, Outcome::Ignored) {
             Ok(admitted) => admitted,
-            Err(refusal) => {
-                answered_at_once().await;
-                return Err(self.refused(refusal));
-            }
+            Err(refusal) => return_at_once!(Err(self.refused(refusal))),
         };
         let idempotent = S::is_idempotent(&request);
         // The deadline comes from the admission's clock reading: the timer
@@ -274,10 +269,9 @@ impl<S: Service> ServiceHandle<S> {
             // The service actor stopped between the slot and the send: its
             // crash is counted once by supervision, not again per call.
             pending.finish(Outcome::Ignored);
-            answered_at_once().await;
-            return Err(CallError::Unavailable {
+            return_at_once!(Err(CallError::Unavailable {
                 service: cell.label(),
-            });
+            }));
         }
         // The slot comes back with the answer: released here, on the
         // caller's thread (see `Answer`).

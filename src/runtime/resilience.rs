@@ -6,7 +6,7 @@ use crate::breaker::{FailureKind, Outcome};
 use crate::cell::{Admission, BreakerCell, BreakerControl, Capacity};
 use crate::config::StrategyKind;
 use crate::degradation::{CustomFallback, Degradation, DegradedHandle, Fallback, Reply};
-use crate::handle::{answered_at_once, refusal_error, CallError};
+use crate::handle::{refusal_error, return_at_once, CallError};
 use crate::modes::OrderIntent;
 use crate::service::Service;
 use crate::stats::SupervisionCounters;
@@ -258,22 +258,20 @@ impl Seawall {
         // Each refusal here answers without awaiting anything, so it spends
         // cooperative budget first (see `handle/cooperative.rs`).
         let Some(control) = self.control(name) else {
-            answered_at_once().await;
-            return Err(CallError::Refused {
+            return_at_once!(Err(CallError::Refused {
                 service: "unregistered",
                 reason: format!(
                     "no breaker named `{name}`; configured and registered: {}; add one with register_circuit_breaker",
                     self.names().collect::<Vec<_>>().join(", ")
                 ),
-            });
+            }));
         };
         if let Some(intent) = intent {
             if let Err(reason) = self.gate.check(intent) {
-                answered_at_once().await;
-                return Err(CallError::Refused {
+                return_at_once!(Err(CallError::Refused {
                     service: control.cell().label(),
                     reason,
-                });
+                }));
             }
         }
         let error = match run_guarded(&control, classify, f).await {
@@ -318,10 +316,7 @@ where
         Capacity::take(cell).and_then(|room| Ok((room, Admission::admit(cell, Outcome::Ignored)?)));
     let (_room, admission) = match admitted {
         Ok(admitted) => admitted,
-        Err(refusal) => {
-            answered_at_once().await;
-            return Err(refusal_error(cell, refusal));
-        }
+        Err(refusal) => return_at_once!(Err(refusal_error(cell, refusal))),
     };
     match tokio::time::timeout(timeout, f()).await {
         Ok(Ok(value)) => {
