@@ -314,18 +314,8 @@ impl<S: Service> DegradedHandle<S> {
             })),
             Admit::Answer(fallback) => return_at_once!(Ok(Reply::Fallback(fallback))),
         }
-        let strategy = &self.strategy;
-        let checked = self
-            .handle
-            .call_checked(request.clone(), |response| {
-                strategy.validate(&request, response)
-            })
-            .await;
-        let error = match checked {
-            Ok(response) => {
-                self.strategy.observe(&request, &response);
-                return Ok(Reply::Live(response));
-            }
+        let error = match self.validated_call(&self.handle, &request).await {
+            Ok(response) => return Ok(Reply::Live(response)),
             Err(error) => error,
         };
         if !self.enabled || !falls_back(&error) {
@@ -334,13 +324,7 @@ impl<S: Service> DegradedHandle<S> {
         if let Some(to) = &self.failover {
             // The alternative source passes the same validation as a live
             // answer (a bad quote from a backup feed is no better).
-            let checked = to
-                .call_checked(request.clone(), |response| {
-                    strategy.validate(&request, response)
-                })
-                .await;
-            if let Ok(value) = checked {
-                strategy.observe(&request, &value);
+            if let Ok(value) = self.validated_call(to, &request).await {
                 return Ok(Reply::Fallback(Fallback {
                     value,
                     reason: format!("answered by failover service {}: {error}", to.name()),
@@ -357,6 +341,26 @@ impl<S: Service> DegradedHandle<S> {
                 reason: format!("{reason} (after: {error})"),
             }),
         }
+    }
+
+    /// A call through `on` whose answer the strategy validates, and on
+    /// success observes (a cached price, the last good answer).
+    async fn validated_call(
+        &self,
+        on: &ServiceHandle<S>,
+        request: &S::Request,
+    ) -> Result<S::Response, CallError<S::Error>>
+    where
+        S::Request: Clone,
+    {
+        let strategy = &self.strategy;
+        let response = on
+            .call_checked(request.clone(), |response| {
+                strategy.validate(request, response)
+            })
+            .await?;
+        strategy.observe(request, &response);
+        Ok(response)
     }
 }
 

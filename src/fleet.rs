@@ -152,39 +152,7 @@ pub(crate) async fn join(
         .filter(|c| !c.is_empty())
         .ok_or(FleetError::NoCookie)?;
     let tls = seawall.extension::<FleetTls>();
-    let (encryption, mode) = match &tls {
-        Some(tls) => (
-            ractor_cluster::IncomingEncryptionMode::Tls(tls.acceptor.clone()),
-            ractor_cluster::node::NodeConnectionMode::Isolated,
-        ),
-        None => (
-            ractor_cluster::IncomingEncryptionMode::Raw,
-            ractor_cluster::node::NodeConnectionMode::Transitive,
-        ),
-    };
-    let server = NodeServer::new(
-        fleet.listen.port(),
-        cookie,
-        fleet.node.clone(),
-        fleet.listen.ip().to_string(),
-        Some(encryption),
-        Some(mode),
-    )
-    .with_listen_addr(fleet.listen.ip());
-    let (server, _) = Actor::spawn(None, server, ())
-        .await
-        .map_err(|e| FleetError::Listen {
-            addr: fleet.listen,
-            reason: e.to_string(),
-        })?;
-    let refused = Arc::new(AtomicU64::new(0));
-    let _ = server.cast(NodeServerMessage::SubscribeToEvents {
-        id: "seawall.fleet".to_string(),
-        subscription: Box::new(Refusals {
-            refused: Arc::clone(&refused),
-            authenticated: Default::default(),
-        }),
-    });
+    let (server, refused) = listen(&fleet, cookie, tls.as_ref()).await?;
     let view = Arc::new(ArcSwap::from_pointee(FleetView::starting(
         fleet.node.clone(),
         fleet.unreachable_after,
@@ -217,6 +185,49 @@ pub(crate) async fn join(
     seawall.spawn_tracked(stop_at_shutdown(server, member, seawall.shutdown_token()));
     tracing::info!(node = %fleet.node, listen = %fleet.listen, seeds = ?fleet.seeds, "fleet: node started");
     Ok(Some(Fleet { view }))
+}
+
+/// Starts this node's server on `[fleet].listen` (TLS when configured),
+/// counting the connections it refuses.
+async fn listen(
+    fleet: &FleetConfig,
+    cookie: String,
+    tls: Option<&FleetTls>,
+) -> Result<(ActorRef<NodeServerMessage>, Arc<AtomicU64>), FleetError> {
+    let (encryption, mode) = match tls {
+        Some(tls) => (
+            ractor_cluster::IncomingEncryptionMode::Tls(tls.acceptor.clone()),
+            ractor_cluster::node::NodeConnectionMode::Isolated,
+        ),
+        None => (
+            ractor_cluster::IncomingEncryptionMode::Raw,
+            ractor_cluster::node::NodeConnectionMode::Transitive,
+        ),
+    };
+    let server = NodeServer::new(
+        fleet.listen.port(),
+        cookie,
+        fleet.node.clone(),
+        fleet.listen.ip().to_string(),
+        Some(encryption),
+        Some(mode),
+    )
+    .with_listen_addr(fleet.listen.ip());
+    let (server, _) = Actor::spawn(None, server, ())
+        .await
+        .map_err(|e| FleetError::Listen {
+            addr: fleet.listen,
+            reason: e.to_string(),
+        })?;
+    let refused = Arc::new(AtomicU64::new(0));
+    let _ = server.cast(NodeServerMessage::SubscribeToEvents {
+        id: "seawall.fleet".to_string(),
+        subscription: Box::new(Refusals {
+            refused: Arc::clone(&refused),
+            authenticated: Default::default(),
+        }),
+    });
+    Ok((server, refused))
 }
 
 /// The cookie as the process environment gives it.

@@ -228,6 +228,12 @@ impl<S: Service> ServiceHandle<S> {
     /// outcome is recorded: a reply it refuses (a quote with a price of 0)
     /// is a failure of the dependency, counted by the breaker, and the
     /// caller gets [`CallError::Invalid`].
+    //
+    // One function of some 70 lines on purpose: it is the hot path, and its
+    // shape is measured. Moving the part before the wait into a function of
+    // its own (one refusal exit instead of four) made a refusal 31 ns instead
+    // of 16, the result of the split being moved through the call's future
+    // (BENCHMARKS.md, stop 15).
     pub(crate) async fn call_checked(
         &self,
         request: S::Request,

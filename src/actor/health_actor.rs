@@ -289,24 +289,7 @@ impl Actor for HealthActor {
         state: &mut HealthState,
     ) -> Result<(), ActorProcessingErr> {
         match message {
-            HealthMsg::Observed(Event::Transition {
-                service,
-                transition,
-            }) => {
-                if transition.flap {
-                    Self::alert_flap(state, &service, transition.open_until);
-                }
-                Self::service_changed(&myself, state, &service);
-            }
-            HealthMsg::Observed(Event::Escalated { service, reason }) => {
-                let alert = Alert::Escalation { service, reason };
-                let _ = state.args.events.send(Event::Alert(alert));
-            }
-            HealthMsg::Observed(Event::Auth { service, failure }) => {
-                Self::auth_changed(state, &service, failure);
-                Self::service_changed(&myself, state, &service);
-            }
-            HealthMsg::Observed(_) => {}
+            HealthMsg::Observed(event) => Self::observed(&myself, state, event),
             HealthMsg::ScoreTick => {
                 state.score_pending = false;
                 Self::check_score(state);
@@ -351,6 +334,32 @@ impl Actor for HealthActor {
 }
 
 impl HealthActor {
+    /// An event from a breaker actor, one of the health actor's typed
+    /// observers: a transition (and a flap alert), an escalation, or a
+    /// change of the service's credentials.
+    fn observed(myself: &ActorRef<HealthMsg>, state: &mut HealthState, event: Event) {
+        match event {
+            Event::Transition {
+                service,
+                transition,
+            } => {
+                if transition.flap {
+                    Self::alert_flap(state, &service, transition.open_until);
+                }
+                Self::service_changed(myself, state, &service);
+            }
+            Event::Escalated { service, reason } => {
+                let alert = Alert::Escalation { service, reason };
+                let _ = state.args.events.send(Event::Alert(alert));
+            }
+            Event::Auth { service, failure } => {
+                Self::auth_changed(state, &service, failure);
+                Self::service_changed(myself, state, &service);
+            }
+            _ => {}
+        }
+    }
+
     /// One service's state moved: its entry, the modes, then the score.
     fn service_changed(myself: &ActorRef<HealthMsg>, state: &mut HealthState, service: &Arc<str>) {
         if let Some(i) = state.index.get(service).copied() {

@@ -250,17 +250,7 @@ impl RecoveryActor {
             Ok(Evidence::Observed) => {
                 SupervisionCounters::bump(&stats.recoveries);
                 tracing::info!(%service, attempt, "recovery succeeded");
-                let moved = job.recoverable.control.recovery_succeeded().is_some();
-                if moved && config.recovery.confirm_with_health_checks {
-                    let probes = config.success_threshold;
-                    let check = Arc::clone(&job.recoverable.check);
-                    let control = job.recoverable.control.clone();
-                    let timeout = config.recovery.attempt_timeout;
-                    while state.confirming.try_join_next().is_some() {}
-                    state
-                        .confirming
-                        .spawn(confirm(control, check, probes, timeout));
-                }
+                Self::recovered(&mut state.confirming, job, &config);
             }
             Err(error) => {
                 SupervisionCounters::bump(&stats.recovery_failures);
@@ -275,6 +265,25 @@ impl RecoveryActor {
                     });
                 }
             }
+        }
+    }
+
+    /// Evidence that the dependency is back: the breaker goes HalfOpen and,
+    /// when `recovery.confirm_with_health_checks` is on, health-check probes
+    /// (tracked in `confirming`) confirm it.
+    fn recovered(
+        confirming: &mut tokio::task::JoinSet<()>,
+        job: &Job,
+        config: &crate::config::ServiceConfig,
+    ) {
+        let moved = job.recoverable.control.recovery_succeeded().is_some();
+        if moved && config.recovery.confirm_with_health_checks {
+            let probes = config.success_threshold;
+            let check = Arc::clone(&job.recoverable.check);
+            let control = job.recoverable.control.clone();
+            let timeout = config.recovery.attempt_timeout;
+            while confirming.try_join_next().is_some() {}
+            confirming.spawn(confirm(control, check, probes, timeout));
         }
     }
 }

@@ -209,26 +209,14 @@ impl fmt::Display for TransitionReason {
                 rate,
                 threshold,
                 calls,
-            } => write!(
-                f,
-                "failure rate {:.1}% over {calls} calls (threshold {:.1}%)",
-                rate * 100.0,
-                threshold * 100.0
-            ),
+            } => write_rate(f, "failure", *rate, *threshold, *calls),
             TransitionReason::SlowCallRate {
                 rate,
                 threshold,
                 calls,
-            } => write!(
-                f,
-                "slow-call rate {:.1}% over {calls} calls (threshold {:.1}%)",
-                rate * 100.0,
-                threshold * 100.0
-            ),
+            } => write_rate(f, "slow-call", *rate, *threshold, *calls),
             TransitionReason::OpenElapsed { open_for } => {
-                let millis = u64::try_from(open_for.as_millis()).unwrap_or(u64::MAX);
-                let rounded = Duration::from_millis(millis);
-                write!(f, "open for {}", humantime::format_duration(rounded))
+                write!(f, "open for {}", to_millis(*open_for))
             }
             TransitionReason::ProbesSucceeded { successes } => {
                 write!(f, "{successes} consecutive probe successes")
@@ -236,12 +224,7 @@ impl fmt::Display for TransitionReason {
             TransitionReason::ProbeFailed => f.write_str("a probe failed"),
             TransitionReason::ProbeTimedOut => f.write_str("a probe timed out"),
             TransitionReason::ProbeSlow { elapsed } => {
-                let millis = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
-                write!(
-                    f,
-                    "a probe was slow ({})",
-                    humantime::format_duration(Duration::from_millis(millis))
-                )
+                write!(f, "a probe was slow ({})", to_millis(*elapsed))
             }
             TransitionReason::RecoverySucceeded => f.write_str("recovery succeeded"),
             TransitionReason::Deescalated => f.write_str(
@@ -258,12 +241,32 @@ impl fmt::Display for TransitionReason {
             TransitionReason::FleetHint { origin, reason } => {
                 write!(f, "fleet hint from {origin}: {reason}")
             }
-            TransitionReason::FleetRecovered { origin } => {
-                write!(
-                    f,
-                    "fleet: {origin} closed after probe successes; probing here"
-                )
-            }
+            TransitionReason::FleetRecovered { origin } => write!(
+                f,
+                "fleet: {origin} closed after probe successes; probing here"
+            ),
         }
     }
+}
+
+/// A rate rule's trip, as "failure rate 55.0% over 20 calls (threshold 50.0%)".
+fn write_rate(
+    f: &mut fmt::Formatter<'_>,
+    what: &str,
+    rate: f64,
+    threshold: f64,
+    calls: u32,
+) -> fmt::Result {
+    write!(
+        f,
+        "{what} rate {:.1}% over {calls} calls (threshold {:.1}%)",
+        rate * 100.0,
+        threshold * 100.0
+    )
+}
+
+/// A duration to the millisecond, as humantime writes it ("1s 250ms").
+fn to_millis(duration: Duration) -> humantime::FormattedDuration {
+    let millis = u64::try_from(duration.as_millis()).unwrap_or(u64::MAX);
+    humantime::format_duration(Duration::from_millis(millis))
 }
