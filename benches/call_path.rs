@@ -7,7 +7,8 @@
 //! * `call_path/handle_call_rejected_open`: a call refused by an Open breaker.
 //! * `call_path/floor_async_ready_error`: the harness's floor for that: an
 //!   awaited, non-inlined `async fn` that returns the same `CallError` at once.
-//! * `…/interleaved_ratio` (printed first): the closed call over the bare
+//! * `…/interleaved_ratio` and `…/interleaved_ratio_in_task` (printed first, the
+//!   second with the caller a task on the runtime): the closed call over the bare
 //!   call with a timeout, in alternating rounds within one loop, because
 //!   the two criterion benchmarks run seconds apart and the baseline drifts.
 //! * `state_machine/seawall_admit_record` vs `state_machine/failsafe_call`
@@ -209,48 +210,66 @@ fn on_runtime(c: &mut Criterion, group_name: &str, rt: &tokio::runtime::Runtime)
 /// alternating rounds in one loop: criterion times each benchmark seconds
 /// apart, and on a shared VM the baseline itself drifts by more than the
 /// 10 % the goal allows. Printed as the median and quartiles of the rounds.
+///
+/// Measured twice: with the caller the thread inside `block_on`, then with
+/// the caller a task on the runtime, as engine code runs. On the 2-worker
+/// runtime the `block_on` caller is outside the pool, so every call parks
+/// and wakes an OS thread both ways (tens of µs on this VM) and that ratio's
+/// quartiles span ±0.1; as a task, caller and actor share the workers.
 fn interleaved_ratio(
     group_name: &str,
     rt: &tokio::runtime::Runtime,
     actor: &ActorRef<EchoMsg>,
     echo: &ServiceHandle<Echo>,
 ) {
-    const ROUNDS: usize = 201;
-    const CALLS: u64 = 2_000;
-    let mut ratios: Vec<f64> = rt.block_on(async {
-        let mut ratios = Vec::with_capacity(ROUNDS);
-        for round in 0..ROUNDS {
-            let bare = async {
-                let start = Instant::now();
-                for i in 0..CALLS {
-                    black_box(actor.call(|p| EchoMsg(i, p), Some(TIMEOUT)).await.unwrap());
-                }
-                start.elapsed()
-            };
-            let protected = async {
-                let start = Instant::now();
-                for i in 0..CALLS {
-                    black_box(echo.call(Ok(i)).await.unwrap());
-                }
-                start.elapsed()
-            };
-            // Alternate which goes first, so neither always runs warm.
-            let (bare, protected) = if round % 2 == 0 {
-                let b = bare.await;
-                (b, protected.await)
-            } else {
-                let p = protected.await;
-                (bare.await, p)
-            };
-            ratios.push(protected.as_secs_f64() / bare.as_secs_f64());
-        }
-        ratios
-    });
+    let on_thread = rt.block_on(rounds(actor.clone(), echo.clone()));
+    print_ratio(&format!("{group_name}/interleaved_ratio"), on_thread);
+    let in_task = rt
+        .block_on(rt.spawn(rounds(actor.clone(), echo.clone())))
+        .unwrap();
+    print_ratio(&format!("{group_name}/interleaved_ratio_in_task"), in_task);
+}
+
+const ROUNDS: usize = 201;
+const CALLS: u64 = 2_000;
+
+/// The closed call's time over the bare call's, per alternating round.
+async fn rounds(actor: ActorRef<EchoMsg>, echo: ServiceHandle<Echo>) -> Vec<f64> {
+    let mut ratios = Vec::with_capacity(ROUNDS);
+    for round in 0..ROUNDS {
+        let bare = async {
+            let start = Instant::now();
+            for i in 0..CALLS {
+                black_box(actor.call(|p| EchoMsg(i, p), Some(TIMEOUT)).await.unwrap());
+            }
+            start.elapsed()
+        };
+        let protected = async {
+            let start = Instant::now();
+            for i in 0..CALLS {
+                black_box(echo.call(Ok(i)).await.unwrap());
+            }
+            start.elapsed()
+        };
+        // Alternate which goes first, so neither always runs warm.
+        let (bare, protected) = if round % 2 == 0 {
+            let b = bare.await;
+            (b, protected.await)
+        } else {
+            let p = protected.await;
+            (bare.await, p)
+        };
+        ratios.push(protected.as_secs_f64() / bare.as_secs_f64());
+    }
+    ratios
+}
+
+fn print_ratio(name: &str, mut ratios: Vec<f64>) {
     ratios.sort_by(f64::total_cmp);
     let at = |q: f64| ratios[((ratios.len() - 1) as f64 * q) as usize];
     eprintln!(
-        "{group_name}/interleaved_ratio: closed call / bare call with timeout = {:.3} median \
-         (quartiles {:.3}–{:.3}) over {ROUNDS} alternating rounds of {CALLS} calls each",
+        "{name}: closed call / bare call with timeout = {:.3} median (quartiles {:.3}–{:.3}) \
+         over {ROUNDS} alternating rounds of {CALLS} calls each",
         at(0.5),
         at(0.25),
         at(0.75)
