@@ -610,6 +610,47 @@ async fn test_register_degradation_strategy_when_custom_then_closure_answers() {
     seawall.shutdown().await;
 }
 
+/// A second strategy for one service would run beside the first (a second
+/// journal-replay hook on every close, and `degraded` answering with the
+/// second while the first's handles still hold the first): it is refused,
+/// naming the service, and the first keeps answering.
+#[tokio::test(start_paused = true)]
+async fn test_set_degradation_when_already_attached_then_refused_and_first_keeps_answering() {
+    let seawall = Seawall::builder(one_service("ai_agents", |s| {
+        s.degradation.strategy = StrategyKind::Custom;
+    }))
+    .service("ai_agents", || Agent)
+    .start()
+    .await
+    .unwrap();
+    let decided = |confidence| Decision {
+        action: Action::Hold,
+        confidence,
+        source: DecisionSource::Technical,
+    };
+    let first = seawall
+        .register_degradation_strategy::<Agent>("ai_agents", move |_, _| Some(decided(0.1)))
+        .unwrap();
+    let err = seawall
+        .register_degradation_strategy::<Agent>("ai_agents", move |_, _| Some(decided(0.2)))
+        .err()
+        .expect("a second strategy for the same service was attached");
+    assert!(
+        matches!(&err, DegradationError::AlreadyAttached { service } if service == "ai_agents"),
+        "{err}"
+    );
+    let text = err.to_string();
+    assert!(text.contains("services.ai_agents"), "{text}");
+    assert!(text.contains("Seawall::degraded"), "{text}");
+    for handle in [first, seawall.degraded::<Agent>("ai_agents").unwrap()] {
+        let Reply::Fallback(answer) = handle.call("X".into()).await.unwrap() else {
+            panic!("the agent always fails: the answer must be the fallback")
+        };
+        assert_eq!(answer.value, decided(0.1));
+    }
+    seawall.shutdown().await;
+}
+
 #[tokio::test(start_paused = true)]
 async fn test_execute_with_resilience_when_function_fails_then_same_breaker_counts_and_falls_back()
 {

@@ -29,6 +29,14 @@ pub enum DegradationError {
         /// Why it cannot.
         reason: String,
     },
+    /// The service already has a strategy: attached by the builder or an
+    /// earlier call. A second would add a second journal-replay hook beside
+    /// the first, whose strategy may still hold journaled writes.
+    #[error("services.{service}: a degradation strategy is already attached (by SeawallBuilder::degradation or an earlier set_degradation); get its handle with Seawall::degraded, or attach one strategy per service")]
+    AlreadyAttached {
+        /// The service.
+        service: String,
+    },
     /// The strategy is not the kind the config chose.
     #[error("services.{service}.degradation.strategy is {configured:?} but a {registered:?} strategy was registered; set strategy = \"{}\" in actors.toml or register a {configured:?} strategy", snake(*.registered))]
     KindMismatch {
@@ -70,7 +78,9 @@ impl Seawall {
     ///
     /// The strategy must be the kind `[services.NAME.degradation].strategy`
     /// names. Its recovery hook (journal replay) runs each time the breaker
-    /// closes again.
+    /// closes again. One strategy per service: a second attachment is
+    /// [`DegradationError::AlreadyAttached`] ([`Self::degraded`] returns the
+    /// attached strategy's handle).
     pub fn set_degradation<S: Service>(
         &self,
         name: &str,
@@ -99,8 +109,17 @@ impl Seawall {
             self.reloader.running().runtime.graceful_degradation_enabled,
         )
         .with_failover(self.failover_for::<S>(name)?);
-        self.degradations
-            .insert(name.to_string(), Box::new(degraded.clone()));
+        // Claimed in one step, so two racing calls cannot both attach.
+        match self.degradations.entry(name.to_string()) {
+            dashmap::mapref::entry::Entry::Occupied(_) => {
+                return Err(DegradationError::AlreadyAttached {
+                    service: name.to_string(),
+                })
+            }
+            dashmap::mapref::entry::Entry::Vacant(slot) => {
+                slot.insert(Box::new(degraded.clone()));
+            }
+        }
         let failover = self
             .reloader
             .running()
