@@ -27,6 +27,10 @@ use seawall::{DefaultPolicy, Lifecycle};
 use seawall::{Seawall, Service, ServiceHandle};
 use std::time::{Duration, Instant};
 
+#[path = "support/quartiles.rs"]
+mod support;
+use support::quartiles;
+
 const TIMEOUT: Duration = Duration::from_secs(5);
 
 struct EchoActor;
@@ -264,15 +268,11 @@ async fn rounds(actor: ActorRef<EchoMsg>, echo: ServiceHandle<Echo>) -> Vec<f64>
     ratios
 }
 
-fn print_ratio(name: &str, mut ratios: Vec<f64>) {
-    ratios.sort_by(f64::total_cmp);
-    let at = |q: f64| ratios[((ratios.len() - 1) as f64 * q) as usize];
+fn print_ratio(name: &str, ratios: Vec<f64>) {
     eprintln!(
-        "{name}: closed call / bare call with timeout = {:.3} median (quartiles {:.3}–{:.3}) \
-         over {ROUNDS} alternating rounds of {CALLS} calls each",
-        at(0.5),
-        at(0.25),
-        at(0.75)
+        "{name}: closed call / bare call with timeout = {} over {ROUNDS} alternating rounds \
+         of {CALLS} calls each",
+        quartiles(ratios)
     );
 }
 

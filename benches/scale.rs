@@ -17,6 +17,10 @@ use seawall::{DefaultPolicy, Lifecycle};
 use seawall::{Seawall, Service, ServiceHandle};
 use std::time::{Duration, Instant};
 
+#[path = "support/quartiles.rs"]
+mod support;
+use support::quartiles;
+
 struct Echo;
 
 #[derive(Debug, thiserror::Error)]
@@ -277,7 +281,7 @@ fn interleaved_ratio<B, P, FB, FP, FutB, FutP>(
 {
     const ROUNDS: usize = 41;
     const CALLS: u64 = 25_600;
-    let mut ratios: Vec<f64> = rt.block_on(async {
+    let ratios: Vec<f64> = rt.block_on(async {
         let mut ratios = Vec::with_capacity(ROUNDS);
         for round in 0..ROUNDS {
             let (b, p) = if round % 2 == 0 {
@@ -292,14 +296,10 @@ fn interleaved_ratio<B, P, FB, FP, FutB, FutP>(
         }
         ratios
     });
-    ratios.sort_by(f64::total_cmp);
-    let at = |q: f64| ratios[((ratios.len() - 1) as f64 * q) as usize];
     eprintln!(
-        "scale/interleaved_ratio/{n}: protected / bare throughput = {:.3} median \
-         (quartiles {:.3}–{:.3}) over {ROUNDS} alternating rounds of {CALLS} calls",
-        at(0.5),
-        at(0.25),
-        at(0.75)
+        "scale/interleaved_ratio/{n}: protected / bare throughput = {} over {ROUNDS} \
+         alternating rounds of {CALLS} calls",
+        quartiles(ratios)
     );
 }
 
