@@ -578,15 +578,20 @@ async fn test_set_degradation_when_kind_differs_from_config_then_error_names_key
     seawall.shutdown().await;
 }
 
-#[tokio::test(start_paused = true)]
-async fn test_register_degradation_strategy_when_custom_then_closure_answers() {
-    let seawall = Seawall::builder(one_service("ai_agents", |s| {
+/// The AI agent (always failing) with `strategy = "custom"`.
+async fn custom_agent_tree() -> Seawall {
+    Seawall::builder(one_service("ai_agents", |s| {
         s.degradation.strategy = StrategyKind::Custom;
     }))
     .service("ai_agents", || Agent)
     .start()
     .await
-    .unwrap();
+    .unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn test_register_degradation_strategy_when_custom_then_closure_answers() {
+    let seawall = custom_agent_tree().await;
     let ai = seawall
         .register_degradation_strategy::<Agent>("ai_agents", |_, _| {
             Some(Decision {
@@ -616,13 +621,7 @@ async fn test_register_degradation_strategy_when_custom_then_closure_answers() {
 /// naming the service, and the first keeps answering.
 #[tokio::test(start_paused = true)]
 async fn test_set_degradation_when_already_attached_then_refused_and_first_keeps_answering() {
-    let seawall = Seawall::builder(one_service("ai_agents", |s| {
-        s.degradation.strategy = StrategyKind::Custom;
-    }))
-    .service("ai_agents", || Agent)
-    .start()
-    .await
-    .unwrap();
+    let seawall = custom_agent_tree().await;
     let decided = |confidence| Decision {
         action: Action::Hold,
         confidence,
