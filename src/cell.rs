@@ -294,10 +294,7 @@ impl BreakerCell {
             BreakerState::Closed | BreakerState::MetricsOnly | BreakerState::Disabled => {
                 Ok(Permit::unaccounted(word.epoch()))
             }
-            state @ (BreakerState::Open | BreakerState::ForcedOpen) => {
-                self.rejected_unlocked.bump();
-                Err(Refusal::Rejected(state, self.reject_info()))
-            }
+            state @ (BreakerState::Open | BreakerState::ForcedOpen) => Err(self.reject(state)),
             BreakerState::HalfOpen => {
                 let permit =
                     self.lock()
@@ -313,6 +310,28 @@ impl BreakerCell {
                 Ok(permit)
             }
         }
+    }
+
+    /// The refusal [`Self::admit`] would give now if the published state
+    /// refuses every call (Open or ForcedOpen), counted as a rejection;
+    /// `None` otherwise, the permit left to admission. A paced request asks
+    /// this before its rate-limit wait, so a call that will be refused
+    /// neither waits for a slot nor spends one of the dependency's.
+    pub(crate) fn refusing_all(&self) -> Option<Refusal> {
+        let word = Word::read(&self.word);
+        match word.state() {
+            state @ (BreakerState::Open | BreakerState::ForcedOpen) if !word.closing() => {
+                Some(self.reject(state))
+            }
+            _ => None,
+        }
+    }
+
+    /// Counts a rejection by `state` and says why.
+    #[inline]
+    fn reject(&self, state: BreakerState) -> Refusal {
+        self.rejected_unlocked.bump();
+        Refusal::Rejected(state, self.reject_info())
     }
 
     /// Whether the dependency has request limits: one flag, no swap.

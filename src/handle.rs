@@ -247,6 +247,11 @@ impl<S: Service> ServiceHandle<S> {
         let inner = &*self.inner;
         let cell = &*inner.cell;
         if cell.paced() {
+            // An open breaker refuses before the wait: a call that will be
+            // refused spends none of the dependency's request budget.
+            if let Some(refusal) = cell.refusing_all() {
+                return_at_once!(Err(self.refused(refusal)));
+            }
             let class = S::request_class(&request);
             // Boxed: only paced services pay for the wait's state, the
             // call future of every other service stays small.
@@ -412,6 +417,9 @@ impl<S: Service> ServiceHandle<S> {
         let inner = &*self.inner;
         let cell = &inner.cell;
         if cell.paced() {
+            if let Some(refusal) = cell.refusing_all() {
+                return Err(self.refused(refusal));
+            }
             cell.pace_now(S::request_class(&request))
                 .map_err(|refusal| self.rate_limited(refusal))?;
         }

@@ -139,6 +139,42 @@ async fn test_rate_limit_when_100_quotes_in_one_second_then_broker_sees_at_most_
     seawall.shutdown().await;
 }
 
+/// A call an open breaker will refuse is refused before the rate-limit
+/// wait: it neither waits for a slot nor spends one of the broker's, so the
+/// first call after the breaker closes goes at once. Counted on the
+/// broker's side (its log) and in virtual time.
+#[tokio::test(start_paused = true)]
+async fn test_rate_limit_when_breaker_open_then_refused_at_once_and_no_slot_spent() {
+    let (seawall, kite, broker) = shipped_kite(|_| {}).await;
+    let control = seawall.control("kite_api").unwrap();
+    control.force_open("maintenance window");
+    let t0 = Instant::now();
+    for _ in 0..5 {
+        let err = kite.call(Req::Quote).await.unwrap_err();
+        assert!(matches!(err, CallError::Rejected { .. }), "{err}");
+    }
+    assert!(matches!(
+        kite.cast(Req::Quote),
+        Err(CallError::Rejected { .. })
+    ));
+    assert_eq!(Instant::now(), t0, "a refused call waited for a rate slot");
+    control.reset();
+    kite.call(Req::Quote)
+        .await
+        .expect("the quote slot is unspent");
+    let log = broker.log.lock().unwrap().clone();
+    assert_eq!(
+        log.len(),
+        1,
+        "only the call after the reset reached the broker"
+    );
+    assert_eq!(
+        log[0].0, t0,
+        "it went at once: no refused call spent its slot"
+    );
+    seawall.shutdown().await;
+}
+
 #[tokio::test(start_paused = true)]
 async fn test_retry_after_when_dependency_names_a_pause_then_that_class_pauses_exactly_that_long() {
     let (seawall, kite, broker) = shipped_kite(|c| {
