@@ -231,7 +231,7 @@ impl<S: Service> ServiceHandle<S> {
     //
     // One function of some 70 lines on purpose: it is the hot path, and its
     // shape is measured. Moving the part before the wait into a function of
-    // its own (one refusal exit instead of four) made a refusal 31 ns instead
+    // its own (one refusal exit instead of several) made a refusal 31 ns instead
     // of 16, the result of the split being moved through the call's future
     // (BENCHMARKS.md, stop 15).
     pub(crate) async fn call_checked(
