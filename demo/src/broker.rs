@@ -365,57 +365,11 @@ impl Service for KiteHttp {
 
     async fn call(&mut self, request: BrokerRequest) -> Result<BrokerResponse, KiteError> {
         match &request {
-            BrokerRequest::Quote(symbol) => {
-                let token = self.token().await?;
-                let url = format!("{}/quote/ltp", self.base);
-                let data = self
-                    .send(
-                        self.authorized(self.client.get(url), &token)
-                            .query(&[("i", symbol)]),
-                    )
-                    .await?;
-                data[symbol.as_str()]["last_price"]
-                    .as_f64()
-                    .map(BrokerResponse::Quote)
-                    .ok_or_else(|| {
-                        KiteError::new(KiteErrorType::DataException, "quote without last_price")
-                    })
-            }
-            BrokerRequest::OrderBook => {
-                let token = self.token().await?;
-                let url = format!("{}/orders", self.base);
-                let data = self
-                    .send(self.authorized(self.client.get(url), &token))
-                    .await?;
-                serde_json::from_value(data)
-                    .map(BrokerResponse::OrderBook)
-                    .map_err(|e| KiteError::new(KiteErrorType::DataException, e.to_string()))
-            }
+            BrokerRequest::Quote(symbol) => self.quote(symbol).await,
+            BrokerRequest::OrderBook => self.order_book().await,
             BrokerRequest::Place(order) => self.order(order, "open").await,
             BrokerRequest::Exit(order) => self.order(order, "exit").await,
-            BrokerRequest::Protect(order) => {
-                let token = self.token().await?;
-                let side = match order.side {
-                    Side::Buy => "BUY",
-                    Side::Sell => "SELL",
-                };
-                let (_, symbol) = order
-                    .symbol
-                    .split_once(':')
-                    .unwrap_or(("NSE", &order.symbol));
-                let form = [
-                    ("tradingsymbol", symbol.to_string()),
-                    ("transaction_type", side.to_string()),
-                    ("quantity", order.quantity.to_string()),
-                    ("trigger_price", order.price.to_string()),
-                    ("tag", order.tag.clone()),
-                ];
-                let url = format!("{}/gtt/triggers", self.base);
-                let data = self
-                    .send(self.authorized(self.client.post(url), &token).form(&form))
-                    .await?;
-                Ok(BrokerResponse::Accepted(data["trigger_id"].to_string()))
-            }
+            BrokerRequest::Protect(order) => self.protect(order).await,
             BrokerRequest::Cancel(id) => {
                 let token = self.token().await?;
                 let url = format!("{}/orders/regular/{id}", self.base);
@@ -424,6 +378,59 @@ impl Service for KiteHttp {
                 Ok(BrokerResponse::Accepted(id.clone()))
             }
         }
+    }
+}
+
+impl KiteHttp {
+    async fn quote(&mut self, symbol: &str) -> Result<BrokerResponse, KiteError> {
+        let token = self.token().await?;
+        let url = format!("{}/quote/ltp", self.base);
+        let data = self
+            .send(
+                self.authorized(self.client.get(url), &token)
+                    .query(&[("i", symbol)]),
+            )
+            .await?;
+        data[symbol]["last_price"]
+            .as_f64()
+            .map(BrokerResponse::Quote)
+            .ok_or_else(|| KiteError::new(KiteErrorType::DataException, "quote without last_price"))
+    }
+
+    async fn order_book(&mut self) -> Result<BrokerResponse, KiteError> {
+        let token = self.token().await?;
+        let url = format!("{}/orders", self.base);
+        let data = self
+            .send(self.authorized(self.client.get(url), &token))
+            .await?;
+        serde_json::from_value(data)
+            .map(BrokerResponse::OrderBook)
+            .map_err(|e| KiteError::new(KiteErrorType::DataException, e.to_string()))
+    }
+
+    /// A stop-loss as a GTT trigger (Kite's `/gtt/triggers`).
+    async fn protect(&mut self, order: &Order) -> Result<BrokerResponse, KiteError> {
+        let token = self.token().await?;
+        let side = match order.side {
+            Side::Buy => "BUY",
+            Side::Sell => "SELL",
+        };
+        let (_, symbol) = order
+            .symbol
+            .split_once(':')
+            .unwrap_or(("NSE", &order.symbol));
+        let form = [
+            ("tradingsymbol", symbol.to_string()),
+            ("transaction_type", side.to_string()),
+            ("quantity", order.quantity.to_string()),
+            ("trigger_price", order.price.to_string()),
+            ("tag", order.tag.clone()),
+        ];
+        let url = format!("{}/gtt/triggers", self.base);
+        let data = self
+            .send(self.authorized(self.client.post(url), &token).form(&form))
+            .await?;
+        Ok(BrokerResponse::Accepted(data["trigger_id"].to_string()))
     }
 }
 

@@ -399,6 +399,25 @@ impl Book {
     }
 }
 
+/// Wires what runs beside the tree: SIGHUP reload (with a config file),
+/// the broker's view of the modes, and where to look.
+fn announce(seawall: &Seawall, options: &DemoOptions, deps: &Dependencies) {
+    #[cfg(unix)]
+    if options.config_file.is_some() {
+        if let Err(error) = seawall.reload_on_sighup() {
+            tracing::warn!(%error, "cannot watch SIGHUP; reload through the admin route instead");
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = options;
+    deps.server
+        .watch_modes(seawall.modes(), seawall.subscribe());
+    if let Some(addr) = seawall.http_addr() {
+        tracing::info!("health endpoints on http://{addr}/api/v1/system/health/comprehensive");
+    }
+    tracing::info!(broker = %deps.server.url(), "demo broker (Kite Connect v3 shapes) listening");
+}
+
 /// Runs the demo and returns its summary.
 pub async fn run(
     mut options: DemoOptions,
@@ -416,18 +435,7 @@ pub async fn run(
             .with_journal_capacity(database.journal_capacity),
     );
     let seawall = start_tree(&options, &deps, &book, &journal).await?;
-    #[cfg(unix)]
-    if options.config_file.is_some() {
-        if let Err(error) = seawall.reload_on_sighup() {
-            tracing::warn!(%error, "cannot watch SIGHUP; reload through the admin route instead");
-        }
-    }
-    deps.server
-        .watch_modes(seawall.modes(), seawall.subscribe());
-    if let Some(addr) = seawall.http_addr() {
-        tracing::info!("health endpoints on http://{addr}/api/v1/system/health/comprehensive");
-    }
-    tracing::info!(broker = %deps.server.url(), "demo broker (Kite Connect v3 shapes) listening");
+    announce(&seawall, &options, &deps);
     let engine = Engine {
         kite: &seawall.degraded_of(KITE)?,
         feed: &seawall.degraded_of(MARKET_DATA)?,
@@ -462,9 +470,9 @@ pub async fn run(
         entry.final_state = control.state().as_str().to_string();
         entry.degraded_replies = degraded.get(control.name()).copied().unwrap_or(0);
     }
+    counter.abort();
     summary.services = counts;
     summary.trading.score_component = seawall.health_report().components.trading;
-    counter.abort();
     seawall.shutdown().await;
     deps.server.stop().await;
     Ok(summary)
@@ -566,8 +574,7 @@ impl Dependencies {
 }
 
 /// The supervision tree over the four dependencies, each with its
-/// degradation (checked against the config when the tree starts). Its
-/// length is one builder chain: the tree's description, service by service.
+/// degradation (checked against the config when the tree starts).
 async fn start_tree(
     options: &DemoOptions,
     deps: &Dependencies,
@@ -581,60 +588,11 @@ async fn start_tree(
     } else {
         ConservativeHold::hold()
     };
-    let (url, s, f) = (
-        deps.server.url(),
-        Arc::clone(&deps.session),
-        Arc::clone(&deps.client_faults),
-    );
-    let (path, dp) = (options.db_path.clone(), Arc::clone(&deps.db_plan));
-    let (agent_seed, bad_seen, ap) = (
-        std::sync::atomic::AtomicU64::new(deps.seed),
-        Arc::clone(&deps.agents_saw_bad),
-        Arc::clone(&deps.ai_plan),
-    );
-    let (t, b, fp) = (
-        Arc::clone(&deps.tape),
-        Arc::clone(&deps.bad_quotes),
-        Arc::clone(&deps.feed_plan),
-    );
-    let mut builder = Seawall::builder(options.config.clone());
-    if let Some(file) = &options.config_file {
-        let (compress_time, total) = (
-            options.compress,
-            options.duration.unwrap_or(Duration::from_secs(60)),
-        );
-        builder = builder.config_file_adjusted(file, move |config| {
-            fit_to_run(config, compress_time, total);
-        });
-    }
-    builder
-        .admin_token(options.admin_token.clone())
-        .register(KITE, move || {
-            KiteHttp::new(
-                url.clone(),
-                API_KEY.to_string(),
-                Arc::clone(&s),
-                Arc::clone(&f),
-            )
-        })
-        .register(DATABASE, move || {
-            Chaos::new(SimDatabase::new(path.clone()), Arc::clone(&dp))
-        })
-        .register(AI_AGENTS, move || {
-            let rng = fastrand::Rng::with_seed(agent_seed.fetch_add(1, Ordering::Relaxed));
-            let bad_prices_seen = Arc::clone(&bad_seen);
-            Chaos::new(
-                SimAgents {
-                    rng,
-                    bad_prices_seen,
-                },
-                Arc::clone(&ap),
-            )
-        })
-        .register(MARKET_DATA, move || {
-            let (tape, bad) = (Arc::clone(&t), Arc::clone(&b));
-            Chaos::new(SimFeed { tape, bad }, Arc::clone(&fp))
-        })
+    base_builder(options)
+        .register(KITE, deps.kite_factory())
+        .register(DATABASE, deps.database_factory(&options.db_path))
+        .register(AI_AGENTS, deps.agents_factory())
+        .register(MARKET_DATA, deps.feed_factory())
         .degradation(
             KITE,
             DisableOrders::with_cached_reads(
@@ -651,6 +609,80 @@ async fn start_tree(
         .degradation(DATABASE, Arc::clone(journal))
         .start()
         .await
+}
+
+/// The builder over the run's config; with a config file, reloads of it
+/// are fitted to the run as the first load was.
+fn base_builder(options: &DemoOptions) -> seawall::SeawallBuilder {
+    let builder = Seawall::builder(options.config.clone()).admin_token(options.admin_token.clone());
+    let Some(file) = &options.config_file else {
+        return builder;
+    };
+    let (compress_time, total) = (
+        options.compress,
+        options.duration.unwrap_or(Duration::from_secs(60)),
+    );
+    builder.config_file_adjusted(file, move |config| {
+        fit_to_run(config, compress_time, total);
+    })
+}
+
+/// Each service actor's instance, made anew on every (re)start.
+impl Dependencies {
+    fn kite_factory(&self) -> impl Fn() -> KiteHttp + Send + Sync + 'static {
+        let (url, session, faults) = (
+            self.server.url(),
+            Arc::clone(&self.session),
+            Arc::clone(&self.client_faults),
+        );
+        move || {
+            KiteHttp::new(
+                url.clone(),
+                API_KEY.to_string(),
+                Arc::clone(&session),
+                Arc::clone(&faults),
+            )
+        }
+    }
+
+    fn database_factory(
+        &self,
+        path: &std::path::Path,
+    ) -> impl Fn() -> Chaos<SimDatabase> + Send + Sync + 'static {
+        let (path, plan) = (path.to_path_buf(), Arc::clone(&self.db_plan));
+        move || Chaos::new(SimDatabase::new(path.clone()), Arc::clone(&plan))
+    }
+
+    fn agents_factory(&self) -> impl Fn() -> Chaos<SimAgents> + Send + Sync + 'static {
+        let (seed, bad_seen, plan) = (
+            std::sync::atomic::AtomicU64::new(self.seed),
+            Arc::clone(&self.agents_saw_bad),
+            Arc::clone(&self.ai_plan),
+        );
+        move || {
+            let rng = fastrand::Rng::with_seed(seed.fetch_add(1, Ordering::Relaxed));
+            let bad_prices_seen = Arc::clone(&bad_seen);
+            Chaos::new(
+                SimAgents {
+                    rng,
+                    bad_prices_seen,
+                },
+                Arc::clone(&plan),
+            )
+        }
+    }
+
+    fn feed_factory(&self) -> impl Fn() -> Chaos<SimFeed> + Send + Sync + 'static {
+        let (tape, bad, plan) = (
+            Arc::clone(&self.tape),
+            Arc::clone(&self.bad_quotes),
+            Arc::clone(&self.feed_plan),
+        );
+        move || {
+            let (tape, bad) = (Arc::clone(&tape), Arc::clone(&bad));
+            Chaos::new(SimFeed { tape, bad }, Arc::clone(&plan))
+        }
+    }
 }
 
 /// The trading loop, until the run's duration or a stop; returns how many
@@ -1047,18 +1079,17 @@ impl Engine<'_> {
             })
     }
 
-    #[allow(clippy::too_many_arguments)]
-    async fn order(
+    /// The next order's request (an exit when it sells a long position),
+    /// its tag, and its quantity signed as the position moves.
+    fn new_order(
         &self,
         state: &mut Book,
-        summary: &mut Summary,
         symbol: &'static str,
         side: Side,
         position: i64,
         price: f64,
         rng: &mut fastrand::Rng,
-        raw_kite: &mut KiteHttp,
-    ) {
+    ) -> (BrokerRequest, String, i64) {
         let quantity = 1 + rng.u32(0..5);
         state.orders_sent += 1;
         let order = Order {
@@ -1079,6 +1110,22 @@ impl Engine<'_> {
         } else {
             -i64::from(quantity)
         };
+        (request, tag, signed)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn order(
+        &self,
+        state: &mut Book,
+        summary: &mut Summary,
+        symbol: &'static str,
+        side: Side,
+        position: i64,
+        price: f64,
+        rng: &mut fastrand::Rng,
+        raw_kite: &mut KiteHttp,
+    ) {
+        let (request, tag, signed) = self.new_order(state, symbol, side, position, price, rng);
         summary.orders.attempted += 1;
         let placed = self.send_order(request, raw_kite).await;
         match placed {

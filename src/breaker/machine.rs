@@ -341,51 +341,33 @@ impl CircuitBreaker {
         elapsed: Duration,
         now: Instant,
     ) -> Option<Transition> {
-        if permit.counted {
-            self.in_flight = self.in_flight.saturating_sub(1);
-        } else {
-            self.admitted += 1;
-        }
+        let current = self.release(&permit);
         self.count(outcome, elapsed, now);
-        let current = permit.epoch == self.epoch;
-        if let Some(slot) = permit.probe_slot {
-            if current {
-                self.probe_started[slot as usize] = None;
-                self.probes_in_flight = self.probes_in_flight.saturating_sub(1);
-            }
-        }
         if !current || self.state == BreakerState::Disabled {
             return None;
         }
         match (self.state, outcome) {
             (_, Outcome::Ignored) => None,
             (BreakerState::Closed | BreakerState::MetricsOnly, Outcome::Success) => {
-                self.consecutive_failures = 0;
-                self.consecutive_successes = self.consecutive_successes.saturating_add(1);
+                self.note_success();
                 self.push_window(false, elapsed, now);
                 self.check_trip(now)
             }
             (BreakerState::Closed | BreakerState::MetricsOnly, Outcome::Failure(kind)) => {
-                self.last_failure_crash = kind == super::FailureKind::Crash;
-                self.consecutive_successes = 0;
-                self.consecutive_failures = self.consecutive_failures.saturating_add(1);
+                self.note_failure(kind);
                 self.push_window(true, elapsed, now);
                 self.check_trip(now)
             }
             (BreakerState::HalfOpen, Outcome::Success) => {
-                self.consecutive_failures = 0;
-                self.consecutive_successes = self.consecutive_successes.saturating_add(1);
+                self.note_success();
                 // A non-probe call admitted in this epoch cannot exist in
                 // HalfOpen; only probes decide it.
                 permit.probe_slot?;
                 self.probe_succeeded(elapsed, now)
             }
             (BreakerState::HalfOpen, Outcome::Failure(kind)) => {
-                self.last_failure_crash = kind == super::FailureKind::Crash;
-                self.consecutive_successes = 0;
-                self.consecutive_failures = self.consecutive_failures.saturating_add(1);
-                // A non-probe call admitted in this epoch cannot exist in
-                // HalfOpen; only probes decide it.
+                self.note_failure(kind);
+                // As for a success: only probes decide HalfOpen.
                 permit.probe_slot?;
                 self.reopens = self.reopens.saturating_add(1);
                 Some(self.open(TransitionReason::ProbeFailed, now))
@@ -394,6 +376,39 @@ impl CircuitBreaker {
             // bumps the epoch, so a current permit cannot land here.
             (BreakerState::Open | BreakerState::ForcedOpen | BreakerState::Disabled, _) => None,
         }
+    }
+
+    /// Gives back what `permit` held (its place in flight, its probe slot);
+    /// whether it was issued in the current epoch, the only one whose
+    /// outcomes may move the breaker.
+    #[inline]
+    fn release(&mut self, permit: &Permit) -> bool {
+        if permit.counted {
+            self.in_flight = self.in_flight.saturating_sub(1);
+        } else {
+            self.admitted += 1;
+        }
+        let current = permit.epoch == self.epoch;
+        if let Some(slot) = permit.probe_slot {
+            if current {
+                self.probe_started[slot as usize] = None;
+                self.probes_in_flight = self.probes_in_flight.saturating_sub(1);
+            }
+        }
+        current
+    }
+
+    #[inline]
+    fn note_success(&mut self) {
+        self.consecutive_failures = 0;
+        self.consecutive_successes = self.consecutive_successes.saturating_add(1);
+    }
+
+    #[inline]
+    fn note_failure(&mut self, kind: super::FailureKind) {
+        self.last_failure_crash = kind == super::FailureKind::Crash;
+        self.consecutive_successes = 0;
+        self.consecutive_failures = self.consecutive_failures.saturating_add(1);
     }
 
     /// A HalfOpen probe succeeded: a slow one re-opens (under a slow-call

@@ -296,10 +296,10 @@ impl SeawallBuilder {
         Ok(())
     }
 
-    /// Validates, then spawns the root, the recovery actor, one breaker
-    /// actor per service with its service actors (in registration order),
-    /// and the health actor. The HTTP face is started above this layer;
-    /// the admin token is handed back for it.
+    /// Validates, then spawns the root and everything under it
+    /// ([`spawn_under`]). The HTTP face is started above this layer; the
+    /// admin token is handed back for it. A start that fails part-way
+    /// stops the root, and with it whatever already runs under it.
     pub(crate) async fn spawn_tree(self) -> Result<(Seawall, Option<String>), StartError> {
         self.config.validate("actors.toml")?;
         self.check_registrations()?;
@@ -307,46 +307,23 @@ impl SeawallBuilder {
         let (root, _) = Actor::spawn(None, RootActor, ())
             .await
             .map_err(spawn_error("root"))?;
-        let (events, _) = broadcast::channel(EVENT_CAPACITY);
-        let (recovery, _) =
-            Actor::spawn_linked(None, RecoveryActor, events.clone(), root.get_cell())
-                .await
-                .map_err(spawn_error("recovery"))?;
-        let gate = Arc::new(OrderGate::default());
-        let parts = SpawnParts {
-            root: root.get_cell(),
-            events: events.clone(),
-            recovery: recovery.clone(),
-            seed: config.runtime.seed,
-            breakers_enabled: config.runtime.circuit_breaker_enabled,
-            auto_recovery: config.runtime.auto_recovery_enabled,
-            gate: Arc::clone(&gate),
-            health: Arc::default(),
-        };
-        let services = match spawn_services(&config, self.services, &parts).await {
-            Ok(services) => services,
+        let tree = match spawn_under(&root, &config, self.services, self.sampler).await {
+            Ok(tree) => tree,
             Err(e) => {
                 root.stop(None);
                 return Err(e);
             }
         };
-        let (modes_tx, modes_rx) = watch::channel(Modes::normal(std::time::SystemTime::now()));
-        gate.attach(modes_rx.clone());
-        let shared = health_shared(&config, &services, modes_rx.clone());
-        let health_args = health_args(&config, &services, &shared, modes_tx, &parts, self.sampler);
-        let (health, _) = Actor::spawn_linked(None, HealthActor, health_args, root.get_cell())
-            .await
-            .map_err(spawn_error("health"))?;
         let seawall = assemble(Assembly {
             root,
-            recovery,
-            health,
-            shared,
-            modes: modes_rx,
-            services,
-            events,
-            gate,
-            parts,
+            recovery: tree.recovery,
+            health: tree.health,
+            shared: tree.shared,
+            modes: tree.modes,
+            services: tree.services,
+            events: tree.parts.events.clone(),
+            gate: Arc::clone(&tree.parts.gate),
+            parts: tree.parts,
             file: self.config_file,
             adjust: self.adjust,
             config,
@@ -362,6 +339,58 @@ impl SeawallBuilder {
         }
         Ok((seawall, self.admin_token))
     }
+}
+
+/// The actors under the root, as [`spawn_under`] started them.
+struct Spawned {
+    recovery: ActorRef<RecoveryMsg>,
+    health: ActorRef<crate::actor::HealthMsg>,
+    shared: Arc<HealthShared>,
+    modes: watch::Receiver<Modes>,
+    services: Vec<Registered>,
+    parts: SpawnParts,
+}
+
+/// Spawns, linked to `root`: the recovery actor, one breaker actor per
+/// service with its service actors (in registration order), and the health
+/// actor. On an error the caller stops `root`, which stops what did start.
+async fn spawn_under(
+    root: &ActorRef<()>,
+    config: &RunningConfig,
+    spawners: Vec<(String, &'static str, Spawner)>,
+    sampler: Option<Box<dyn crate::health::system::SampleSource>>,
+) -> Result<Spawned, StartError> {
+    let (events, _) = broadcast::channel(EVENT_CAPACITY);
+    let (recovery, _) = Actor::spawn_linked(None, RecoveryActor, events.clone(), root.get_cell())
+        .await
+        .map_err(spawn_error("recovery"))?;
+    let gate = Arc::new(OrderGate::default());
+    let parts = SpawnParts {
+        root: root.get_cell(),
+        events,
+        recovery: recovery.clone(),
+        seed: config.runtime.seed,
+        breakers_enabled: config.runtime.circuit_breaker_enabled,
+        auto_recovery: config.runtime.auto_recovery_enabled,
+        gate: Arc::clone(&gate),
+        health: Arc::default(),
+    };
+    let services = spawn_services(config, spawners, &parts).await?;
+    let (modes_tx, modes) = watch::channel(Modes::normal(std::time::SystemTime::now()));
+    gate.attach(modes.clone());
+    let shared = health_shared(config, &services, modes.clone());
+    let health_args = health_args(config, &services, &shared, modes_tx, &parts, sampler);
+    let (health, _) = Actor::spawn_linked(None, HealthActor, health_args, root.get_cell())
+        .await
+        .map_err(spawn_error("health"))?;
+    Ok(Spawned {
+        recovery,
+        health,
+        shared,
+        modes,
+        services,
+        parts,
+    })
 }
 
 /// Each registered service's breaker and service actors, in registration order.

@@ -110,20 +110,20 @@ fn wall_ms() -> u128 {
         .map_or(0, |d| d.as_millis())
 }
 
-#[tokio::main]
-async fn main() {
+/// Logs go to stderr: stdout carries the JSON facts the fleet test reads.
+fn init_logging() {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .init();
-    let mut args = std::env::args().skip(1);
-    let (Some(path), Some(broker)) = (args.next(), args.next()) else {
-        eprintln!("usage: fleet_node CONFIG BROKER_URL");
-        std::process::exit(2);
-    };
-    let config = match seawall::config::Config::load(&path) {
+}
+
+/// Starts the tree with `kite_api` pointed at `broker`; exits on a bad
+/// config (2) or a failed start (1), with the error on stderr.
+async fn start(path: &str, broker: String) -> Seawall {
+    let config = match seawall::config::Config::load(path) {
         Ok(config) => config,
         Err(e) => {
             eprintln!("{e}");
@@ -138,15 +138,12 @@ async fn main() {
         .pool_max_idle_per_host(0)
         .build()
         .unwrap_or_default();
-    let make = {
-        let (client, base, node) = (client, broker, node.clone());
-        move || Broker {
-            client: client.clone(),
-            base: base.clone(),
-            node: node.clone(),
-        }
+    let make = move || Broker {
+        client: client.clone(),
+        base: broker.clone(),
+        node: node.clone(),
     };
-    let seawall = match Seawall::builder(config)
+    match Seawall::builder(config)
         .service("kite_api", make)
         .start()
         .await
@@ -156,10 +153,12 @@ async fn main() {
             eprintln!("{e}");
             std::process::exit(1);
         }
-    };
-    if let Some(addr) = seawall.http_addr() {
-        say(serde_json::json!({ "http": addr.to_string() }));
     }
+}
+
+/// Prints every breaker transition with its wall time, for the fleet
+/// test to order the nodes' trips.
+fn print_transitions(seawall: &Seawall) {
     let mut events = seawall.subscribe();
     tokio::spawn(async move {
         while let Ok(event) = events.recv().await {
@@ -178,24 +177,42 @@ async fn main() {
             }
         }
     });
+}
+
+/// Orders start at once, or with FLEET_NODE_IDLE=1 on the first SIGUSR1
+/// (the fleet bench measures the fleet's own traffic first, then trips one
+/// node for the hint).
+fn start_orders(handle: seawall::ServiceHandle<Broker>) {
+    if std::env::var_os("FLEET_NODE_IDLE").is_none() {
+        send_orders(&handle);
+        return;
+    }
+    let mut usr1 = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1())
+        .expect("SIGUSR1");
+    tokio::spawn(async move {
+        if usr1.recv().await.is_some() {
+            send_orders(&handle);
+        }
+    });
+}
+
+#[tokio::main]
+async fn main() {
+    init_logging();
+    let mut args = std::env::args().skip(1);
+    let (Some(path), Some(broker)) = (args.next(), args.next()) else {
+        eprintln!("usage: fleet_node CONFIG BROKER_URL");
+        std::process::exit(2);
+    };
+    let seawall = start(&path, broker).await;
+    if let Some(addr) = seawall.http_addr() {
+        say(serde_json::json!({ "http": addr.to_string() }));
+    }
+    print_transitions(&seawall);
     let handle = seawall
         .handle::<Broker>("kite_api")
         .expect("kite_api is registered above");
-    // FLEET_NODE_IDLE=1: no orders until SIGUSR1 (the fleet bench measures
-    // the fleet's own traffic first, then trips one node for the hint).
-    if std::env::var_os("FLEET_NODE_IDLE").is_some() {
-        let handle = handle.clone();
-        let mut usr1 =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1())
-                .expect("SIGUSR1");
-        tokio::spawn(async move {
-            if usr1.recv().await.is_some() {
-                send_orders(&handle);
-            }
-        });
-    } else {
-        send_orders(&handle);
-    }
+    start_orders(handle);
     let mut term =
         tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM");
     tokio::select! {
