@@ -47,6 +47,7 @@ use wire::{Hint, Wire};
 
 /// Why a fleet could not start.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum FleetError {
     /// The cookie is missing: a fleet never starts without one.
     #[error("[fleet] is set but {FLEET_COOKIE_VARIABLE} is not; export the same secret on every node of the fleet (or remove [fleet] to run alone)")]

@@ -113,6 +113,7 @@ impl Registered {
 
 /// Why [`Seawall::handle`] could not give a handle.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum HandleError {
     /// No service of that name was registered.
     #[error("no service named `{name}` is running; registered: {registered}; register it with SeawallBuilder::service")]

@@ -4,6 +4,7 @@ use std::fmt;
 
 /// Why a configuration could not be loaded.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ConfigError {
     /// The file could not be read.
     #[error("cannot read {path}: {source}; check the path, or pass --config with the right file")]

@@ -32,6 +32,7 @@ const EVENT_CAPACITY: usize = 1024;
 
 /// Why the tree could not start.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum StartError {
     /// A service was registered that the config does not describe.
     #[error("service `{name}` is registered but actors.toml has no [services.{name}] table; add one (every key has a default)")]

@@ -17,6 +17,7 @@ use std::sync::Arc;
 
 /// Why a breaker could not be added at run time.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum RegisterError {
     /// The name is taken by a service or another run-time breaker.
     #[error("a breaker named `{name}` already exists; choose another name")]

@@ -47,6 +47,7 @@ use tokio::sync::broadcast;
 
 /// Why a reload changed nothing.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ReloadError {
     /// The tree was not told which file it runs.
     #[error("no config file to reload; start the tree with SeawallBuilder::config_file(path)")]

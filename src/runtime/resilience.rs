@@ -15,6 +15,7 @@ use std::sync::Arc;
 
 /// Why a degradation strategy could not be registered.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum DegradationError {
     /// The service is not running, or runs another type.
     #[error(transparent)]
