@@ -116,10 +116,13 @@ impl Fleet {
 }
 
 /// Counts sessions that closed before they authenticated: a peer with the
-/// wrong cookie (or no seawall at all).
+/// wrong cookie, without a certificate the fleet's TLS trusts, or no
+/// seawall at all.
 struct Refusals {
     refused: Arc<AtomicU64>,
     authenticated: dashmap::DashSet<u64>,
+    /// Whether the links are TLS: the log then names the certificate too.
+    tls: bool,
 }
 
 impl NodeEventSubscription for Refusals {
@@ -128,7 +131,12 @@ impl NodeEventSubscription for Refusals {
     fn node_session_disconnected(&self, ses: ractor_cluster::node::NodeServerSessionInformation) {
         if self.authenticated.remove(&ses.node_id).is_none() {
             self.refused.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(peer = %ses.peer_addr, "fleet: refused a node that failed authentication (wrong SEAWALL_FLEET_COOKIE?)");
+            let why = if self.tls {
+                "wrong SEAWALL_FLEET_COOKIE, or no certificate the fleet's TLS trusts?"
+            } else {
+                "wrong SEAWALL_FLEET_COOKIE?"
+            };
+            tracing::warn!(peer = %ses.peer_addr, "fleet: refused a node that failed authentication ({why})");
         } else {
             tracing::info!(peer = %ses.peer_addr, "fleet: link to a node closed");
         }
@@ -226,6 +234,7 @@ async fn listen(
         subscription: Box::new(Refusals {
             refused: Arc::clone(&refused),
             authenticated: Default::default(),
+            tls: tls.is_some(),
         }),
     });
     Ok((server, refused))

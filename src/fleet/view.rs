@@ -103,7 +103,11 @@ pub struct FleetView {
     pub largest_seen: u32,
     /// A silent node is unreachable after this long, in milliseconds.
     pub unreachable_after_ms: u64,
-    /// Connections refused because the peer failed the cookie check.
+    /// Links that closed before the peer authenticated: a wrong cookie, or
+    /// (for a link this node dialled) a TLS handshake the peer refused. A
+    /// handshake this node's own TLS listener refuses never becomes a link:
+    /// ractor_cluster logs it (`Error establishing secure socket`), and it
+    /// is not counted here.
     pub refused_connections: u64,
     /// Every node heard from since this one started, this one first.
     pub nodes: Vec<NodeView>,

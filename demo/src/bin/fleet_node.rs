@@ -6,6 +6,12 @@
 //! node's share of the rate budget allow. It prints one JSON line per fact
 //! on stdout (the HTTP address, every breaker transition with its wall
 //! time) and logs to stderr. The cookie comes from `SEAWALL_FLEET_COOKIE`.
+//!
+//! With `FLEET_TLS_DIR` set, the fleet's links are mutual TLS: the
+//! directory holds `ca.pem` (the fleet's CA), `node.pem` and `node.key`
+//! (this node's certificate, issued by that CA for `seawall-fleet`). Every
+//! node both proves itself with its certificate and checks the peer's, so
+//! a process without one from the fleet's CA cannot join.
 
 use seawall::{CallError, Evidence, Lifecycle, Policy, Seawall, Service};
 use std::time::{Duration, SystemTime};
@@ -120,6 +126,54 @@ fn init_logging() {
         .init();
 }
 
+/// The server name every fleet certificate carries.
+const FLEET_SERVER_NAME: &str = "seawall-fleet";
+
+/// Mutual TLS for the fleet's links from the PEM files in `dir`.
+fn fleet_tls(dir: &std::path::Path) -> Result<seawall::fleet::FleetTls, String> {
+    use tokio_rustls::rustls::pki_types::pem::PemObject;
+    use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+    use tokio_rustls::rustls::{self, crypto::aws_lc_rs, server::WebPkiClientVerifier};
+    use tokio_rustls::{TlsAcceptor, TlsConnector};
+    let file = |name: &str| dir.join(name);
+    let certs = |name: &str| -> Result<Vec<CertificateDer<'static>>, String> {
+        CertificateDer::pem_file_iter(file(name))
+            .and_then(|certs| certs.collect())
+            .map_err(|e| format!("{}: {e}", file(name).display()))
+    };
+    let mut roots = rustls::RootCertStore::empty();
+    for ca in certs("ca.pem")? {
+        roots.add(ca).map_err(|e| format!("ca.pem: {e}"))?;
+    }
+    let roots = std::sync::Arc::new(roots);
+    let chain = certs("node.pem")?;
+    let key = PrivateKeyDer::from_pem_file(file("node.key"))
+        .map_err(|e| format!("{}: {e}", file("node.key").display()))?;
+    let provider = std::sync::Arc::new(aws_lc_rs::default_provider());
+    let peers = WebPkiClientVerifier::builder_with_provider(roots.clone(), provider.clone())
+        .build()
+        .map_err(|e| e.to_string())?;
+    let server = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_client_cert_verifier(peers)
+        .with_single_cert(chain.clone(), key.clone_key())
+        .map_err(|e| format!("node.pem/node.key: {e}"))?;
+    let client = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_client_auth_cert(chain, key)
+        .map_err(|e| format!("node.pem/node.key: {e}"))?;
+    Ok(seawall::fleet::FleetTls {
+        acceptor: TlsAcceptor::from(std::sync::Arc::new(server)),
+        connector: TlsConnector::from(std::sync::Arc::new(client)),
+        server_name: ServerName::try_from(FLEET_SERVER_NAME)
+            .map_err(|e| e.to_string())?
+            .to_owned(),
+    })
+}
+
 /// Starts the tree with `kite_api` pointed at `broker`; exits on a bad
 /// config (2) or a failed start (1), with the error on stderr.
 async fn start(path: &str, broker: String) -> Seawall {
@@ -143,11 +197,17 @@ async fn start(path: &str, broker: String) -> Seawall {
         base: broker.clone(),
         node: node.clone(),
     };
-    match Seawall::builder(config)
-        .service("kite_api", make)
-        .start()
-        .await
-    {
+    let mut builder = Seawall::builder(config).service("kite_api", make);
+    if let Some(dir) = std::env::var_os("FLEET_TLS_DIR") {
+        match fleet_tls(std::path::Path::new(&dir)) {
+            Ok(tls) => builder = builder.fleet_tls(tls),
+            Err(e) => {
+                eprintln!("FLEET_TLS_DIR: {e}");
+                std::process::exit(2);
+            }
+        }
+    }
+    match builder.start().await {
         Ok(seawall) => seawall,
         Err(e) => {
             eprintln!("{e}");

@@ -109,16 +109,32 @@ pub struct Node {
 
 impl Node {
     pub fn start(config: &Path, broker: &str, name: &str, cookie: &str) -> Node {
-        Self::spawn(config, broker, name, cookie, false)
+        Self::spawn(config, broker, name, cookie, false, None)
+    }
+
+    /// A node whose fleet links are mutual TLS with the PEM files in
+    /// `tls` (`ca.pem`, `node.pem`, `node.key`; see `fleet_node`).
+    pub fn start_tls(config: &Path, broker: &str, name: &str, tls: &Path) -> Node {
+        Self::spawn(config, broker, name, COOKIE, false, Some(tls))
     }
 
     /// A node that sends no orders and logs nothing (the fleet bench).
     pub fn start_idle(config: &Path, broker: &str, name: &str) -> Node {
-        Self::spawn(config, broker, name, COOKIE, true)
+        Self::spawn(config, broker, name, COOKIE, true, None)
     }
 
-    fn spawn(config: &Path, broker: &str, name: &str, cookie: &str, idle: bool) -> Node {
+    fn spawn(
+        config: &Path,
+        broker: &str,
+        name: &str,
+        cookie: &str,
+        idle: bool,
+        tls: Option<&Path>,
+    ) -> Node {
         let mut command = Command::new(env!("CARGO_BIN_EXE_fleet_node"));
+        if let Some(dir) = tls {
+            command.env("FLEET_TLS_DIR", dir);
+        }
         command
             .arg(config)
             .arg(broker)
