@@ -73,7 +73,11 @@ pub struct Seawall {
     extensions: dashmap::DashMap<std::any::TypeId, Box<dyn Any + Send + Sync>>,
     /// Breakers added with `register_circuit_breaker` while running.
     runtime_breakers: Arc<dashmap::DashMap<String, Registered>>,
+    /// The services registered at start, in registration order.
     services: Vec<Registered>,
+    /// Where each of them is in `services`: a lookup by name is one hash,
+    /// not a scan (thousands of services, an HTTP route per breaker).
+    by_name: std::collections::HashMap<Arc<str>, usize>,
     events: broadcast::Sender<Event>,
     shutdown: CancellationToken,
     /// The tree's own tasks outside its actors (degradation watchers):
@@ -220,14 +224,10 @@ impl Seawall {
     /// The typed handle for service `name` ([`Self::handle_of`] keeps the
     /// name and the type together).
     pub fn handle<S: Service>(&self, name: &str) -> Result<ServiceHandle<S>, HandleError> {
-        let entry = self
-            .services
-            .iter()
-            .find(|s| &*s.name == name)
-            .ok_or_else(|| HandleError::Unknown {
-                name: name.to_string(),
-                registered: self.names().collect::<Vec<_>>().join(", "),
-            })?;
+        let entry = self.registered(name).ok_or_else(|| HandleError::Unknown {
+            name: name.to_string(),
+            registered: self.names().collect::<Vec<_>>().join(", "),
+        })?;
         entry
             .handle
             .downcast_ref::<ServiceHandle<S>>()
@@ -249,10 +249,12 @@ impl Seawall {
     /// The untyped breaker controls for service `name` (for operators and
     /// the HTTP layer).
     pub fn breaker(&self, name: &str) -> Option<&BreakerControl> {
-        self.services
-            .iter()
-            .find(|s| &*s.name == name)
-            .map(|s| &s.control)
+        self.registered(name).map(|s| &s.control)
+    }
+
+    /// A service registered at start, by name.
+    fn registered(&self, name: &str) -> Option<&Registered> {
+        self.by_name.get(name).map(|&i| &self.services[i])
     }
 
     /// Every breaker, in registration order.

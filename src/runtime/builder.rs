@@ -457,6 +457,12 @@ fn assemble(a: Assembly) -> Seawall {
         modes: a.modes,
         degradations: dashmap::DashMap::new(),
         extensions: dashmap::DashMap::new(),
+        by_name: a
+            .services
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (Arc::clone(&s.name), i))
+            .collect(),
         services: a.services,
         events: a.events,
         shutdown: CancellationToken::new(),

@@ -131,7 +131,7 @@ impl Seawall {
         // The journal replay runs when the breaker closes: a hook of the
         // breaker actor (its typed observers, in their documented order), run
         // as a task the tree tracks, never a bus subscriber that could lag.
-        if let Some(registered) = self.services.iter().find(|s| &*s.name == name) {
+        if let Some(registered) = self.registered(name) {
             let (watcher, tasks) = (degraded.clone(), self.tasks.clone());
             let hook: crate::actor::ClosedHook = Box::new(move || {
                 let watcher = watcher.clone();
