@@ -229,6 +229,29 @@ mod tests {
         assert!(sum(plan(&v, FleetShare::NONE)) <= 10);
     }
 
+    #[test]
+    fn test_plan_when_the_fleet_partitions_then_the_overshoot_is_the_cut_off_nodes_safe_share() {
+        // {a, b} | {c} of a fleet of three, past the window: each side sees
+        // only itself. The majority re-splits the whole budget between its
+        // two; c, cut off, keeps its safe third (availability over the
+        // budget: see the README's fleet section). So the sides together
+        // hold the limit plus c's safe share, and never more.
+        let third = |rank| FleetShare { rank, of: 3 };
+        let a = plan(&view("a", &[("b", Some(third(1)))]), third(0));
+        let b = plan(&view("b", &[("a", Some(a))]), third(1));
+        let c = plan(&view("c", &[]), third(2));
+        for &limit in LIMITS {
+            let majority = a.allowance(limit) + b.allowance(limit);
+            assert_eq!(majority, limit, "the majority side fits the limit");
+            assert_eq!(
+                c.allowance(limit),
+                limit / 3,
+                "the cut-off node keeps the safe share"
+            );
+        }
+        assert_eq!(a.allowance(10) + b.allowance(10) + c.allowance(10), 13);
+    }
+
     proptest! {
         /// Any membership changes, heard in any order and at any lag: the
         /// nodes' allowances never add up past a limit, as long as each
