@@ -72,6 +72,18 @@ pub(crate) struct FleetShare {
     pub(crate) of: u32,
 }
 
+/// As an operator reads it in the log: `rank 0 of 3`, `an equal part of 3`
+/// (the safe share), `nothing yet`.
+impl std::fmt::Display for FleetShare {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match *self {
+            Self::NONE => f.write_str("nothing yet"),
+            Self { rank: u32::MAX, of } => write!(f, "an equal part of {of}"),
+            Self { rank, of } => write!(f, "rank {rank} of {of}"),
+        }
+    }
+}
+
 impl FleetShare {
     /// The whole budget: a node alone, or not in a fleet.
     pub(crate) const WHOLE: Self = Self { rank: 0, of: 1 };
@@ -566,6 +578,13 @@ mod tests {
             .map(|w| w[1] - w[0])
             .min()
             .unwrap_or(Duration::MAX)
+    }
+
+    #[test]
+    fn test_share_display_when_logged_then_names_rank_equal_part_or_nothing() {
+        assert_eq!(FleetShare { rank: 1, of: 3 }.to_string(), "rank 1 of 3");
+        assert_eq!(FleetShare::safe(4).to_string(), "an equal part of 4");
+        assert_eq!(FleetShare::NONE.to_string(), "nothing yet");
     }
 
     #[test]

@@ -35,7 +35,8 @@ pub struct FleetConfig {
     #[serde(default = "default_unreachable_after", with = "humantime_serde")]
     pub unreachable_after: Duration,
     /// The fleet size this node assumes before it has heard from anyone
-    /// (its safe share of a shared budget is the budget divided by this).
+    /// (its safe share of a shared budget is the budget divided by this,
+    /// and only a strict majority of it splits the whole budget).
     /// Default: the seeds plus this node.
     pub expected_nodes: Option<u32>,
 }

@@ -14,7 +14,9 @@
 //! share still count at the dependency until they leave its window. A node
 //! that has not heard from the fleet yet holds nothing; one cut off from it
 //! for `unreachable_after` drops to the budget divided by the largest fleet
-//! it has seen.
+//! it has seen, and so does every node of a group that is not a strict
+//! majority of that fleet (one side of a partition whose other side may
+//! still be trading).
 
 use crate::cell::FleetShare;
 
@@ -97,7 +99,17 @@ pub(crate) fn plan(view: &View<'_>, current: FleetShare) -> FleetShare {
 }
 
 /// The split of this view: rank among the live nodes sorted by name.
+///
+/// Only a strict majority of the largest fleet seen splits the whole
+/// budget. A smaller group may be one side of a partition whose other side
+/// still trades (a silent peer that crashed and one cut off look the same),
+/// so it holds an equal part of that fleet, as a node alone does: two
+/// groups can then never both hold the whole.
 fn target(view: &View<'_>) -> FleetShare {
+    let live = u64::try_from(view.peers.len() + 1).unwrap_or(u64::MAX);
+    if live.saturating_mul(2) <= u64::from(view.largest_seen) {
+        return FleetShare::safe(view.largest_seen);
+    }
     let rank = view
         .peers
         .iter()
@@ -230,26 +242,51 @@ mod tests {
     }
 
     #[test]
-    fn test_plan_when_the_fleet_partitions_then_the_overshoot_is_the_cut_off_nodes_safe_share() {
-        // {a, b} | {c} of a fleet of three, past the window: each side sees
-        // only itself. The majority re-splits the whole budget between its
-        // two; c, cut off, keeps its safe third (availability over the
-        // budget: see the README's fleet section). So the sides together
-        // hold the limit plus c's safe share, and never more.
+    fn test_plan_when_the_fleet_partitions_then_only_a_majority_splits_the_whole_budget() {
         let third = |rank| FleetShare { rank, of: 3 };
+        // {a, b} | {c} of three, past the window: the majority re-splits
+        // the whole budget; c, cut off, keeps its safe third (availability
+        // over the budget: see the README's fleet section). Together: the
+        // limit plus c's safe share, and never more.
         let a = plan(&view("a", &[("b", Some(third(1)))]), third(0));
         let b = plan(&view("b", &[("a", Some(a))]), third(1));
         let c = plan(&view("c", &[]), third(2));
         for &limit in LIMITS {
             let majority = a.allowance(limit) + b.allowance(limit);
             assert_eq!(majority, limit, "the majority side fits the limit");
-            assert_eq!(
-                c.allowance(limit),
-                limit / 3,
-                "the cut-off node keeps the safe share"
-            );
+            assert_eq!(c.allowance(limit), limit / 3, "the safe share");
         }
         assert_eq!(a.allowance(10) + b.allowance(10) + c.allowance(10), 13);
+
+        // {a, b} | {c, d} of four: neither side is a majority, so each
+        // node keeps an equal part of four and the sides together fit.
+        // (Planted once: with every group splitting the whole, 20 of 10.)
+        let quarter = |rank| FleetShare { rank, of: 4 };
+        let four = |me, peer, rank, peer_rank| {
+            let peers = [(peer, Some(quarter(peer_rank)))];
+            let v = View {
+                largest_seen: 4,
+                ..view(me, &peers)
+            };
+            plan(&v, quarter(rank))
+        };
+        let shares = [
+            four("a", "b", 0, 1),
+            four("b", "a", 1, 0),
+            four("c", "d", 2, 3),
+            four("d", "c", 3, 2),
+        ];
+        for &limit in LIMITS {
+            let total: u32 = shares.iter().map(|s| s.allowance(limit)).sum();
+            assert!(total <= limit, "{total} > {limit}: {shares:?}");
+        }
+        // Three of four are a majority again: they split the whole.
+        let peers = [("b", Some(quarter(1))), ("c", Some(quarter(2)))];
+        let v = View {
+            largest_seen: 4,
+            ..view("a", &peers)
+        };
+        assert_eq!(plan(&v, quarter(0)).allowance(9), 3);
     }
 
     proptest! {

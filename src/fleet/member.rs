@@ -337,7 +337,7 @@ impl MemberState {
             );
             for control in &controls {
                 if control.set_share(planned) {
-                    tracing::info!(service = control.name(), dependency = %key, rank = planned.rank, of = planned.of, "fleet: rate budget re-split");
+                    tracing::info!(service = control.name(), dependency = %key, share = %planned, "fleet: rate budget re-split");
                 }
                 control.renew_share_lease(self.args.config.unreachable_after);
             }

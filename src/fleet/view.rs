@@ -11,7 +11,9 @@ use std::time::{Duration, SystemTime};
 pub enum FleetStatus {
     /// Every node ever heard from is live.
     Whole,
-    /// Some nodes went silent; the live ones re-split shared budgets.
+    /// Some nodes went silent; the live ones re-split shared budgets if
+    /// they are a strict majority of `largest_seen`, and otherwise hold
+    /// the safe share.
     Degraded,
     /// No other node is live though some were: this node runs on local
     /// evidence and the safe share of shared budgets.
@@ -98,8 +100,9 @@ pub struct FleetView {
     pub status: FleetStatus,
     /// Live nodes, this one included.
     pub live: u32,
-    /// The largest number of live nodes seen at once (the divisor of the
-    /// safe share when cut off).
+    /// The largest number of live nodes seen at once: the divisor of the
+    /// safe share, held when cut off or in a group that is not a strict
+    /// majority of it.
     pub largest_seen: u32,
     /// A silent node is unreachable after this long, in milliseconds.
     pub unreachable_after_ms: u64,
