@@ -290,6 +290,46 @@ mod tests {
     }
 
     proptest! {
+        /// Any partitions of a fleet of five into up to three groups, each
+        /// node hearing only its group, past the window (the worst case):
+        /// once every node has planned, a majority group's allowances fit
+        /// each limit, and every node outside one holds at most an equal
+        /// part of five. So two groups never both hold the whole.
+        #[test]
+        fn prop_plan_when_partitioned_then_only_a_majority_holds_more_than_equal_parts(
+            splits in proptest::collection::vec(proptest::collection::vec(0usize..3, 5), 1..20)
+        ) {
+            let names = ["a", "b", "c", "d", "e"];
+            let mut shares: [FleetShare; 5] =
+                std::array::from_fn(|i| FleetShare { rank: i as u32, of: 5 });
+            for groups in splits {
+                for who in 0..5 {
+                    let peers: Vec<(&str, Option<FleetShare>)> = (0..5)
+                        .filter(|&j| j != who && groups[j] == groups[who])
+                        .map(|j| (names[j], Some(shares[j])))
+                        .collect();
+                    let v = View { me: names[who], peers: &peers, settled: true, largest_seen: 5, limits: LIMITS, agreed: true, held: &[] };
+                    shares[who] = plan(&v, shares[who]);
+                }
+                for &limit in LIMITS {
+                    for group in 0..3 {
+                        let members: Vec<usize> = (0..5).filter(|&j| groups[j] == group).collect();
+                        let held: u32 = members.iter().map(|&j| shares[j].allowance(limit)).sum();
+                        if members.len() * 2 > 5 {
+                            prop_assert!(held <= limit, "majority {members:?}: {held} > {limit}");
+                        } else {
+                            for &j in &members {
+                                prop_assert!(
+                                    shares[j].allowance(limit) <= limit / 5,
+                                    "{} outside a majority holds {:?} of {limit}", names[j], shares[j]
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+        }
+
         /// Any membership changes, heard in any order and at any lag: the
         /// nodes' allowances never add up past a limit, as long as each
         /// node plans from shares the others had actually applied.
