@@ -67,9 +67,12 @@ pub struct BreakerBrief {
 /// share (an equal part, none of the remainder).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ShareWire {
-    /// Its place among the live nodes sorted by name.
+    /// Its place among the live nodes sorted by name. `4294967295`
+    /// (`u32::MAX`): an equal part with none of the remainder, the safe
+    /// share of a node cut off or outside a majority.
     pub rank: u32,
-    /// How many ways the budget is split.
+    /// How many ways the budget is split. `4294967295` here too: nothing
+    /// yet (a node that has not heard what the others hold).
     pub of: u32,
 }
 
