@@ -8,120 +8,26 @@
 //! Set `SEAWALL_SCREENSHOT=path.png` to keep the screenshot somewhere else
 //! than `target/dashboard.png`.
 
+mod browser;
 mod support;
 
-use fantoccini::{Client, ClientBuilder, Locator};
+use browser::{browser, browser_available, poll, start_driver};
+use fantoccini::Locator;
 use seawall::config::Config;
 use seawall::{BreakerState, Seawall};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::PathBuf;
+use std::time::Duration;
 
 const TOKEN: &str = "dashboard-test-token-0123456789";
-/// Debian's paths; `SEAWALL_CHROMIUM` and `SEAWALL_CHROMEDRIVER` override them.
-fn chromium() -> String {
-    std::env::var("SEAWALL_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".to_string())
-}
-
-fn chromedriver() -> String {
-    std::env::var("SEAWALL_CHROMEDRIVER").unwrap_or_else(|_| "/usr/bin/chromedriver".to_string())
-}
-
-/// chromedriver, killed when the test ends (even by a panic).
-struct Driver(Child);
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Why the browser test cannot run here, if it cannot.
-fn missing_browser() -> Option<String> {
-    [chromium(), chromedriver()]
-        .into_iter()
-        .find(|p| !Path::new(p).exists())
-        .map(|p| format!("{p} not found; install Debian's chromium and chromium-driver"))
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
-}
-
-async fn start_driver() -> (Driver, String) {
-    let port = free_port();
-    let child = Command::new(chromedriver())
-        .arg(format!("--port={port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("chromedriver starts");
-    let driver = Driver(child);
-    let url = format!("http://127.0.0.1:{port}");
-    for _ in 0..100 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_ok()
-        {
-            return (driver, url);
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("chromedriver did not listen on {port} within 10 s");
-}
-
-async fn browser(driver: &str) -> Client {
-    let profile = std::env::temp_dir().join(format!("seawall-chromium-{}", std::process::id()));
-    let capabilities = serde_json::json!({
-        "goog:chromeOptions": {
-            "binary": chromium(),
-            // Headless as root in a container, with no network beyond loopback:
-            // background networking would only hammer the closed network.
-            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                     "--disable-quic", "--no-first-run", "--disable-background-networking",
-                     "--disable-component-update", "--disable-sync", "--window-size=1400,1000",
-                     format!("--user-data-dir={}", profile.display())]
-        }
-    });
-    let serde_json::Value::Object(capabilities) = capabilities else {
-        unreachable!()
-    };
-    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-        .capabilities(capabilities)
-        .connect(driver)
-        .await
-        .expect("a Chromium session through chromedriver")
-}
-
-/// The text the page shows for `script`'s result, polled until `want`
-/// holds or `within` passes; the last text either way.
-async fn poll(
-    client: &Client,
-    script: &str,
-    within: Duration,
-    want: impl Fn(&str) -> bool,
-) -> (bool, String) {
-    let deadline = Instant::now() + within;
-    loop {
-        let value = client.execute(script, vec![]).await.expect("script runs");
-        let text = value.as_str().unwrap_or_default().to_string();
-        if want(&text) {
-            return (true, text);
-        }
-        if Instant::now() >= deadline {
-            return (false, text);
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-}
 
 const KITE_STATE: &str =
     "const t = document.querySelector('[data-service=\"kite_api\"] .state'); return t ? t.textContent : '';";
 const TRADING: &str = "return document.getElementById('trading-mode').textContent;";
+/// Whether the page has had its answer from the fleet route, and whether
+/// the fleet strip shows.
+const FLEET_ASKED: &str = "const asked = performance.getEntriesByName(location.origin + '/api/v1/fleet/health').length > 0; \
+     if (!asked) return 'waiting'; \
+     return document.getElementById('fleet').classList.contains('on') ? 'asked, shown' : 'asked, hidden';";
 
 fn screenshot_path() -> PathBuf {
     std::env::var_os("SEAWALL_SCREENSHOT").map_or_else(
@@ -132,17 +38,7 @@ fn screenshot_path() -> PathBuf {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn test_dashboard_when_kite_forced_open_then_tile_and_banner_follow_live_without_reload() {
-    if let Some(why) = missing_browser() {
-        if std::env::var("SEAWALL_REQUIRE_BROWSER").is_ok_and(|v| v == "1") {
-            panic!("SEAWALL_REQUIRE_BROWSER=1 but the browser test cannot run: {why}");
-        }
-        // Written to stderr directly: the test harness captures `eprintln!`
-        // of a passing test, and this must be seen.
-        use std::io::Write;
-        let _ = writeln!(
-            std::io::stderr(),
-            "test_dashboard skipped: {why} (set SEAWALL_REQUIRE_BROWSER=1 to fail instead)"
-        );
+    if !browser_available("test_dashboard") {
         return;
     }
     let text = include_str!("../actors.toml").replace("127.0.0.1:8080", "127.0.0.1:0");
@@ -172,6 +68,13 @@ async fn test_dashboard_when_kite_forced_open_then_tile_and_banner_follow_live_w
     );
     let (ok, mode) = poll(&client, TRADING, Duration::from_secs(5), |s| s == "Active").await;
     assert!(ok, "the banner says Active, got {mode:?}");
+    // Not in a fleet: once the page has heard the fleet route's 404, the
+    // fleet strip stays hidden (tests/dashboard_fleet.rs shows it shown).
+    let (ok, fleet) = poll(&client, FLEET_ASKED, Duration::from_secs(5), |s| {
+        s.starts_with("asked")
+    })
+    .await;
+    assert_eq!((ok, fleet.as_str()), (true, "asked, hidden"));
 
     // The operator types the token once, then clicks force-open on the tile.
     client
