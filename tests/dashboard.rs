@@ -11,7 +11,7 @@
 mod browser;
 mod support;
 
-use browser::{browser, browser_available, poll, start_driver};
+use browser::{browser_available, open_dashboard, poll};
 use fantoccini::Locator;
 use seawall::config::Config;
 use seawall::{BreakerState, Seawall};
@@ -52,12 +52,7 @@ async fn test_dashboard_when_kite_forced_open_then_tile_and_banner_follow_live_w
     let addr = seawall.http_addr().expect("serving");
     let kite = seawall.control("kite_api").unwrap();
 
-    let (_driver, url) = start_driver().await;
-    let client = browser(&url).await;
-    client
-        .goto(&format!("http://{addr}/"))
-        .await
-        .expect("the page loads");
+    let (_driver, client) = open_dashboard(addr).await;
     let (ok, state) = poll(&client, KITE_STATE, Duration::from_secs(10), |s| {
         s == "CLOSED"
     })

@@ -7,7 +7,7 @@
 mod browser;
 mod support;
 
-use browser::{browser, browser_available, poll, start_driver};
+use browser::{browser_available, open_dashboard, poll};
 use seawall::config::Config;
 use seawall::Seawall;
 use std::time::Duration;
@@ -40,12 +40,7 @@ async fn test_dashboard_when_engine_in_a_fleet_then_strip_shows_its_node_and_sha
     let seawall = builder.start().await.expect("the tree starts");
     let addr = seawall.http_addr().expect("serving");
 
-    let (_driver, url) = start_driver().await;
-    let client = browser(&url).await;
-    client
-        .goto(&format!("http://{addr}/"))
-        .await
-        .expect("the page loads");
+    let (_driver, client) = open_dashboard(addr).await;
     let (ok, strip) = poll(&client, STRIP, Duration::from_secs(10), |s| {
         s.contains("solo · score")
             && s.contains("this node")

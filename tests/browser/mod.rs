@@ -113,6 +113,18 @@ pub async fn poll(
     }
 }
 
+/// A browser on the dashboard served at `addr`, and its chromedriver
+/// (keep it alive as long as the browser).
+pub async fn open_dashboard(addr: std::net::SocketAddr) -> (Driver, Client) {
+    let (driver, url) = start_driver().await;
+    let client = browser(&url).await;
+    client
+        .goto(&format!("http://{addr}/"))
+        .await
+        .expect("the page loads");
+    (driver, client)
+}
+
 /// Whether the browser test can run; when it cannot, says why on stderr
 /// (or panics under `SEAWALL_REQUIRE_BROWSER=1`).
 pub fn browser_available(test: &str) -> bool {
