@@ -317,14 +317,7 @@ impl SeawallBuilder {
         };
         let seawall = assemble(Assembly {
             root,
-            recovery: tree.recovery,
-            health: tree.health,
-            shared: tree.shared,
-            modes: tree.modes,
-            services: tree.services,
-            events: tree.parts.events.clone(),
-            gate: Arc::clone(&tree.parts.gate),
-            parts: tree.parts,
+            tree,
             file: self.config_file,
             adjust: self.adjust,
             config,
@@ -420,29 +413,32 @@ async fn spawn_services(
 /// The spawned parts of a tree, before they become a [`Seawall`].
 struct Assembly {
     root: ActorRef<()>,
-    recovery: ActorRef<RecoveryMsg>,
-    health: ActorRef<crate::actor::HealthMsg>,
-    shared: Arc<HealthShared>,
-    modes: watch::Receiver<Modes>,
-    services: Vec<Registered>,
-    events: broadcast::Sender<crate::event::Event>,
-    gate: Arc<OrderGate>,
-    parts: SpawnParts,
+    tree: Spawned,
     file: Option<std::path::PathBuf>,
     adjust: Option<super::reload::Adjust>,
     config: RunningConfig,
 }
 
-/// The running tree: its parts, and the reloader that shares them.
+/// The running tree: its parts, and the reloader that shares them. The
+/// event bus and the order gate are the ones every breaker got (`parts`).
 fn assemble(a: Assembly) -> Seawall {
+    let Spawned {
+        recovery,
+        health,
+        shared,
+        modes,
+        services,
+        parts,
+    } = a.tree;
+    let (events, gate) = (parts.events.clone(), Arc::clone(&parts.gate));
     let runtime_breakers = Arc::new(dashmap::DashMap::new());
     let reloader = Arc::new(super::Reloader::new(super::reload::ReloaderParts {
-        code: a.services.iter().map(|s| s.control.clone()).collect(),
+        code: services.iter().map(|s| s.control.clone()).collect(),
         runtime: Arc::clone(&runtime_breakers),
-        spawner: a.parts,
-        health: a.health.clone(),
-        shared: Arc::clone(&a.shared),
-        events: a.events.clone(),
+        spawner: parts,
+        health: health.clone(),
+        shared: Arc::clone(&shared),
+        events: events.clone(),
         file: a.file,
         adjust: a.adjust,
         config: a.config,
@@ -451,23 +447,22 @@ fn assemble(a: Assembly) -> Seawall {
         http: std::sync::Mutex::new(None),
         reloader,
         root: a.root,
-        recovery: a.recovery,
-        health: a.health,
-        health_shared: a.shared,
-        modes: a.modes,
+        recovery,
+        health,
+        health_shared: shared,
+        modes,
         degradations: dashmap::DashMap::new(),
         extensions: dashmap::DashMap::new(),
-        by_name: a
-            .services
+        by_name: services
             .iter()
             .enumerate()
             .map(|(i, s)| (Arc::clone(&s.name), i))
             .collect(),
-        services: a.services,
-        events: a.events,
+        services,
+        events,
         shutdown: CancellationToken::new(),
         tasks: tokio_util::task::TaskTracker::new(),
-        gate: a.gate,
+        gate,
         runtime_breakers,
     }
 }
