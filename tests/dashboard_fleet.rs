@@ -7,17 +7,10 @@
 mod browser;
 mod support;
 
-use browser::{browser_available, open_dashboard, poll};
+use browser::{browser_available, open_dashboard, poll, FLEET_STRIP};
 use seawall::config::Config;
 use seawall::Seawall;
 use std::time::Duration;
-
-/// The strip's text: its status line, its node tiles, its dependencies.
-const STRIP: &str = "const f = document.getElementById('fleet'); \
-     if (!f.classList.contains('on')) return 'hidden'; \
-     return [f.querySelector('#fleet-status').textContent, \
-             f.querySelector('#fleet-nodes').textContent, \
-             f.querySelector('#fleet-deps').textContent].join(' | ');";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn test_dashboard_when_engine_in_a_fleet_then_strip_shows_its_node_and_shared_breaker_live() {
@@ -41,7 +34,7 @@ async fn test_dashboard_when_engine_in_a_fleet_then_strip_shows_its_node_and_sha
     let addr = seawall.http_addr().expect("serving");
 
     let (_driver, client) = open_dashboard(addr).await;
-    let (ok, strip) = poll(&client, STRIP, Duration::from_secs(10), |s| {
+    let (ok, strip) = poll(&client, FLEET_STRIP, Duration::from_secs(10), |s| {
         s.contains("solo · score")
             && s.contains("this node")
             && s.contains("kite_api (kite:ACC): solo CLOSED")
@@ -58,7 +51,7 @@ async fn test_dashboard_when_engine_in_a_fleet_then_strip_shows_its_node_and_sha
         .control("kite_api")
         .unwrap()
         .force_open("the strip test");
-    let (ok, strip) = poll(&client, STRIP, Duration::from_secs(3), |s| {
+    let (ok, strip) = poll(&client, FLEET_STRIP, Duration::from_secs(3), |s| {
         s.contains("kite_api (kite:ACC): solo FORCED OPEN")
     })
     .await;

@@ -7,6 +7,8 @@
 //! `shared = "kite:TEST"` and a `[fleet]` table, and sends orders from 8
 //! tasks as fast as its breaker and its share allow.
 
+#[path = "../../tests/browser/mod.rs"]
+mod browser;
 mod fleet_support;
 
 use fleet_support::*;
@@ -109,6 +111,10 @@ fn test_fleet_when_three_processes_share_a_broker_key_then_one_view_one_breaker_
         );
         eprintln!("{} re-split after kill -9 within {took:?}", node.name);
     }
+    // The survivors' dashboards say so too: n1's fleet strip marks n3's
+    // tile lost, with how long it has been silent, and shows n3's breaker
+    // as the last known one.
+    dashboard_shows_lost_node(&rt, &nodes[0], "n3");
 
     // A restarted node rejoins: three live, shares of 3 again.
     nodes[2] = Node::start(&configs[2], &url, "n3", COOKIE);
@@ -168,6 +174,53 @@ fn test_fleet_when_three_processes_share_a_broker_key_then_one_view_one_breaker_
     let (alone, _) = sees(&n4.fleet());
     assert_eq!(alone, vec!["n4".to_string()]);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Each tile of the fleet strip with its class: `<text> [lost]` or
+/// `<text> [live]`, joined by ` ; `.
+const FLEET_TILES: &str = "return [...document.querySelectorAll('#fleet .node')] \
+     .map((el) => `${el.textContent} [${el.classList.contains('lost') ? 'lost' : 'live'}]`) \
+     .join(' ; ');";
+
+/// Opens `node`'s dashboard in Chromium and waits until its fleet strip
+/// shows `lost` as unreachable (skipped without a browser, as the library's
+/// dashboard tests are).
+fn dashboard_shows_lost_node(rt: &tokio::runtime::Runtime, node: &Node, lost: &str) {
+    if !browser::browser_available("the fleet test's dashboard check") {
+        return;
+    }
+    let addr = node
+        .http
+        .trim_start_matches("http://")
+        .parse()
+        .expect("the node's HTTP address");
+    rt.block_on(async {
+        let (_driver, client) = browser::open_dashboard(addr).await;
+        let tile = |text: &str| {
+            text.split(" ; ")
+                .find(|t| t.starts_with(&format!("{lost} · ")))
+                .map(str::to_string)
+        };
+        let (ok, tiles) = browser::poll(&client, FLEET_TILES, Duration::from_secs(10), |t| {
+            tile(t).is_some_and(|t| t.contains("UNREACHABLE") && t.ends_with("[lost]"))
+        })
+        .await;
+        assert!(ok, "{lost}'s tile is marked lost: {tiles:?}");
+        let (ok, strip) =
+            browser::poll(&client, browser::FLEET_STRIP, Duration::from_secs(3), |s| {
+                s.contains("2 live of 3")
+                    && s.split([':', '·', '|'])
+                        .map(str::trim)
+                        .any(|p| p.starts_with(&format!("{lost} ")) && p.ends_with("(last known)"))
+            })
+            .await;
+        assert!(
+            ok,
+            "the strip counts two live and shows {lost}'s breaker as last known: {strip:?}"
+        );
+        eprintln!("{}'s dashboard: {tiles}", node.name);
+        client.close().await.expect("the browser closes");
+    });
 }
 
 #[test]

@@ -125,6 +125,14 @@ pub async fn open_dashboard(addr: std::net::SocketAddr) -> (Driver, Client) {
     (driver, client)
 }
 
+/// The dashboard's fleet strip as text: its status line, its node tiles,
+/// its dependencies, joined by ` | `; `hidden` while the strip is off.
+pub const FLEET_STRIP: &str = "const f = document.getElementById('fleet'); \
+     if (!f.classList.contains('on')) return 'hidden'; \
+     return [f.querySelector('#fleet-status').textContent, \
+             f.querySelector('#fleet-nodes').textContent, \
+             f.querySelector('#fleet-deps').textContent].join(' | ');";
+
 /// Whether the browser test can run; when it cannot, says why on stderr
 /// (or panics under `SEAWALL_REQUIRE_BROWSER=1`).
 pub fn browser_available(test: &str) -> bool {
