@@ -12,10 +12,14 @@
 use seawall::config::Config;
 use seawall::{
     CallError, Event, Evidence, FailureKind, Lifecycle, Outcome, Policy, Seawall, Service,
+    ServiceKey,
 };
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+
+/// The broker's name in `actors.toml` and the type that serves it, said once.
+const KITE: ServiceKey<Broker> = ServiceKey::new("kite_api");
 
 /// A broker quote endpoint that is down while `down` is set.
 struct Broker {
@@ -69,14 +73,14 @@ impl Lifecycle for Broker {
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut config = Config::seed_defaults();
-    config.services.retain(|name, _| name == "kite_api");
-    let kite_config = config.services.get_mut("kite_api").expect("shipped");
+    config.services.retain(|name, _| name == KITE.name());
+    let kite_config = config.services.get_mut(KITE.name()).expect("shipped");
     kite_config.open_timeout = Duration::from_secs(2);
 
     let down = Arc::new(AtomicBool::new(true));
     let flag = Arc::clone(&down);
     let seawall = Seawall::builder(config)
-        .service("kite_api", move || Broker {
+        .register(KITE, move || Broker {
             down: Arc::clone(&flag),
         })
         .start()
@@ -97,7 +101,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     });
 
-    let kite = seawall.handle::<Broker>("kite_api")?;
+    let kite = seawall.handle_of(KITE)?;
     for tick in 0..40 {
         if tick == 20 {
             println!("broker is back");

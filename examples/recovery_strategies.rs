@@ -17,6 +17,7 @@ use seawall::config::Config;
 use seawall::recovery::{RecoveryContext, RecoveryError, RecoveryStrategy};
 use seawall::{
     DefaultPolicy, Event, Evidence, FailureKind, Lifecycle, Outcome, Policy, Seawall, Service,
+    ServiceKey,
 };
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
@@ -172,12 +173,16 @@ impl RecoveryStrategy<Feed> for Resubscribe {
     }
 }
 
+/// Each service's name in `actors.toml` with the type that serves it.
+const KITE: ServiceKey<Kite> = ServiceKey::new("kite_api");
+const MARKET_DATA: ServiceKey<Feed> = ServiceKey::new("market_data");
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut config = Config::seed_defaults();
     config
         .services
-        .retain(|name, _| name == "kite_api" || name == "market_data");
+        .retain(|name, _| name == KITE.name() || name == MARKET_DATA.name());
     for service in config.services.values_mut() {
         service.failure_threshold = 3;
         service.success_threshold = 2;
@@ -192,8 +197,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let (w1, w2) = (Arc::clone(&world), Arc::clone(&world));
     let seawall = Seawall::builder(config)
-        .service_with_recovery(
-            "kite_api",
+        .register_with_recovery(
+            KITE,
             move || Kite {
                 world: Arc::clone(&w1),
             },
@@ -201,8 +206,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 world: Arc::clone(&world),
             },
         )
-        .service_with_recovery(
-            "market_data",
+        .register_with_recovery(
+            MARKET_DATA,
             move || Feed {
                 world: Arc::clone(&w2),
             },
@@ -235,8 +240,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
         }
     });
-    let kite = seawall.handle::<Kite>("kite_api")?;
-    let feed = seawall.handle::<Feed>("market_data")?;
+    let kite = seawall.handle_of(KITE)?;
+    let feed = seawall.handle_of(MARKET_DATA)?;
 
     for tick in 0..30 {
         match tick {

@@ -1,7 +1,7 @@
 //! [`Seawall`]: spawning the tree, finding handles, and shutting down.
 //!
 //! ```no_run
-//! # use seawall::{Seawall, Service, config::Config};
+//! # use seawall::{Seawall, Service, ServiceKey, config::Config};
 //! # struct Kite;
 //! # #[derive(Debug, thiserror::Error)] #[error("kite")] struct KiteError;
 //! # impl Service for Kite {
@@ -11,12 +11,15 @@
 //! # }
 //! # impl seawall::Lifecycle for Kite {}
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! // Declared once: the name of the service's table in actors.toml, and its type.
+//! const KITE: ServiceKey<Kite> = ServiceKey::new("kite_api");
+//!
 //! let config = Config::load("actors.toml")?;
 //! let seawall = Seawall::builder(config)
-//!     .service("kite_api", || Kite)
+//!     .register(KITE, || Kite)
 //!     .start()
 //!     .await?;
-//! let kite = seawall.handle::<Kite>("kite_api")?;
+//! let kite = seawall.handle_of(KITE)?;
 //! let price = kite.call("NSE:INFY".to_string()).await?;
 //! seawall.shutdown().await;
 //! # Ok(()) }
@@ -128,7 +131,7 @@ pub enum HandleError {
         registered: String,
     },
     /// The service exists but runs a different type.
-    #[error("service `{name}` runs {actual}, not {requested}; ask for handle::<{actual}>")]
+    #[error("service `{name}` runs {actual}, not {requested}; ask for handle::<{actual}>, or declare its key as ServiceKey<{actual}>")]
     WrongType {
         /// The name asked for.
         name: String,
