@@ -440,3 +440,50 @@ async fn test_admin_when_path_is_not_utf8_then_json_400() {
     assert!(answer.contains("\"detail\""), "a JSON error: {answer}");
     seawall.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_start_when_http_port_taken_by_another_engine_then_error_names_the_key_and_nothing_keeps_running(
+) {
+    let (first, base) = start(None).await;
+    let taken: std::net::SocketAddr = base.trim_start_matches("http://").parse().unwrap();
+
+    // A second engine on the same host with the same `listen` (a second
+    // run, or a unit started twice).
+    let mut config = Config::seed_defaults();
+    config.runtime.http = Some(HttpConfig {
+        listen: taken,
+        allow_remote_admin: false,
+        ..HttpConfig::default()
+    });
+    config.runtime.auto_recovery_enabled = false;
+    let builder = Seawall::builder(config.clone()).system_sampler(support::calm_machine());
+    let (builder, probes) = support::register_all(builder, &config);
+    let err = builder
+        .start()
+        .await
+        .err()
+        .expect("the port is taken")
+        .to_string();
+    assert!(
+        err.contains("runtime.http.listen") && err.contains(&taken.to_string()),
+        "{err}"
+    );
+    assert!(err.contains("pick a free port"), "the fix: {err}");
+    // The half-started tree was stopped before start returned: every
+    // service value it built is gone (only the test's own count is left).
+    for (name, probe) in &probes {
+        assert!(
+            probe.started.load(std::sync::atomic::Ordering::SeqCst) > 0,
+            "{name} ran"
+        );
+        assert_eq!(
+            std::sync::Arc::strong_count(probe),
+            1,
+            "{name}'s service actors still run after the failed start"
+        );
+    }
+    // The first engine keeps its port and serves.
+    let (code, _) = request("GET", format!("{base}/livez"), None, None).await;
+    assert_eq!(code, 200);
+    first.shutdown().await;
+}
