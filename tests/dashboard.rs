@@ -153,3 +153,65 @@ async fn test_dashboard_when_kite_forced_open_then_tile_and_banner_follow_live_w
     client.close().await.unwrap();
     seawall.shutdown().await;
 }
+
+/// `live`, or `stale: ` and what the page says over its figures.
+const STALENESS: &str = "return document.body.classList.contains('stale') \
+     ? 'stale: ' + document.getElementById('stale').textContent : 'live';";
+const BANNER_OPACITY: &str = "return getComputedStyle(document.getElementById('banner')).opacity;";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_dashboard_when_engine_stops_answering_then_page_says_so_over_its_last_figures() {
+    if !browser_available("test_dashboard_staleness") {
+        return;
+    }
+    let text = include_str!("../actors.toml").replace("127.0.0.1:8080", "127.0.0.1:0");
+    let config = Config::from_toml_with_env(&text, "actors.toml", |_| None).expect("valid");
+    let (builder, _probes) = support::register_all(Seawall::builder(config.clone()), &config);
+    let seawall = builder.start().await.expect("the tree starts");
+    let addr = seawall.http_addr().expect("serving");
+    let (_driver, client) = open_dashboard(addr).await;
+    let (ok, state) = poll(&client, KITE_STATE, Duration::from_secs(10), |s| {
+        s == "CLOSED"
+    })
+    .await;
+    assert!(ok, "the page is live first: {state:?}");
+    let (_, live) = poll(&client, STALENESS, Duration::ZERO, |_| true).await;
+    assert_eq!(live, "live");
+
+    // A stream that stops without an error (a stopped process, a hung
+    // proxy): no snapshot for 3.5 s, and the page says it is not live.
+    client.execute("stream.close();", vec![]).await.unwrap();
+    let (ok, stale) = poll(&client, STALENESS, Duration::from_secs(6), |s| {
+        s.starts_with("stale")
+    })
+    .await;
+    assert!(ok, "a silent stream is noticed: {stale:?}");
+    assert!(
+        stale.contains("Engine unreachable (no update for over 3.5 s)")
+            && stale.contains("nothing below is live")
+            && stale.contains("s ago"),
+        "{stale:?}"
+    );
+    let (_, opacity) = poll(&client, BANNER_OPACITY, Duration::ZERO, |_| true).await;
+    assert_eq!(opacity, "0.45", "the last known banner is dimmed");
+
+    // A fresh page is live again.
+    client.refresh().await.unwrap();
+    let (ok, live) = poll(&client, STALENESS, Duration::from_secs(5), |s| s == "live").await;
+    assert!(ok, "live again after a reload: {live:?}");
+    let (ok, mode) = poll(&client, TRADING, Duration::from_secs(5), |s| s == "Active").await;
+    assert!(ok, "{mode:?}");
+
+    // The engine goes away: the banner's green "Active" is covered at once.
+    seawall.shutdown().await;
+    let (ok, stale) = poll(&client, STALENESS, Duration::from_secs(3), |s| {
+        s.starts_with("stale")
+    })
+    .await;
+    assert!(ok, "a closed connection is noticed: {stale:?}");
+    assert!(
+        stale.contains("Engine unreachable (connection lost)"),
+        "{stale:?}"
+    );
+    client.close().await.unwrap();
+}

@@ -478,28 +478,8 @@ async fn test_graceful_degradation_when_disabled_then_fail_fast_with_breaker_err
 
 #[tokio::test(start_paused = true)]
 async fn test_failover_when_primary_down_then_alternative_answers() {
-    let down = Arc::new(AtomicBool::new(true));
-    let up = Arc::new(AtomicBool::new(false));
-    let mut config = one_service("market_data", |s| {
-        s.degradation.strategy = StrategyKind::Failover;
-        s.degradation.failover_to = Some("backup_feed".into());
-    });
-    config
-        .services
-        .insert("backup_feed".into(), ServiceConfig::default());
-    let (d, u) = (Arc::clone(&down), Arc::clone(&up));
-    let seawall = Seawall::builder(config)
-        .service("market_data", move || Feed {
-            down: Arc::clone(&d),
-            price: 1.0,
-        })
-        .service("backup_feed", move || Feed {
-            down: Arc::clone(&u),
-            price: 2.0,
-        })
-        .start()
-        .await
-        .unwrap();
+    let (seawall, down, _backup_down) = with_backup(StrategyKind::Failover, false).await;
+    down.store(true, Ordering::SeqCst);
     let backup = seawall.handle::<Feed>("backup_feed").unwrap();
     let feed = seawall
         .set_degradation("market_data", Failover::to(backup))

@@ -21,13 +21,17 @@ pub fn chromedriver() -> String {
     std::env::var("SEAWALL_CHROMEDRIVER").unwrap_or_else(|_| "/usr/bin/chromedriver".to_string())
 }
 
-/// chromedriver, killed when the test ends (even by a panic).
-pub struct Driver(Child);
+/// chromedriver, killed when the test ends (even by a panic), and the
+/// browser profile it was given, removed then.
+pub struct Driver(Child, Option<std::path::PathBuf>);
 
 impl Drop for Driver {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
+        if let Some(profile) = self.1.take() {
+            let _ = std::fs::remove_dir_all(profile);
+        }
     }
 }
 
@@ -54,7 +58,7 @@ pub async fn start_driver() -> (Driver, String) {
         .stderr(Stdio::null())
         .spawn()
         .expect("chromedriver starts");
-    let driver = Driver(child);
+    let driver = Driver(child, None);
     let url = format!("http://127.0.0.1:{port}");
     for _ in 0..100 {
         if tokio::net::TcpStream::connect(("127.0.0.1", port))
@@ -68,8 +72,14 @@ pub async fn start_driver() -> (Driver, String) {
     panic!("chromedriver did not listen on {port} within 10 s");
 }
 
-pub async fn browser(driver: &str) -> Client {
-    let profile = std::env::temp_dir().join(format!("seawall-chromium-{}", std::process::id()));
+pub async fn browser(driver: &mut Driver, url: &str) -> Client {
+    // One profile per browser: two Chromiums on one profile would be one
+    // browser (the second hands its window to the first), and the tests of
+    // one binary run in parallel.
+    static BROWSERS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = BROWSERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let profile = std::env::temp_dir().join(format!("seawall-chromium-{}-{n}", std::process::id()));
+    driver.1 = Some(profile.clone());
     let capabilities = serde_json::json!({
         "goog:chromeOptions": {
             "binary": chromium(),
@@ -86,7 +96,7 @@ pub async fn browser(driver: &str) -> Client {
     };
     ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
         .capabilities(capabilities)
-        .connect(driver)
+        .connect(url)
         .await
         .expect("a Chromium session through chromedriver")
 }
@@ -116,8 +126,8 @@ pub async fn poll(
 /// A browser on the dashboard served at `addr`, and its chromedriver
 /// (keep it alive as long as the browser).
 pub async fn open_dashboard(addr: std::net::SocketAddr) -> (Driver, Client) {
-    let (driver, url) = start_driver().await;
-    let client = browser(&url).await;
+    let (mut driver, url) = start_driver().await;
+    let client = browser(&mut driver, &url).await;
     client
         .goto(&format!("http://{addr}/"))
         .await
