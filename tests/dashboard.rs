@@ -36,19 +36,24 @@ fn screenshot_path() -> PathBuf {
     )
 }
 
+/// The shipped `actors.toml` on an ephemeral port, with `admin_token`.
+async fn start_shipped(admin_token: Option<&str>) -> Seawall {
+    let text = include_str!("../actors.toml").replace("127.0.0.1:8080", "127.0.0.1:0");
+    let config = Config::from_toml_with_env(&text, "actors.toml", |_| None).expect("valid");
+    let (builder, _probes) = support::register_all(Seawall::builder(config.clone()), &config);
+    builder
+        .admin_token(admin_token.map(str::to_string))
+        .start()
+        .await
+        .expect("the tree starts")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn test_dashboard_when_kite_forced_open_then_tile_and_banner_follow_live_without_reload() {
     if !browser_available("test_dashboard") {
         return;
     }
-    let text = include_str!("../actors.toml").replace("127.0.0.1:8080", "127.0.0.1:0");
-    let config = Config::from_toml_with_env(&text, "actors.toml", |_| None).expect("valid");
-    let (builder, _probes) = support::register_all(Seawall::builder(config.clone()), &config);
-    let seawall = builder
-        .admin_token(Some(TOKEN.to_string()))
-        .start()
-        .await
-        .expect("the tree starts");
+    let seawall = start_shipped(Some(TOKEN)).await;
     let addr = seawall.http_addr().expect("serving");
     let kite = seawall.control("kite_api").unwrap();
 
@@ -164,10 +169,7 @@ async fn test_dashboard_when_engine_stops_answering_then_page_says_so_over_its_l
     if !browser_available("test_dashboard_staleness") {
         return;
     }
-    let text = include_str!("../actors.toml").replace("127.0.0.1:8080", "127.0.0.1:0");
-    let config = Config::from_toml_with_env(&text, "actors.toml", |_| None).expect("valid");
-    let (builder, _probes) = support::register_all(Seawall::builder(config.clone()), &config);
-    let seawall = builder.start().await.expect("the tree starts");
+    let seawall = start_shipped(None).await;
     let addr = seawall.http_addr().expect("serving");
     let (_driver, client) = open_dashboard(addr).await;
     let (ok, state) = poll(&client, KITE_STATE, Duration::from_secs(10), |s| {
