@@ -26,6 +26,8 @@
 //! up (README, "A fleet of engines"): plaintext is for loopback only.
 
 mod budget;
+mod claims;
+use claims::Claims;
 mod member;
 mod view;
 mod wire;
@@ -115,35 +117,97 @@ impl Fleet {
     }
 }
 
-/// Counts sessions that closed before they authenticated: a peer with the
-/// wrong cookie, without a certificate the fleet's TLS trusts, or no
-/// seawall at all.
-struct Refusals {
+/// Watches this node's links: counts the sessions that closed before they
+/// authenticated (a peer with the wrong cookie, without a certificate the
+/// fleet's TLS trusts, or no seawall at all), and tells those apart from
+/// the links the transport closed because two processes use one node name
+/// (see `fleet/claims.rs`), which it notes as claims instead.
+struct Links {
     refused: Arc<AtomicU64>,
-    authenticated: dashmap::DashSet<u64>,
+    /// Authenticated sessions: the peer's node name and address.
+    linked: dashmap::DashMap<u64, Option<(String, String)>>,
+    /// This node's name and address, as its links name them.
+    me: (String, String),
+    claims: Arc<std::sync::Mutex<Claims>>,
     /// Whether the links are TLS: the log then names the certificate too.
     tls: bool,
 }
 
-impl NodeEventSubscription for Refusals {
+/// A peer's node name and address, from the transport's name message
+/// (`node@host`, `host:port`).
+fn peer_of(ses: &ractor_cluster::node::NodeServerSessionInformation) -> Option<(String, String)> {
+    ses.peer_name.as_ref().map(|p| {
+        let node = p.name.split_once('@').map_or(p.name.as_str(), |(n, _)| n);
+        (node.to_string(), p.connection_string.clone())
+    })
+}
+
+impl Links {
+    /// Whether a closed link was one process too many under a node name:
+    /// this node's own from another address, or a linked node's from
+    /// another address. Notes both claimants when it was.
+    fn name_claimed_twice(&self, node: &str, address: &str) -> bool {
+        let (my_name, my_address) = (&self.me.0, &self.me.1);
+        let other = if node == my_name {
+            (address != my_address).then(|| my_address.clone())
+        } else {
+            self.linked.iter().find_map(|entry| match entry.value() {
+                Some((n, a)) if n == node && a != address => Some(a.clone()),
+                _ => None,
+            })
+        };
+        let Some(other) = other else {
+            return false;
+        };
+        if let Ok(mut claims) = self.claims.lock() {
+            let now = std::time::Instant::now();
+            claims.linked(node, address, now);
+            claims.linked(node, &other, now);
+        }
+        true
+    }
+}
+
+impl NodeEventSubscription for Links {
     fn node_session_opened(&self, _: ractor_cluster::node::NodeServerSessionInformation) {}
 
     fn node_session_disconnected(&self, ses: ractor_cluster::node::NodeServerSessionInformation) {
-        if self.authenticated.remove(&ses.node_id).is_none() {
-            self.refused.fetch_add(1, Ordering::Relaxed);
-            let why = if self.tls {
-                "wrong SEAWALL_FLEET_COOKIE, or no certificate the fleet's TLS trusts?"
-            } else {
-                "wrong SEAWALL_FLEET_COOKIE?"
-            };
-            tracing::warn!(peer = %ses.peer_addr, "fleet: refused a node that failed authentication ({why})");
-        } else {
-            tracing::info!(peer = %ses.peer_addr, "fleet: link to a node closed");
+        let was_linked = self.linked.remove(&ses.node_id).is_some();
+        let peer = peer_of(&ses);
+        if let Some((node, address)) = &peer {
+            if self.name_claimed_twice(node, address) {
+                tracing::debug!(peer = %ses.peer_addr, %node, %address, "fleet: closed a link to a second process named {node}");
+                return;
+            }
+            if node == &self.me.0 {
+                tracing::debug!(peer = %ses.peer_addr, "fleet: a seed is this node's own address");
+                return;
+            }
         }
+        if was_linked {
+            tracing::info!(peer = %ses.peer_addr, "fleet: link to a node closed");
+            return;
+        }
+        if peer.as_ref().is_some_and(|(node, address)| {
+            self.linked
+                .iter()
+                .any(|e| e.value().as_ref() == Some(&(node.clone(), address.clone())))
+        }) {
+            // Two links to one node at once (both dialled): one is kept.
+            tracing::debug!(peer = %ses.peer_addr, "fleet: closed a second link to a linked node");
+            return;
+        }
+        self.refused.fetch_add(1, Ordering::Relaxed);
+        let why = if self.tls {
+            "wrong SEAWALL_FLEET_COOKIE, or no certificate the fleet's TLS trusts? Or this node's fleet.node is already linked from another process"
+        } else {
+            "wrong SEAWALL_FLEET_COOKIE? Or this node's fleet.node is already linked from another process"
+        };
+        tracing::warn!(peer = %ses.peer_addr, "fleet: refused a node that failed authentication ({why})");
     }
 
     fn node_session_authenticated(&self, ses: ractor_cluster::node::NodeServerSessionInformation) {
-        self.authenticated.insert(ses.node_id);
+        self.linked.insert(ses.node_id, peer_of(&ses));
     }
 }
 
@@ -161,7 +225,9 @@ pub(crate) async fn join(
         .filter(|c| !c.is_empty())
         .ok_or(FleetError::NoCookie)?;
     let tls = seawall.extension::<FleetTls>();
-    let (server, refused) = listen(&fleet, cookie, tls.as_ref()).await?;
+    let claims = Arc::new(std::sync::Mutex::new(Claims::default()));
+    let address = format!("{}:{}", fleet.listen.ip(), fleet.listen.port());
+    let (server, refused) = listen(&fleet, cookie, tls.as_ref(), &claims).await?;
     let view = Arc::new(ArcSwap::from_pointee(FleetView::starting(
         fleet.node.clone(),
         fleet.unreachable_after,
@@ -175,6 +241,8 @@ pub(crate) async fn join(
         published: Arc::clone(&view),
         refused,
         redial: Arc::clone(&redial),
+        claims,
+        address,
     };
     let member = match Actor::spawn(None, Member, args).await {
         Ok((member, _)) => member,
@@ -202,6 +270,7 @@ async fn listen(
     fleet: &FleetConfig,
     cookie: String,
     tls: Option<&FleetTls>,
+    claims: &Arc<std::sync::Mutex<Claims>>,
 ) -> Result<(ActorRef<NodeServerMessage>, Arc<AtomicU64>), FleetError> {
     let (encryption, mode) = match tls {
         Some(tls) => (
@@ -231,9 +300,14 @@ async fn listen(
     let refused = Arc::new(AtomicU64::new(0));
     let _ = server.cast(NodeServerMessage::SubscribeToEvents {
         id: "seawall.fleet".to_string(),
-        subscription: Box::new(Refusals {
+        subscription: Box::new(Links {
             refused: Arc::clone(&refused),
-            authenticated: Default::default(),
+            linked: Default::default(),
+            me: (
+                fleet.node.clone(),
+                format!("{}:{}", fleet.listen.ip(), fleet.listen.port()),
+            ),
+            claims: Arc::clone(claims),
             tls: tls.is_some(),
         }),
     });

@@ -16,7 +16,9 @@
 //! for `unreachable_after` drops to the budget divided by the largest fleet
 //! it has seen, and so does every node of a group that is not a strict
 //! majority of that fleet (one side of a partition whose other side may
-//! still be trading).
+//! still be trading). While a node name is claimed by two live processes
+//! (see `claims.rs`), every node that hears it holds that equal part too:
+//! ranks by name no longer tell the processes apart.
 
 use crate::cell::FleetShare;
 
@@ -40,6 +42,9 @@ pub(crate) struct View<'a> {
     /// Whether every live peer announced the same set of live nodes as
     /// this node sees: only then may a share grow.
     pub(crate) agreed: bool,
+    /// Whether some node name (this node's or a peer's) is claimed by two
+    /// live processes: `largest_seen` then counts each of them.
+    pub(crate) clash: bool,
 }
 
 /// The share this node may hold now, given what it holds (`current`).
@@ -107,7 +112,7 @@ pub(crate) fn plan(view: &View<'_>, current: FleetShare) -> FleetShare {
 /// groups can then never both hold the whole.
 fn target(view: &View<'_>) -> FleetShare {
     let live = u64::try_from(view.peers.len() + 1).unwrap_or(u64::MAX);
-    if live.saturating_mul(2) <= u64::from(view.largest_seen) {
+    if view.clash || live.saturating_mul(2) <= u64::from(view.largest_seen) {
         return FleetShare::safe(view.largest_seen);
     }
     let rank = view
@@ -137,6 +142,7 @@ mod tests {
             limits: LIMITS,
             agreed: true,
             held: &[],
+            clash: false,
         }
     }
 
@@ -242,6 +248,43 @@ mod tests {
     }
 
     #[test]
+    fn test_plan_when_two_processes_share_a_name_then_everyone_holds_an_equal_part_and_the_sum_fits(
+    ) {
+        // Two processes both named "a" and one "b", past the window. Each
+        // "a" sees "b"; "b" sees one "a" (beats from both, under one name).
+        let half = |rank| FleetShare { rank, of: 2 };
+        let planned = |clash| {
+            let a = |current| {
+                plan(
+                    &View {
+                        clash,
+                        ..view("a", &[("b", Some(half(1)))])
+                    },
+                    current,
+                )
+            };
+            let b = plan(
+                &View {
+                    clash,
+                    ..view("b", &[("a", Some(half(0)))])
+                },
+                half(1),
+            );
+            [a(half(0)), a(half(0)), b]
+        };
+        // Planted violation: without the clash rule, both "a"s take rank 0
+        // of 2 and the three hold one and a half budgets.
+        let blind = planned(false);
+        assert!(blind.iter().map(|s| s.allowance(10)).sum::<u32>() > 10);
+        // With it (largest_seen counts the three processes), the sum fits.
+        for &limit in LIMITS {
+            let total: u32 = planned(true).iter().map(|s| s.allowance(limit)).sum();
+            assert!(total <= limit, "{total} of {limit}");
+        }
+        assert_eq!(planned(true)[0], FleetShare::safe(3));
+    }
+
+    #[test]
     fn test_plan_when_the_fleet_partitions_then_only_a_majority_splits_the_whole_budget() {
         let third = |rank| FleetShare { rank, of: 3 };
         // {a, b} | {c} of three, past the window: the majority re-splits
@@ -308,7 +351,7 @@ mod tests {
                         .filter(|&j| j != who && groups[j] == groups[who])
                         .map(|j| (names[j], Some(shares[j])))
                         .collect();
-                    let v = View { me: names[who], peers: &peers, settled: true, largest_seen: 5, limits: LIMITS, agreed: true, held: &[] };
+                    let v = View { me: names[who], peers: &peers, settled: true, largest_seen: 5, limits: LIMITS, agreed: true, held: &[], clash: false };
                     shares[who] = plan(&v, shares[who]);
                 }
                 for &limit in LIMITS {
@@ -362,7 +405,7 @@ mod tests {
                     // Cut-off shares are the partition case, outside this model.
                     continue;
                 }
-                let v = View { me: names[who], peers: &peers, settled: settled[who], largest_seen: 5, limits: LIMITS, agreed: true, held: &[] };
+                let v = View { me: names[who], peers: &peers, settled: settled[who], largest_seen: 5, limits: LIMITS, agreed: true, held: &[], clash: false };
                 shares[who] = plan(&v, shares[who]);
                 for &limit in LIMITS {
                     let total: u32 = (0..5).filter(|&j| alive[j]).map(|j| shares[j].allowance(limit)).sum();

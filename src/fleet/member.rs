@@ -7,6 +7,7 @@
 //! and publishes the fleet view. Hints from peers move its own breakers.
 
 use super::budget::{self, View};
+use super::claims::Claims;
 use super::view::{FleetStatus, FleetView, NodeView};
 use super::wire::{Beat, BreakerBrief, Hint, ShareWire, Wire, GROUP};
 use crate::cell::{BreakerControl, FleetShare};
@@ -30,6 +31,10 @@ pub(crate) struct MemberArgs {
     pub(crate) refused: Arc<AtomicU64>,
     /// Wakes the dialer to try the seeds again.
     pub(crate) redial: Arc<tokio::sync::Notify>,
+    /// Who claims each node name; the links note what they see too.
+    pub(crate) claims: Arc<std::sync::Mutex<Claims>>,
+    /// This node's address as its links name it (`ip:port`).
+    pub(crate) address: String,
 }
 
 pub(crate) struct Member;
@@ -48,8 +53,9 @@ pub(crate) struct MemberState {
     last_tick: Instant,
     /// When the seeds were last dialled again.
     last_dial: Option<Instant>,
-    /// Another process claimed this node's name (logged once).
-    name_clash: bool,
+    /// The names claimed by more than one live process at the last tick,
+    /// with how many processes claim each.
+    clashes: BTreeMap<String, u32>,
     /// Per shared dependency: the shares this node held, and until when
     /// requests sent under each still count at the dependency (`None`:
     /// the share it holds now).
@@ -89,7 +95,7 @@ impl Actor for Member {
             waiting_since: now,
             last_tick: now,
             last_dial: None,
-            name_clash: false,
+            clashes: BTreeMap::new(),
             held: BTreeMap::new(),
             ticker: Some(ticker),
         })
@@ -174,16 +180,21 @@ impl MemberState {
     }
 
     fn heard(&mut self, beat: Beat) {
+        if let Ok(mut claims) = self.args.claims.lock() {
+            claims.heard(&beat.node, beat.incarnation, Instant::now());
+        }
         if beat.node == self.me() {
-            if beat.incarnation != self.args.incarnation && !self.name_clash {
-                self.name_clash = true;
-                tracing::error!(node = %beat.node, "fleet: another node uses this node's name; its beats are ignored; give each node its own fleet.node");
-            }
+            // Another process with this node's name (see `tick`), or this
+            // node's own beat relayed back: neither is a peer.
             return;
         }
         if let Some(known) = self.peers.get(&beat.node) {
             if known.beat.incarnation != beat.incarnation {
-                tracing::info!(node = %beat.node, "fleet: a node restarted and rejoined");
+                // Two processes under one name flip it on every beat: that
+                // is logged once, as a clash, not as restarts.
+                if !self.clashes.contains_key(&beat.node) {
+                    tracing::info!(node = %beat.node, "fleet: a node restarted and rejoined");
+                }
             } else if known.beat.seq >= beat.seq {
                 return; // an older beat arriving late
             }
@@ -239,6 +250,7 @@ impl MemberState {
             .map(|(n, _)| n.clone())
             .collect();
         self.log_changes(&live);
+        self.note_clashes(now);
         if !live.is_empty() {
             self.settled = true;
         } else if !self.settled && now.saturating_duration_since(self.waiting_since) >= after {
@@ -247,7 +259,9 @@ impl MemberState {
                 "fleet: no other node heard from; taking the safe share of shared budgets"
             );
         }
-        let size = u32::try_from(live.len() + 1).unwrap_or(u32::MAX);
+        // Each process of a clashing name counts, not the name once.
+        let extra: usize = self.clashes.values().map(|&n| n as usize - 1).sum();
+        let size = u32::try_from(live.len() + 1 + extra).unwrap_or(u32::MAX);
         self.largest_seen = self.largest_seen.max(size);
         let mut view: Vec<String> = live.iter().cloned().collect();
         view.push(self.me().to_string());
@@ -274,6 +288,32 @@ impl MemberState {
             self.last_dial = Some(now);
             self.args.redial.notify_one();
         }
+    }
+
+    /// Finds the names two live processes claim, and logs each clash as
+    /// it starts and ends.
+    fn note_clashes(&mut self, now: Instant) {
+        let me = (
+            self.args.config.node.as_str(),
+            self.args.incarnation,
+            self.args.address.as_str(),
+        );
+        let Ok(mut claims) = self.args.claims.lock() else {
+            return;
+        };
+        let clashes = claims.clashes(me, now, self.args.config.unreachable_after);
+        drop(claims);
+        for (node, processes) in &clashes {
+            if !self.clashes.contains_key(node) {
+                tracing::error!(%node, %processes, "fleet: {processes} live processes use the node name {node:?}; every node that hears them holds only an equal part of shared budgets until one stops; give each node its own fleet.node");
+            }
+        }
+        for node in self.clashes.keys() {
+            if !clashes.contains_key(node) {
+                tracing::warn!(%node, "fleet: the node name {node:?} has one process again");
+            }
+        }
+        self.clashes = clashes;
     }
 
     fn log_changes(&mut self, live: &BTreeSet<String>) {
@@ -332,6 +372,7 @@ impl MemberState {
                     largest_seen: self.largest_seen,
                     limits: &limits,
                     agreed,
+                    clash: !self.clashes.is_empty(),
                 },
                 current,
             );
@@ -433,7 +474,7 @@ impl MemberState {
             ));
         }
         let status = FleetStatus::of(self.peers.len(), live.len());
-        self.args.published.store(Arc::new(FleetView::new(
+        let mut view = FleetView::new(
             self.me().to_string(),
             status,
             self.largest_seen,
@@ -441,6 +482,8 @@ impl MemberState {
             self.args.refused.load(Ordering::Relaxed),
             nodes,
             SystemTime::now(),
-        )));
+        );
+        view.name_clashes = self.clashes.clone();
+        self.args.published.store(Arc::new(view));
     }
 }

@@ -110,12 +110,19 @@ pub struct FleetView {
     /// (for a link this node dialled) a TLS handshake the peer refused. A
     /// handshake this node's own TLS listener refuses never becomes a link:
     /// ractor_cluster logs it (`Error establishing secure socket`), and it
-    /// is not counted here.
+    /// is not counted here. Nor are links closed as a second link to a
+    /// linked node, or as a second process under one name (those are
+    /// `name_clashes`).
     pub refused_connections: u64,
     /// Every node heard from since this one started, this one first.
     pub nodes: Vec<NodeView>,
     /// Per shared dependency: each node's breaker for it.
     pub dependencies: BTreeMap<String, Vec<SharedBreaker>>,
+    /// Node names that more than one live process uses, with how many:
+    /// a misconfiguration (each node needs its own `fleet.node`). While
+    /// any is listed, this node holds only an equal part of `largest_seen`
+    /// (which counts every process) of each shared budget.
+    pub name_clashes: BTreeMap<String, u32>,
     /// When this view was computed.
     #[serde(with = "crate::clock::rfc3339")]
     pub updated_at: SystemTime,
@@ -156,6 +163,7 @@ impl FleetView {
             refused_connections,
             nodes,
             dependencies,
+            name_clashes: BTreeMap::new(),
             updated_at,
         }
     }
