@@ -226,8 +226,9 @@ pub(crate) async fn join(
         .ok_or(FleetError::NoCookie)?;
     let tls = seawall.extension::<FleetTls>();
     let claims = Arc::new(std::sync::Mutex::new(Claims::default()));
+    // This node's address as its links name it (ractor_cluster's `host:port`).
     let address = format!("{}:{}", fleet.listen.ip(), fleet.listen.port());
-    let (server, refused) = listen(&fleet, cookie, tls.as_ref(), &claims).await?;
+    let (server, refused) = listen(&fleet, cookie, tls.as_ref(), (&claims, &address)).await?;
     let view = Arc::new(ArcSwap::from_pointee(FleetView::starting(
         fleet.node.clone(),
         fleet.unreachable_after,
@@ -270,7 +271,7 @@ async fn listen(
     fleet: &FleetConfig,
     cookie: String,
     tls: Option<&FleetTls>,
-    claims: &Arc<std::sync::Mutex<Claims>>,
+    (claims, address): (&Arc<std::sync::Mutex<Claims>>, &str),
 ) -> Result<(ActorRef<NodeServerMessage>, Arc<AtomicU64>), FleetError> {
     let (encryption, mode) = match tls {
         Some(tls) => (
@@ -303,10 +304,7 @@ async fn listen(
         subscription: Box::new(Links {
             refused: Arc::clone(&refused),
             linked: Default::default(),
-            me: (
-                fleet.node.clone(),
-                format!("{}:{}", fleet.listen.ip(), fleet.listen.port()),
-            ),
+            me: (fleet.node.clone(), address.to_string()),
             claims: Arc::clone(claims),
             tls: tls.is_some(),
         }),

@@ -78,20 +78,27 @@ impl std::fmt::Display for FleetShare {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match *self {
             Self::NONE => f.write_str("nothing yet"),
-            Self { rank: u32::MAX, of } => write!(f, "an equal part of {of}"),
+            Self {
+                rank: Self::EQUAL_PART,
+                of,
+            } => write!(f, "an equal part of {of}"),
             Self { rank, of } => write!(f, "rank {rank} of {of}"),
         }
     }
 }
 
 impl FleetShare {
+    /// The rank of an equal part with none of the remainder (the safe
+    /// share): no live node's rank, so it never takes one of the remainder.
+    const EQUAL_PART: u32 = u32::MAX;
+
     /// The whole budget: a node alone, or not in a fleet.
     pub(crate) const WHOLE: Self = Self { rank: 0, of: 1 };
 
     /// Nothing: a node that has not yet heard what the others hold.
     #[cfg_attr(not(feature = "fleet"), allow(dead_code))]
     pub(crate) const NONE: Self = Self {
-        rank: u32::MAX,
+        rank: Self::EQUAL_PART,
         of: u32::MAX,
     };
 
@@ -100,7 +107,7 @@ impl FleetShare {
     #[cfg_attr(not(feature = "fleet"), allow(dead_code))]
     pub(crate) fn safe(of: u32) -> Self {
         Self {
-            rank: u32::MAX,
+            rank: Self::EQUAL_PART,
             of: of.max(1),
         }
     }

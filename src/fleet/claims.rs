@@ -18,7 +18,7 @@
 //!   `unreachable_after` while it hears no one), so such a claim is kept
 //!   for four times as long.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 /// How many times `unreachable_after` a claim seen on a link is kept.
@@ -61,7 +61,11 @@ impl Claims {
             within.saturating_mul(LINK_CLAIM_LIFE),
         );
         let mut clashes = BTreeMap::new();
-        let names = self.incarnations.keys().chain(self.addresses.keys());
+        let names: BTreeSet<&String> = self
+            .incarnations
+            .keys()
+            .chain(self.addresses.keys())
+            .collect();
         for node in names {
             let mine = node == my_name;
             let by_beats = claimants(self.incarnations.get(node), mine.then_some(&my_incarnation));

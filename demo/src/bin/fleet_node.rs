@@ -13,7 +13,10 @@
 //! node both proves itself with its certificate and checks the peer's, so
 //! a process without one from the fleet's CA cannot join.
 
-use seawall::{CallError, Evidence, Lifecycle, Policy, Seawall, Service};
+use seawall::{CallError, Evidence, Lifecycle, Policy, Seawall, Service, ServiceKey};
+
+/// The broker: the `kite_api` table of the node's config, served by `Broker`.
+const KITE: ServiceKey<Broker> = ServiceKey::new("kite_api");
 use std::time::{Duration, SystemTime};
 
 /// Places orders with the loopback broker, naming this node in a header.
@@ -197,7 +200,7 @@ async fn start(path: &str, broker: String) -> Seawall {
         base: broker.clone(),
         node: node.clone(),
     };
-    let mut builder = Seawall::builder(config).service("kite_api", make);
+    let mut builder = Seawall::builder(config).register(KITE, make);
     if let Some(dir) = std::env::var_os("FLEET_TLS_DIR") {
         match fleet_tls(std::path::Path::new(&dir)) {
             Ok(tls) => builder = builder.fleet_tls(tls),
@@ -270,7 +273,7 @@ async fn main() {
     }
     print_transitions(&seawall);
     let handle = seawall
-        .handle::<Broker>("kite_api")
+        .handle_of(KITE)
         .expect("kite_api is registered above");
     start_orders(handle);
     let mut term =
